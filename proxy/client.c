@@ -1,0 +1,440 @@
+/* client: one client connection on one worker. It frames the client's requests,
+ * sends them on its upstream connection (one per client, so Redis runs them in the
+ * client's order), and writes replies back strictly in command order. Session
+ * commands (MULTI, blocking, pub/sub, SELECT, AUTH...) move the client, once its
+ * in-flight replies are back, onto a pinned connection that relays bytes as they are.
+ * Every buffer is bounded: a client that pipelines too much, or reads too slowly,
+ * is simply not read until it catches up. */
+#include "command.h"
+#include "dataplane.h"
+#include "frame.h"
+#include "log.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLIENT_READ_MAX (64 * 1024)
+#define CLIENT_OUT_HIGH (8u << 20) /* stop reading a client that does not read its replies */
+#define UPSTREAM_OUT_HIGH (8u << 20) /* stop reading clients while Redis is not taking bytes */
+
+enum {
+    C_PAUSED_PENDING = 1 << 0, /* max_pending_per_client replies outstanding */
+    C_PAUSED_UP = 1 << 1,      /* its upstream's output is over the high mark */
+    C_PAUSED_OUT = 1 << 2,     /* its own output is over the high mark */
+    C_HELD = 1 << 3,           /* a parsed session command waits for pending replies */
+    C_CLOSING = 1 << 4,        /* no more input: close once replies are out */
+    C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
+};
+#define C_NOREAD (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_HELD | C_CLOSING | C_NOINPUT)
+
+struct client {
+    struct worker *w;
+    struct bufferevent *bev;
+    TAILQ_ENTRY(client) link;
+    struct req_queue pending; /* in command order */
+    int npending;
+    struct upconn *up;        /* shared connection: all this client's requests go here */
+    struct upconn *pin;       /* its own connection, once in a session */
+    struct upconn *waiting;   /* with C_PAUSED_UP: whose output it waits on */
+    struct resp_parser rp;
+    size_t scanned;
+    unsigned flags;
+    int reading;
+};
+
+static int client_process(struct client *c);
+
+static struct evbuffer *output(struct client *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+static void update_reading(struct client *c)
+{
+    int want = !(c->flags & C_NOREAD);
+    if (want == c->reading) return;
+    c->reading = want;
+    if (want)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+static void client_free(struct client *c)
+{
+    struct worker *w = c->w;
+    struct req *r;
+
+    while ((r = TAILQ_FIRST(&c->pending))) {
+        TAILQ_REMOVE(&c->pending, r, cq);
+        if (!r->done) { /* still in an upstream's queue: its reply will be dropped */
+            r->client = NULL;
+            continue;
+        }
+        if (r->reply) evbuffer_free(r->reply);
+        worker_req_put(w, r);
+    }
+    if (c->flags & C_PAUSED_UP) c->waiting->nwaiting--;
+    upstream_pin_destroy(&c->pin);
+    resp_deinit(&c->rp);
+    bufferevent_free(c->bev);
+    TAILQ_REMOVE(&w->clients, c, link);
+    w->nclients--;
+    atomic_fetch_sub(&w->shared->nclients, 1);
+    free(c);
+    worker_maybe_finish(w);
+}
+
+/* Closes a closing client once all its replies are written. Returns -1 if freed. */
+static int maybe_finish(struct client *c)
+{
+    if (!(c->flags & C_CLOSING) || c->npending || evbuffer_get_length(output(c))) return 0;
+    client_free(c);
+    return -1;
+}
+
+/* A reply made here, queued behind the client's pending replies. */
+static void local_reply(struct client *c, const char *s, size_t n)
+{
+    if (TAILQ_EMPTY(&c->pending)) {
+        evbuffer_add(output(c), s, n);
+        return;
+    }
+    struct req *r = worker_req_get(c->w);
+    r->client = c;
+    r->up = NULL;
+    r->reply = evbuffer_new();
+    r->done = 1;
+    evbuffer_add(r->reply, s, n);
+    TAILQ_INSERT_TAIL(&c->pending, r, cq);
+    c->npending++;
+}
+
+static void local_error(struct client *c, const char *fmt, const char *arg)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), fmt, arg);
+    if (n >= (int)sizeof(msg)) n = (int)sizeof(msg) - 1;
+    local_reply(c, msg, (size_t)n);
+}
+
+static void next_message(struct client *c)
+{
+    resp_reset(&c->rp);
+    c->scanned = 0;
+}
+
+/* Drops the framed message from the input without sending it. */
+static void discard_message(struct client *c)
+{
+    evbuffer_drain(bufferevent_get_input(c->bev), c->rp.len);
+    next_message(c);
+}
+
+/* Malformed input: the stream cannot be trusted past this point. Redis answers
+ * with an error and closes; an HTTP request gets no answer at all. Returns -1 if
+ * the client was freed. */
+static int protocol_error(struct client *c, const char *what)
+{
+    log_debug("client: protocol error (%s), closing", what);
+    if (c->rp.http) {
+        client_free(c);
+        return -1;
+    }
+    local_error(c, "-ERR Protocol error: %s\r\n", what);
+    c->flags |= C_CLOSING;
+    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    update_reading(c);
+    return maybe_finish(c);
+}
+
+/* Sends the framed message on u, queueing r (NULL for a pinned connection). */
+static void send_message(struct client *c, struct upconn *u, struct req *r)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (c->rp.inl) {
+        evbuffer_drain(in, c->rp.len);
+        upstream_send(u, r, NULL, c->rp.inl, c->rp.inl_len);
+    } else {
+        upstream_send(u, r, in, NULL, c->rp.len);
+    }
+    next_message(c);
+    if (upstream_output_len(u) > UPSTREAM_OUT_HIGH && !(c->flags & C_PAUSED_UP)) {
+        c->flags |= C_PAUSED_UP;
+        c->waiting = u;
+        u->nwaiting++;
+    }
+}
+
+static void forward_shared(struct client *c)
+{
+    struct upconn *u = upstream_pick(c->w, c->up);
+    if (!u) {
+        discard_message(c);
+        local_error(c, "-ERR upstream unavailable (%s)\r\n", c->w->pool[0].why);
+        return;
+    }
+    c->up = u;
+    struct req *r = worker_req_get(c->w);
+    r->client = c;
+    r->reply = NULL;
+    r->done = 0;
+    TAILQ_INSERT_TAIL(&c->pending, r, cq);
+    if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
+    send_message(c, u, r);
+}
+
+static void forward_pinned(struct client *c, unsigned flags)
+{
+    send_message(c, c->pin, NULL);
+    if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
+}
+
+/* Session commands need a connection of their own; they wait until the client's
+ * replies from the shared connection are all back, so order is kept. */
+static void start_session(struct client *c, unsigned flags)
+{
+    if (c->npending) {
+        c->flags |= C_HELD;
+        return;
+    }
+    c->pin = upstream_pin_create(c->w, c);
+    if (!c->pin) {
+        discard_message(c);
+        local_error(c, "-ERR %s\r\n", "out of memory");
+        return;
+    }
+    log_debug("client: '%s' starts a session on a dedicated upstream connection", c->rp.name);
+    forward_pinned(c, flags);
+}
+
+/* CLIENT subcommands that must not reach a shared connection. Returns 1 if answered here. */
+static int client_command_local(struct client *c)
+{
+    if (strcasecmp(c->rp.arg1, "setinfo") == 0 && c->rp.argc == 4) {
+        discard_message(c); /* library name and version: nothing to keep per client yet */
+        local_reply(c, "+OK\r\n", 5);
+        return 1;
+    }
+    if (strcasecmp(c->rp.arg1, "getname") == 0 && c->rp.argc == 2) {
+        discard_message(c); /* SETNAME starts a session, so here there is no name */
+        local_reply(c, "$-1\r\n", 5);
+        return 1;
+    }
+    return 0;
+}
+
+static void dispatch(struct client *c)
+{
+    struct resp_parser *p = &c->rp;
+    if (p->argc == 0) { /* an empty command: Redis sends nothing back either */
+        discard_message(c);
+        return;
+    }
+    unsigned flags = p->name_len <= RESP_NAME_MAX ? cmd_flags(p->name, p->name_len) : 0;
+    if (c->pin) {
+        forward_pinned(c, flags);
+    } else if (flags & CMD_QUIT) {
+        discard_message(c);
+        local_reply(c, "+OK\r\n", 5);
+        c->flags |= C_CLOSING;
+    } else if ((flags & CMD_CLIENT) && client_command_local(c)) {
+        /* answered */
+    } else if (flags & (CMD_SESSION | CMD_CLIENT)) {
+        start_session(c, flags);
+    } else {
+        forward_shared(c);
+    }
+}
+
+/* Frames and sends what the client has sent, as far as its limits allow.
+ * Returns -1 if the client was freed. */
+static int client_process(struct client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!(c->flags & C_NOREAD)) {
+        int rc = frame_next(&c->rp, in, &c->scanned);
+        if (rc == RESP_EPROTO) return protocol_error(c, c->rp.err);
+        if (rc == RESP_MORE) {
+            if ((long long)evbuffer_get_length(in) > c->w->cfg->limits.max_query_buffer_bytes)
+                return protocol_error(c, "query buffer limit exceeded");
+            break;
+        }
+        dispatch(c);
+    }
+    update_reading(c);
+    return maybe_finish(c);
+}
+
+/* Writes out the replies at the head of the queue that are complete. */
+static int release_replies(struct client *c)
+{
+    struct req *r;
+    while ((r = TAILQ_FIRST(&c->pending)) && r->done) {
+        TAILQ_REMOVE(&c->pending, r, cq);
+        c->npending--;
+        evbuffer_add_buffer(output(c), r->reply);
+        evbuffer_free(r->reply);
+        worker_req_put(c->w, r);
+    }
+    if ((c->flags & C_PAUSED_PENDING) &&
+        c->npending <= c->w->cfg->limits.max_pending_per_client / 2)
+        c->flags &= ~(unsigned)C_PAUSED_PENDING;
+    if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) c->flags |= C_PAUSED_OUT;
+    if ((c->flags & C_HELD) && c->npending == 0) {
+        c->flags &= ~(unsigned)C_HELD;
+        dispatch(c);
+    }
+    return client_process(c);
+}
+
+void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
+{
+    struct client *c = r->client;
+    if (!c) { /* the client left: drop its reply */
+        evbuffer_drain(src, len);
+        worker_req_put(w, r);
+        return;
+    }
+    if (r != TAILQ_FIRST(&c->pending)) { /* an earlier reply is still out: keep this one */
+        r->reply = evbuffer_new();
+        evbuffer_remove_buffer(src, r->reply, len);
+        r->done = 1;
+        return;
+    }
+    TAILQ_REMOVE(&c->pending, r, cq);
+    c->npending--;
+    evbuffer_remove_buffer(src, output(c), len);
+    worker_req_put(w, r);
+    release_replies(c);
+}
+
+void client_fail(struct worker *w, struct req *r, const char *msg)
+{
+    struct client *c = r->client;
+    if (!c) {
+        worker_req_put(w, r);
+        return;
+    }
+    r->reply = evbuffer_new();
+    evbuffer_add(r->reply, msg, strlen(msg));
+    r->done = 1;
+    if (r == TAILQ_FIRST(&c->pending)) release_replies(c);
+}
+
+void client_tunnel_data(struct client *c, struct evbuffer *src)
+{
+    evbuffer_add_buffer(output(c), src);
+    if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
+}
+
+void client_tunnel_lost(struct client *c, const char *why)
+{
+    if (!c->pin->got_data) local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
+    else log_debug("client: session connection lost (%s), closing the client", why);
+    if (c->flags & C_PAUSED_UP) {
+        c->flags &= ~(unsigned)C_PAUSED_UP;
+        c->waiting->nwaiting--;
+    }
+    upstream_pin_destroy(&c->pin);
+    c->flags |= C_CLOSING;
+    update_reading(c);
+    maybe_finish(c);
+}
+
+void client_upstream_drained(struct upconn *u)
+{
+    struct client *c, *next;
+    for (c = TAILQ_FIRST(&u->w->clients); c && u->nwaiting; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!(c->flags & C_PAUSED_UP) || c->waiting != u) continue;
+        c->flags &= ~(unsigned)C_PAUSED_UP;
+        u->nwaiting--;
+        client_process(c);
+    }
+}
+
+static void client_readcb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    client_process(arg);
+}
+
+/* The output is flushed (write low-water mark 0). */
+static void client_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct client *c = arg;
+    if (c->pin) upstream_pause_reading(c->pin, 0);
+    if (c->flags & C_PAUSED_OUT) {
+        c->flags &= ~(unsigned)C_PAUSED_OUT;
+        client_process(c);
+        return;
+    }
+    maybe_finish(c);
+}
+
+static void client_eventcb(struct bufferevent *bev, short events, void *arg)
+{
+    (void)bev;
+    (void)events; /* EOF or error: either way the client is gone */
+    client_free(arg);
+}
+
+void client_accept(struct worker *w, evutil_socket_t fd)
+{
+    static const char full[] = "-ERR max number of clients reached\r\n";
+    int one = 1;
+
+    if (w->draining ||
+        atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
+        if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
+        ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)rc;
+        evutil_closesocket(fd);
+        return;
+    }
+    struct client *c = calloc(1, sizeof(*c));
+    if (c) c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c || !c->bev) {
+        free(c);
+        evutil_closesocket(fd);
+        atomic_fetch_sub(&w->shared->nclients, 1);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    c->w = w;
+    TAILQ_INIT(&c->pending);
+    long long max_bulk = w->cfg->limits.max_query_buffer_bytes;
+    resp_init(&c->rp, RESP_REQUEST, max_bulk < RESP_MAX_BULK_DEFAULT ? max_bulk : RESP_MAX_BULK_DEFAULT);
+    TAILQ_INSERT_TAIL(&w->clients, c, link);
+    w->nclients++;
+    bufferevent_setcb(c->bev, client_readcb, client_writecb, client_eventcb, c);
+    bufferevent_set_max_single_read(c->bev, CLIENT_READ_MAX);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->reading = 1;
+}
+
+void client_start_drain(struct worker *w)
+{
+    struct client *c, *next;
+    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        c->flags |= C_CLOSING; /* in-flight replies still go out */
+        update_reading(c);
+        maybe_finish(c);
+    }
+}
+
+void client_close_all(struct worker *w)
+{
+    struct client *c;
+    while ((c = TAILQ_FIRST(&w->clients))) client_free(c);
+}

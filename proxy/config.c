@@ -1,0 +1,300 @@
+/* config: JSON (jansson) to struct config. Validation is complete before anything
+ * is returned, so a caller never sees half a config. */
+#include "config.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define THREADS_MAX 256
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
+{
+    const char *host = s, *colon;
+    size_t hostlen;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') return fail(err, errlen, "expected \"[ipv6]:port\"");
+        host = s + 1;
+        hostlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) return fail(err, errlen, "expected \"host:port\"");
+        hostlen = (size_t)(colon - s);
+        if (memchr(s, ':', hostlen)) return fail(err, errlen, "IPv6 addresses need brackets");
+    }
+    if (hostlen == 0) return fail(err, errlen, "empty host");
+    if (hostlen >= CONFIG_HOST_MAX) return fail(err, errlen, "host too long");
+
+    const char *p = colon + 1;
+    long port = 0;
+    if (*p == '\0') return fail(err, errlen, "missing port");
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            return fail(err, errlen, "port must be a number from 1 to 65535");
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535) return fail(err, errlen, "port must be a number from 1 to 65535");
+
+    memcpy(out->host, host, hostlen);
+    out->host[hostlen] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+/* Every key of obj must be one of allowed (NULL-terminated). */
+static int check_keys(json_t *obj, const char *path, const char *const *allowed, char *err,
+                      size_t errlen)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        int known = 0;
+        for (const char *const *a = allowed; *a && !known; a++) known = strcmp(*a, key) == 0;
+        if (!known) return fail(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
+    }
+    return 0;
+}
+
+/* Reads an optional integer within [min, max]; leaves *out alone when absent. */
+static int get_int(json_t *obj, const char *path, const char *key, long long min, long long max,
+                   long long *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    const char *dot = *path ? "." : "";
+    if (!json_is_integer(v))
+        return fail(err, errlen, "%s%s%s: expected an integer", path, dot, key);
+    long long n = json_integer_value(v);
+    if (n < min || n > max)
+        return fail(err, errlen, "%s%s%s: must be from %lld to %lld", path, dot, key, min, max);
+    *out = n;
+    return 0;
+}
+
+static int get_object(json_t *obj, const char *path, const char *key, json_t **out, char *err,
+                      size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = v;
+    if (v && !json_is_object(v))
+        return fail(err, errlen, "%s%s%s: expected an object", path, *path ? "." : "", key);
+    return 0;
+}
+
+static int parse_region(json_t *r, size_t i, struct config_region *reg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "priority", "nodes", NULL};
+    char path[64];
+    snprintf(path, sizeof(path), "regions[%zu]", i);
+
+    if (!json_is_object(r)) return fail(err, errlen, "%s: expected an object", path);
+    if (check_keys(r, path, keys, err, errlen)) return -1;
+
+    json_t *name = json_object_get(r, "name");
+    if (!json_is_string(name) || json_string_length(name) == 0)
+        return fail(err, errlen, "%s.name: expected a non-empty string", path);
+    reg->name = strdup(json_string_value(name));
+    if (!reg->name) return fail(err, errlen, "out of memory");
+
+    reg->priority = 0;
+    if (get_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen)) return -1;
+
+    json_t *nodes = json_object_get(r, "nodes");
+    if (!json_is_array(nodes) || json_array_size(nodes) == 0)
+        return fail(err, errlen, "%s.nodes: expected a non-empty array of \"host:port\"", path);
+    reg->nnodes = json_array_size(nodes);
+    reg->nodes = calloc(reg->nnodes, sizeof(*reg->nodes));
+    if (!reg->nodes) return fail(err, errlen, "out of memory");
+    for (size_t j = 0; j < reg->nnodes; j++) {
+        json_t *n = json_array_get(nodes, j);
+        char why[128];
+        if (!json_is_string(n))
+            return fail(err, errlen, "%s.nodes[%zu]: expected a \"host:port\" string", path, j);
+        if (config_parse_addr(json_string_value(n), &reg->nodes[j], why, sizeof(why)))
+            return fail(err, errlen, "%s.nodes[%zu]: %s", path, j, why);
+        for (size_t k = 0; k < j; k++)
+            if (strcmp(reg->nodes[k].host, reg->nodes[j].host) == 0 &&
+                reg->nodes[k].port == reg->nodes[j].port)
+                return fail(err, errlen, "%s.nodes[%zu]: duplicate of nodes[%zu]", path, j, k);
+    }
+    return 0;
+}
+
+static int parse_regions(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    json_t *regions = json_object_get(root, "regions");
+    if (!regions) return fail(err, errlen, "regions: required");
+    if (!json_is_array(regions) || json_array_size(regions) == 0)
+        return fail(err, errlen, "regions: expected a non-empty array");
+
+    cfg->regions = calloc(json_array_size(regions), sizeof(*cfg->regions));
+    if (!cfg->regions) return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < json_array_size(regions); i++) {
+        cfg->nregions = i + 1; /* so destroy frees what was filled */
+        if (parse_region(json_array_get(regions, i), i, &cfg->regions[i], err, errlen)) return -1;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(cfg->regions[k].name, cfg->regions[i].name) == 0)
+                return fail(err, errlen, "regions[%zu].name: duplicate of regions[%zu]", i, k);
+    }
+    return 0;
+}
+
+static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"listen",   "threads", "log",    "shutdown_timeout_ms",
+                                       "regions",  "upstream", "limits", NULL};
+    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
+                                                NULL};
+    static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
+                                              "max_pending_per_client", NULL};
+    static const char *const log_keys[] = {"level", NULL};
+    long long v;
+    json_t *obj;
+
+    if (!json_is_object(root)) return fail(err, errlen, "the top level must be an object");
+    if (check_keys(root, "", keys, err, errlen)) return -1;
+
+    json_t *listen = json_object_get(root, "listen");
+    if (listen) {
+        char why[128];
+        if (!json_is_string(listen)) return fail(err, errlen, "listen: expected \"host:port\"");
+        if (config_parse_addr(json_string_value(listen), &cfg->listen, why, sizeof(why)))
+            return fail(err, errlen, "listen: %s", why);
+    }
+
+    v = cfg->threads;
+    if (get_int(root, "", "threads", 1, THREADS_MAX, &v, err, errlen)) return -1;
+    cfg->threads = (int)v;
+    v = cfg->shutdown_timeout_ms;
+    if (get_int(root, "", "shutdown_timeout_ms", 0, 600000, &v, err, errlen)) return -1;
+    cfg->shutdown_timeout_ms = (int)v;
+
+    if (get_object(root, "", "log", &obj, err, errlen)) return -1;
+    if (obj) {
+        if (check_keys(obj, "log", log_keys, err, errlen)) return -1;
+        json_t *lvl = json_object_get(obj, "level");
+        if (lvl && (!json_is_string(lvl) || log_level_parse(json_string_value(lvl)) < 0))
+            return fail(err, errlen, "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
+        if (lvl) cfg->log_level = log_level_parse(json_string_value(lvl));
+    }
+
+    if (get_object(root, "", "upstream", &obj, err, errlen)) return -1;
+    if (obj) {
+        if (check_keys(obj, "upstream", upstream_keys, err, errlen)) return -1;
+        v = cfg->upstream.connections_per_node;
+        if (get_int(obj, "upstream", "connections_per_node", 1, 64, &v, err, errlen)) return -1;
+        cfg->upstream.connections_per_node = (int)v;
+        v = cfg->upstream.connect_timeout_ms;
+        if (get_int(obj, "upstream", "connect_timeout_ms", 1, 60000, &v, err, errlen)) return -1;
+        cfg->upstream.connect_timeout_ms = (int)v;
+    }
+
+    if (get_object(root, "", "limits", &obj, err, errlen)) return -1;
+    if (obj) {
+        if (check_keys(obj, "limits", limits_keys, err, errlen)) return -1;
+        v = cfg->limits.max_clients;
+        if (get_int(obj, "limits", "max_clients", 1, 1000000, &v, err, errlen)) return -1;
+        cfg->limits.max_clients = (int)v;
+        if (get_int(obj, "limits", "max_query_buffer_bytes", 1024, 4LL << 30,
+                    &cfg->limits.max_query_buffer_bytes, err, errlen))
+            return -1;
+        v = cfg->limits.max_pending_per_client;
+        if (get_int(obj, "limits", "max_pending_per_client", 1, 1000000, &v, err, errlen))
+            return -1;
+        cfg->limits.max_pending_per_client = (int)v;
+    }
+
+    return parse_regions(root, cfg, err, errlen);
+}
+
+static void set_defaults(struct config *cfg)
+{
+    strcpy(cfg->listen.host, "127.0.0.1");
+    cfg->listen.port = 7379;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (int)cpus;
+    cfg->log_level = LOG_INFO;
+    cfg->shutdown_timeout_ms = 5000;
+    cfg->upstream.connections_per_node = 2;
+    cfg->upstream.connect_timeout_ms = 1000;
+    cfg->limits.max_clients = 10000;
+    cfg->limits.max_query_buffer_bytes = 1LL << 30; /* Redis' client-query-buffer-limit */
+    cfg->limits.max_pending_per_client = 1024;
+}
+
+static struct config *config_from_json(json_t *root, char *err, size_t errlen)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) {
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    set_defaults(cfg);
+    if (parse_root(root, cfg, err, errlen)) config_destroy(&cfg);
+    return cfg;
+}
+
+struct config *config_load_string(const char *json, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        fail(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    struct config *cfg = config_from_json(root, err, errlen);
+    json_decref(root);
+    return cfg;
+}
+
+struct config *config_load_file(const char *path, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        fail(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    struct config *cfg = config_from_json(root, err, errlen);
+    json_decref(root);
+    return cfg;
+}
+
+void config_destroy(struct config **cfgp)
+{
+    struct config *cfg = *cfgp;
+    if (!cfg) return;
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        free(cfg->regions[i].name);
+        free(cfg->regions[i].nodes);
+    }
+    free(cfg->regions);
+    free(cfg);
+    *cfgp = NULL;
+}
+
+const struct config_region *config_primary_region(const struct config *cfg)
+{
+    const struct config_region *best = &cfg->regions[0];
+    for (size_t i = 1; i < cfg->nregions; i++)
+        if (cfg->regions[i].priority < best->priority) best = &cfg->regions[i];
+    return best;
+}

@@ -1,0 +1,52 @@
+/* config: loads and validates the JSON configuration into plain, immutable data.
+ * Every error names the offending key ("regions[0].nodes[1]: port out of range").
+ * The same code serves startup and --check-config. */
+#ifndef RG_CONFIG_H
+#define RG_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_HOST_MAX 256
+
+struct config_addr {
+    char host[CONFIG_HOST_MAX]; /* without IPv6 brackets */
+    int port;
+};
+
+struct config_region {
+    char *name;
+    long long priority; /* lower is preferred */
+    size_t nnodes;
+    struct config_addr *nodes; /* nodes[0] is the upstream for now */
+};
+
+struct config {
+    struct config_addr listen;
+    int threads;
+    int log_level;           /* enum log_level */
+    int shutdown_timeout_ms; /* drain time on SIGTERM/SIGINT */
+    size_t nregions;
+    struct config_region *regions;
+    struct {
+        int connections_per_node;
+        int connect_timeout_ms;
+    } upstream;
+    struct {
+        int max_clients;
+        long long max_query_buffer_bytes;
+        int max_pending_per_client;
+    } limits;
+};
+
+/* Returns a new config, or NULL with a message in err. */
+struct config *config_load_file(const char *path, char *err, size_t errlen);
+struct config *config_load_string(const char *json, char *err, size_t errlen);
+void config_destroy(struct config **cfg);
+
+/* The region with the lowest priority value (the first such in the file). */
+const struct config_region *config_primary_region(const struct config *cfg);
+
+/* Parses "host:port" or "[v6addr]:port". Returns 0, or -1 with a message in err. */
+int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen);
+
+#endif

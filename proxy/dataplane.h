@@ -1,0 +1,119 @@
+/* dataplane: the types one worker thread's data plane is made of, shared by
+ * worker.c (thread, listener, control), client.c (client connections, reply
+ * ordering) and upstream.c (pooled and pinned connections to Redis). Nothing
+ * outside those three files includes this header; everything here is owned by
+ * exactly one worker thread and touched by no other.
+ *
+ * Vocabulary (after twemproxy): a client sends requests; each request is a
+ * struct req in its client's queue, in command order, and - once sent - in one
+ * upstream connection's in-flight queue. Replies pair with the head of that
+ * in-flight queue; a client is written only in its own command order. */
+#ifndef RG_DATAPLANE_H
+#define RG_DATAPLANE_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "resp.h"
+
+struct client;
+struct upconn;
+struct worker;
+
+struct req {
+    TAILQ_ENTRY(req) cq;    /* in the client's queue, in command order */
+    TAILQ_ENTRY(req) uq;    /* in the upstream's in-flight queue, once sent */
+    struct client *client;  /* NULL once the client is gone: the reply is dropped */
+    struct upconn *up;      /* where it was sent; NULL for a reply made here */
+    struct evbuffer *reply; /* a reply that is ready before the client can take it */
+    int done;
+};
+TAILQ_HEAD(req_queue, req);
+
+enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
+
+struct upconn {
+    struct worker *w;
+    struct bufferevent *bev; /* NULL while down */
+    enum up_state state;
+    struct client *owner;    /* pinned: the one client whose session this carries */
+    struct req_queue inflight;
+    struct resp_parser rp;   /* frames replies (shared connections only) */
+    size_t scanned;
+    struct event *timer;     /* connect timeout, reconnect backoff */
+    int backoff_ms;
+    int got_data;            /* pinned: bytes were relayed to the client */
+    int nwaiting;            /* clients paused until this connection's output drains */
+    char err[96];            /* a connect error seen before any callback could run */
+    char why[400];           /* the last failure, for error replies */
+};
+
+/* Shared by all workers; set up before they start. */
+struct shared {
+    atomic_int nclients;
+    struct sockaddr_storage upstream_addr;
+    socklen_t upstream_addrlen;
+    char upstream_name[CONFIG_HOST_MAX + 8];
+};
+
+struct worker {
+    int id;
+    struct event_base *base;
+    const struct config *cfg;
+    struct shared *shared;
+    struct evconnlistener *listener;
+    struct upconn *pool; /* cfg->upstream.connections_per_node shared connections */
+    int npool;
+    unsigned next_up;    /* round-robin for new clients' affinity */
+    TAILQ_HEAD(, client) clients;
+    int nclients;
+    struct req *free_reqs; /* a small cache; linked through cq.tqe_next */
+    int nfree_reqs;
+    int ctl_fd[2];         /* control pipe: the main thread writes, the worker reads */
+    struct event *ctl_ev;
+    struct event *drain_timer;
+    int draining;
+    atomic_int *running; /* the group's count of live worker threads */
+};
+
+/* client.c */
+void client_accept(struct worker *w, evutil_socket_t fd);
+/* A reply for r is the first len bytes of src; takes r. */
+void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+/* An error reply for r (its upstream failed); takes r. */
+void client_fail(struct worker *w, struct req *r, const char *msg);
+/* Pinned connections relay bytes straight through. */
+void client_tunnel_data(struct client *c, struct evbuffer *src);
+void client_tunnel_lost(struct client *c, const char *why);
+/* Output room came back on u: resume clients that waited for it. */
+void client_upstream_drained(struct upconn *u);
+void client_start_drain(struct worker *w);
+void client_close_all(struct worker *w);
+
+/* upstream.c */
+int upstream_pool_init(struct worker *w);
+void upstream_pool_deinit(struct worker *w);
+/* A shared connection for a client that has none or whose one is down, or NULL. */
+struct upconn *upstream_pick(struct worker *w, struct upconn *current);
+struct upconn *upstream_pin_create(struct worker *w, struct client *owner);
+void upstream_pin_destroy(struct upconn **u);
+/* Appends a request of len bytes taken from src (or copied from data when src is NULL)
+ * and, for a shared connection, queues r for its reply. -1 if u has no socket. */
+int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
+                  size_t len);
+size_t upstream_output_len(const struct upconn *u);
+void upstream_pause_reading(struct upconn *u, int paused);
+
+/* worker.c */
+struct req *worker_req_get(struct worker *w);
+void worker_req_put(struct worker *w, struct req *r);
+void worker_maybe_finish(struct worker *w);
+
+#endif

@@ -1,0 +1,120 @@
+/* main: command line, startup, signals and shutdown. The first SIGTERM or SIGINT
+ * stops accepting and drains in-flight requests (shutdown_timeout_ms at most); a
+ * second one closes everything at once. */
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: respgate [--config FILE] [--check-config [FILE]] [--version] [--help]\n"
+               "  -c, --config FILE    JSON configuration (see docs/configuration.md)\n"
+               "  -t, --check-config   validate the configuration and exit 0 (good) or 1\n"
+               "  -v, --version        print the version and exit\n"
+               "  -h, --help           print this help and exit\n");
+}
+
+/* Each client needs one descriptor, and one more for a pinned upstream connection. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t want = (rlim_t)cfg->limits.max_clients * 2 + 256;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+static int run(const struct config *cfg)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    /* Blocked before the workers start, so only this thread takes them. */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg);
+
+    char err[512];
+    struct worker_group *g = workers_start(cfg, err, sizeof(err));
+    if (!g) {
+        log_error("cannot start: %s", err);
+        return 1;
+    }
+
+    int stopping = 0;
+    while (workers_running(g) > 0) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&sigs, NULL, stopping ? &tick : NULL);
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: configuration reload is not available yet; ignored");
+        } else if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
+            log_info("%s: no longer accepting; draining in-flight requests for up to %d ms",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+            workers_stop(g, 0);
+            stopping = 1;
+        } else if (sig == SIGINT || sig == SIGTERM) {
+            log_info("second signal: closing all connections now");
+            workers_stop(g, 1);
+        }
+    }
+    workers_join(&g);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int check = 0, opt;
+
+    while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': check = 1; break;
+        case 'v': printf("respgate %s\n", RG_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc && !path) path = argv[optind++];
+    if (optind < argc || !path) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[512];
+    struct config *cfg = config_load_file(path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "respgate: %s: %s\n", path, err);
+        return 1;
+    }
+    if (check) {
+        printf("respgate: %s: configuration OK\n", path);
+        config_destroy(&cfg);
+        return 0;
+    }
+    log_set_level(cfg->log_level);
+    log_info("respgate %s starting with %s", RG_VERSION, path);
+    int rc = run(cfg);
+    config_destroy(&cfg);
+    return rc;
+}

@@ -1,0 +1,299 @@
+/* upstream: a worker's connections to Redis. Shared connections carry many
+ * clients' requests pipelined, replies matched FIFO; they reconnect at once after
+ * a drop (Sentinel and operators kill client connections as a matter of course)
+ * and back off exponentially while connects fail. A pinned connection carries one
+ * client's session and relays bytes without framing; it is never re-established. */
+#include "dataplane.h"
+#include "frame.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UP_BACKOFF_MIN_MS 50
+#define UP_BACKOFF_MAX_MS 2000
+#define UP_READ_MAX (256 * 1024)
+
+static void up_connect(struct upconn *u);
+
+static int is_pinned(const struct upconn *u)
+{
+    return u->owner != NULL;
+}
+
+static void arm_timer(struct upconn *u, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(u->timer, &tv);
+}
+
+static void set_sockopts(struct bufferevent *bev)
+{
+    int one = 1;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/* The connection is gone (or never came up): answer what was in flight, then
+ * reconnect (shared) or end the client's session (pinned). */
+static void up_failed(struct upconn *u, const char *why)
+{
+    struct worker *w = u->w;
+    int was_ready = u->state == UP_READY;
+    char msg[512];
+
+    snprintf(u->why, sizeof(u->why), "%s: %s", w->shared->upstream_name, why);
+    if (u->bev) bufferevent_free(u->bev);
+    u->bev = NULL;
+    evtimer_del(u->timer);
+    u->state = UP_DOWN;
+    resp_reset(&u->rp);
+    u->scanned = 0;
+
+    if (was_ready)
+        snprintf(msg, sizeof(msg),
+                 "-ERR upstream connection lost before the reply, the command may or may not "
+                 "have run (%s)\r\n", u->why);
+    else
+        snprintf(msg, sizeof(msg), "-ERR upstream unavailable (%s)\r\n", u->why);
+    struct req *r;
+    while ((r = TAILQ_FIRST(&u->inflight))) {
+        TAILQ_REMOVE(&u->inflight, r, uq);
+        r->up = NULL;
+        client_fail(w, r, msg);
+    }
+
+    if (is_pinned(u)) {
+        client_tunnel_lost(u->owner, u->why); /* destroys u */
+        return;
+    }
+    if (was_ready) {
+        log_warn("upstream %s: connection lost, reconnecting now", u->why);
+        u->backoff_ms = 0;
+    } else {
+        if (u->backoff_ms == 0) log_warn("upstream %s: connect failed, retrying with backoff", u->why);
+        u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : UP_BACKOFF_MIN_MS;
+        if (u->backoff_ms > UP_BACKOFF_MAX_MS) u->backoff_ms = UP_BACKOFF_MAX_MS;
+    }
+    arm_timer(u, u->backoff_ms);
+}
+
+static void up_readcb(struct bufferevent *bev, void *arg)
+{
+    struct upconn *u = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    if (is_pinned(u)) {
+        u->got_data = 1;
+        client_tunnel_data(u->owner, in);
+        return;
+    }
+    for (;;) {
+        int rc = frame_next(&u->rp, in, &u->scanned);
+        if (rc == RESP_MORE) return;
+        if (rc == RESP_EPROTO) {
+            log_error("upstream %s: malformed reply (%s), closing the connection",
+                      u->w->shared->upstream_name, u->rp.err);
+            up_failed(u, "malformed reply");
+            return;
+        }
+        struct req *r = TAILQ_FIRST(&u->inflight);
+        if (!r) {
+            log_error("upstream %s: a reply with no request waiting for it, closing the connection",
+                      u->w->shared->upstream_name);
+            up_failed(u, "unexpected reply");
+            return;
+        }
+        TAILQ_REMOVE(&u->inflight, r, uq);
+        size_t len = u->rp.len;
+        resp_reset(&u->rp);
+        u->scanned = 0;
+        client_deliver(u->w, r, in, len);
+    }
+}
+
+static void up_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct upconn *u = arg;
+    if (u->nwaiting) client_upstream_drained(u);
+}
+
+static void up_eventcb(struct bufferevent *bev, short events, void *arg)
+{
+    struct upconn *u = arg;
+    if (events & BEV_EVENT_CONNECTED) {
+        evtimer_del(u->timer);
+        set_sockopts(bev);
+        if (u->backoff_ms || !is_pinned(u))
+            log_debug("upstream %s: connected", u->w->shared->upstream_name);
+        if (u->backoff_ms) log_info("upstream %s: connection restored", u->w->shared->upstream_name);
+        u->state = UP_READY;
+        u->backoff_ms = 0;
+        return;
+    }
+    char why[128];
+    if (events & BEV_EVENT_EOF)
+        snprintf(why, sizeof(why), "connection closed by the server");
+    else
+        snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    up_failed(u, why);
+}
+
+static void up_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct upconn *u = arg;
+    if (u->state == UP_CONNECTING)
+        up_failed(u, u->bev ? "connect timeout" : u->err);
+    else if (u->state == UP_DOWN)
+        up_connect(u);
+}
+
+static void up_connect(struct upconn *u)
+{
+    struct worker *w = u->w;
+    struct shared *sh = w->shared;
+
+    u->state = UP_CONNECTING;
+    u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!u->bev) {
+        snprintf(u->err, sizeof(u->err), "out of memory");
+        arm_timer(u, 0); /* fail from the loop, not from inside our caller */
+        return;
+    }
+    bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
+    bufferevent_set_max_single_read(u->bev, UP_READ_MAX);
+    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&sh->upstream_addr,
+                                   (int)sh->upstream_addrlen) < 0) {
+        snprintf(u->err, sizeof(u->err), "connect: %s", strerror(errno));
+        bufferevent_free(u->bev);
+        u->bev = NULL;
+        arm_timer(u, 0);
+        return;
+    }
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    arm_timer(u, w->cfg->upstream.connect_timeout_ms);
+}
+
+static int up_init(struct upconn *u, struct worker *w, struct client *owner)
+{
+    memset(u, 0, sizeof(*u));
+    u->w = w;
+    u->owner = owner;
+    u->state = UP_DOWN;
+    TAILQ_INIT(&u->inflight);
+    resp_init(&u->rp, RESP_REPLY, LLONG_MAX);
+    snprintf(u->why, sizeof(u->why), "%s: not connected yet", w->shared->upstream_name);
+    u->timer = evtimer_new(w->base, up_timercb, u);
+    return u->timer ? 0 : -1;
+}
+
+static void up_deinit(struct upconn *u)
+{
+    struct req *r;
+    while ((r = TAILQ_FIRST(&u->inflight))) { /* only orphans are left at shutdown */
+        TAILQ_REMOVE(&u->inflight, r, uq);
+        r->up = NULL;
+        client_fail(u->w, r, "-ERR respgate is shutting down\r\n");
+    }
+    if (u->bev) bufferevent_free(u->bev);
+    if (u->timer) event_free(u->timer);
+    resp_deinit(&u->rp);
+    u->bev = NULL;
+    u->timer = NULL;
+}
+
+int upstream_pool_init(struct worker *w)
+{
+    w->npool = w->cfg->upstream.connections_per_node;
+    w->pool = calloc((size_t)w->npool, sizeof(*w->pool));
+    if (!w->pool) return -1;
+    for (int i = 0; i < w->npool; i++) {
+        if (up_init(&w->pool[i], w, NULL)) return -1;
+        up_connect(&w->pool[i]);
+    }
+    return 0;
+}
+
+void upstream_pool_deinit(struct worker *w)
+{
+    for (int i = 0; i < w->npool && w->pool; i++) up_deinit(&w->pool[i]);
+    free(w->pool);
+    w->pool = NULL;
+}
+
+struct upconn *upstream_pick(struct worker *w, struct upconn *current)
+{
+    /* A connection with a bufferevent is up or connecting; either takes requests. */
+    if (current && current->bev) return current;
+    /* Prefer one that is up; one still connecting answers within connect_timeout_ms. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < w->npool; i++) {
+            struct upconn *u = &w->pool[w->next_up++ % (unsigned)w->npool];
+            if (u->bev && (pass == 1 || u->state == UP_READY)) return u;
+        }
+    }
+    return NULL;
+}
+
+struct upconn *upstream_pin_create(struct worker *w, struct client *owner)
+{
+    struct upconn *u = malloc(sizeof(*u));
+    if (!u) return NULL;
+    if (up_init(u, w, owner)) {
+        free(u);
+        return NULL;
+    }
+    up_connect(u);
+    return u;
+}
+
+void upstream_pin_destroy(struct upconn **up)
+{
+    struct upconn *u = *up;
+    if (!u) return;
+    up_deinit(u);
+    free(u);
+    *up = NULL;
+}
+
+int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
+                  size_t len)
+{
+    if (!u->bev) { /* a pinned connection whose connect failed at once */
+        if (src) evbuffer_drain(src, len);
+        return -1;
+    }
+    struct evbuffer *out = bufferevent_get_output(u->bev);
+    if (src)
+        evbuffer_remove_buffer(src, out, len);
+    else
+        evbuffer_add(out, data, len);
+    if (r) {
+        r->up = u;
+        TAILQ_INSERT_TAIL(&u->inflight, r, uq);
+    }
+    return 0;
+}
+
+size_t upstream_output_len(const struct upconn *u)
+{
+    return u->bev ? evbuffer_get_length(bufferevent_get_output(u->bev)) : 0;
+}
+
+void upstream_pause_reading(struct upconn *u, int paused)
+{
+    if (!u->bev) return;
+    if (paused)
+        bufferevent_disable(u->bev, EV_READ);
+    else
+        bufferevent_enable(u->bev, EV_READ);
+}

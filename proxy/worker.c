@@ -1,0 +1,312 @@
+/* worker: see worker.h. A worker thread runs its event loop until it is told to
+ * stop on its control pipe: 'd' stops accepting and lets in-flight replies go out
+ * (bounded by shutdown_timeout_ms), 'f' closes everything at once. */
+#include "worker.h"
+#include "dataplane.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 511
+#define REQ_CACHE_MAX 4096
+#define ACCEPT_RETRY_MS 100
+
+struct worker_group {
+    int n;
+    struct worker *workers;
+    pthread_t *threads;
+    struct shared shared;
+    atomic_int running;
+};
+
+struct req *worker_req_get(struct worker *w)
+{
+    struct req *r = w->free_reqs;
+    if (r) {
+        w->free_reqs = TAILQ_NEXT(r, cq);
+        w->nfree_reqs--;
+    } else if (!(r = malloc(sizeof(*r)))) {
+        log_error("out of memory allocating a request");
+        abort(); /* as Redis does: nothing sensible can continue */
+    }
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
+void worker_req_put(struct worker *w, struct req *r)
+{
+    if (w->nfree_reqs >= REQ_CACHE_MAX) {
+        free(r);
+        return;
+    }
+    TAILQ_NEXT(r, cq) = w->free_reqs;
+    w->free_reqs = r;
+    w->nfree_reqs++;
+}
+
+void worker_maybe_finish(struct worker *w)
+{
+    if (w->draining && w->nclients == 0) event_base_loopexit(w->base, NULL);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    client_accept(arg, fd);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->listener) evconnlistener_enable(w->listener);
+}
+
+/* Out of file descriptors, typically: pause accepting instead of spinning. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    log_warn("accept failed: %s; pausing accepts for %d ms", evutil_socket_error_to_string(err),
+             ACCEPT_RETRY_MS);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->nclients) log_warn("drain timeout: closing %d client connections", w->nclients);
+    client_close_all(w);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void control_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    char cmd[16];
+    ssize_t n = read(fd, cmd, sizeof(cmd));
+    for (ssize_t i = 0; i < n; i++) {
+        if (w->listener) {
+            evconnlistener_free(w->listener);
+            w->listener = NULL;
+        }
+        if (cmd[i] == 'f') {
+            client_close_all(w);
+            event_base_loopexit(w->base, NULL);
+            return;
+        }
+        if (cmd[i] == 'd' && !w->draining) {
+            w->draining = 1;
+            struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
+                                 (w->cfg->shutdown_timeout_ms % 1000) * 1000};
+            w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
+            if (w->drain_timer) evtimer_add(w->drain_timer, &tv);
+            client_start_drain(w);
+            worker_maybe_finish(w);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "worker-%d", w->id);
+    log_set_thread_name(name);
+
+    event_base_dispatch(w->base);
+
+    client_close_all(w);
+    upstream_pool_deinit(w);
+    atomic_fetch_sub(w->running, 1);
+    return NULL;
+}
+
+static void worker_deinit(struct worker *w)
+{
+    if (w->listener) evconnlistener_free(w->listener);
+    if (w->ctl_ev) event_free(w->ctl_ev);
+    if (w->drain_timer) event_free(w->drain_timer);
+    upstream_pool_deinit(w);
+    while (w->free_reqs) {
+        struct req *r = w->free_reqs;
+        w->free_reqs = TAILQ_NEXT(r, cq);
+        free(r);
+    }
+    for (int i = 0; i < 2; i++)
+        if (w->ctl_fd[i] >= 0) close(w->ctl_fd[i]);
+    if (w->base) event_base_free(w->base);
+}
+
+static int worker_init(struct worker *w, int id, const struct config *cfg, struct shared *sh,
+                       atomic_int *running, const struct addrinfo *listen_ai, char *err,
+                       size_t errlen)
+{
+    w->id = id;
+    w->cfg = cfg;
+    w->shared = sh;
+    w->running = running;
+    w->ctl_fd[0] = w->ctl_fd[1] = -1;
+    TAILQ_INIT(&w->clients);
+
+    /* Only this thread touches its base: no locking inside libevent either. */
+    struct event_config *ec = event_config_new();
+    if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec) event_config_free(ec);
+    if (!w->base || pipe2(w->ctl_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "worker %d: cannot create its event loop", id);
+        return -1;
+    }
+    w->ctl_ev = event_new(w->base, w->ctl_fd[0], EV_READ | EV_PERSIST, control_cb, w);
+    if (!w->ctl_ev || event_add(w->ctl_ev, NULL) < 0) {
+        snprintf(err, errlen, "worker %d: cannot watch its control pipe", id);
+        return -1;
+    }
+    w->listener = evconnlistener_new_bind(
+        w->base, accept_cb, w,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
+        LISTEN_BACKLOG, listen_ai->ai_addr, (int)listen_ai->ai_addrlen);
+    if (!w->listener) {
+        snprintf(err, errlen, "listen %s:%d: %s", cfg->listen.host, cfg->listen.port,
+                 strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    if (upstream_pool_init(w)) {
+        snprintf(err, errlen, "worker %d: cannot create upstream connections", id);
+        return -1;
+    }
+    return 0;
+}
+
+static int resolve(const struct config_addr *a, int passive, struct addrinfo **out, char *err,
+                   size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = passive ? AI_PASSIVE : 0};
+    char port[8];
+    snprintf(port, sizeof(port), "%d", a->port);
+    int rc = getaddrinfo(a->host, port, &hints, out);
+    if (rc) snprintf(err, errlen, "%s:%d: %s", a->host, a->port, gai_strerror(rc));
+    return rc ? -1 : 0;
+}
+
+/* SO_REUSEPORT would let us share a port with another running respgate without a
+ * word; a plain bind first finds out whether anything holds it. */
+static int check_port_free(const struct addrinfo *ai, const struct config *cfg, char *err,
+                           size_t errlen)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = -1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc < 0)
+            snprintf(err, errlen, "listen %s:%d: %s", cfg->listen.host, cfg->listen.port,
+                     strerror(errno));
+        close(fd);
+    } else {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+    }
+    return rc;
+}
+
+static struct worker_group *group_free(struct worker_group *g)
+{
+    for (int i = 0; i < g->n; i++) worker_deinit(&g->workers[i]);
+    free(g->workers);
+    free(g->threads);
+    free(g);
+    return NULL;
+}
+
+struct worker_group *workers_start(const struct config *cfg, char *err, size_t errlen)
+{
+    const struct config_addr *up = &config_primary_region(cfg)->nodes[0];
+    struct addrinfo *listen_ai = NULL, *up_ai = NULL;
+    struct worker_group *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
+        resolve(up, 0, &up_ai, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
+        goto fail;
+
+    memcpy(&g->shared.upstream_addr, up_ai->ai_addr, up_ai->ai_addrlen);
+    g->shared.upstream_addrlen = up_ai->ai_addrlen;
+    snprintf(g->shared.upstream_name, sizeof(g->shared.upstream_name), "%s:%d", up->host, up->port);
+
+    g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
+    g->threads = calloc((size_t)cfg->threads, sizeof(*g->threads));
+    if (!g->workers || !g->threads) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (g->n = 0; g->n < cfg->threads; g->n++)
+        if (worker_init(&g->workers[g->n], g->n, cfg, &g->shared, &g->running, listen_ai, err,
+                        errlen)) {
+            g->n++; /* so it is cleaned up */
+            goto fail;
+        }
+    for (int i = 0; i < g->n; i++) {
+        atomic_fetch_add(&g->running, 1);
+        if (pthread_create(&g->threads[i], NULL, worker_main, &g->workers[i])) {
+            snprintf(err, errlen, "cannot start worker thread %d", i);
+            /* threads already started own their workers: stop them the normal way */
+            for (int k = 0; k < i; k++) {
+                ssize_t rc = write(g->workers[k].ctl_fd[1], "f", 1);
+                (void)rc;
+                pthread_join(g->threads[k], NULL);
+            }
+            goto fail;
+        }
+    }
+    log_info("listening on %s:%d with %d worker threads, upstream %s", cfg->listen.host,
+             cfg->listen.port, g->n, g->shared.upstream_name);
+    freeaddrinfo(listen_ai);
+    freeaddrinfo(up_ai);
+    return g;
+
+fail:
+    if (listen_ai) freeaddrinfo(listen_ai);
+    if (up_ai) freeaddrinfo(up_ai);
+    return group_free(g);
+}
+
+void workers_stop(struct worker_group *g, int force)
+{
+    for (int i = 0; i < g->n; i++) {
+        ssize_t rc = write(g->workers[i].ctl_fd[1], force ? "f" : "d", 1);
+        (void)rc;
+    }
+}
+
+int workers_running(struct worker_group *g)
+{
+    return atomic_load(&g->running);
+}
+
+void workers_join(struct worker_group **gp)
+{
+    struct worker_group *g = *gp;
+    if (!g) return;
+    for (int i = 0; i < g->n; i++) pthread_join(g->threads[i], NULL);
+    *gp = group_free(g);
+}
