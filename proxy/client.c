@@ -30,7 +30,10 @@ enum {
     C_HELD = 1 << 3,           /* a parsed session command waits for pending replies */
     C_CLOSING = 1 << 4,        /* no more input: close once replies are out */
     C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
+    C_LINGER = 1 << 6,         /* after a protocol error: half-close, then drain the input */
+    C_SHUT = 1 << 7,           /* half-closed; waiting for EOF or the linger timeout */
 };
+#define LINGER_SECONDS 1
 #define C_NOREAD (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_HELD | C_CLOSING | C_NOINPUT)
 
 struct client {
@@ -91,10 +94,23 @@ static void client_free(struct client *c)
     worker_maybe_finish(w);
 }
 
-/* Closes a closing client once all its replies are written. Returns -1 if freed. */
+/* Closes a closing client once all its replies are written. Returns -1 if freed.
+ * Closing a socket with unread input makes the kernel send a reset, which can
+ * destroy the error reply before the client reads it; so after a protocol error we
+ * half-close and discard input until EOF or LINGER_SECONDS. */
 static int maybe_finish(struct client *c)
 {
     if (!(c->flags & C_CLOSING) || c->npending || evbuffer_get_length(output(c))) return 0;
+    if (c->flags & C_SHUT) return 0;
+    if (c->flags & C_LINGER) {
+        struct timeval tv = {LINGER_SECONDS, 0};
+        c->flags |= C_SHUT;
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+        bufferevent_enable(c->bev, EV_READ);
+        c->reading = 1;
+        return 0;
+    }
     client_free(c);
     return -1;
 }
@@ -148,7 +164,7 @@ static int protocol_error(struct client *c, const char *what)
         return -1;
     }
     local_error(c, "-ERR Protocol error: %s\r\n", what);
-    c->flags |= C_CLOSING;
+    c->flags |= C_CLOSING | C_LINGER;
     evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
     update_reading(c);
     return maybe_finish(c);
@@ -362,8 +378,12 @@ void client_upstream_drained(struct upconn *u)
 
 static void client_readcb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    client_process(arg);
+    struct client *c = arg;
+    if (c->flags & C_SHUT) { /* lingering: the input means nothing any more */
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    client_process(c);
 }
 
 /* The output is flushed (write low-water mark 0). */
@@ -383,7 +403,7 @@ static void client_writecb(struct bufferevent *bev, void *arg)
 static void client_eventcb(struct bufferevent *bev, short events, void *arg)
 {
     (void)bev;
-    (void)events; /* EOF or error: either way the client is gone */
+    (void)events; /* EOF, error or the linger timeout: either way the client is gone */
     client_free(arg);
 }
 

@@ -1,0 +1,133 @@
+"""Upstream failures: errors, never hangs; in-flight requests answered with an
+error; reconnection at once after a drop and with backoff while Redis is down."""
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Harness, ProxyTestCase, RespError, encode, main, wait_until
+
+
+class Load:
+    """Clients, each on one connection, doing INCR and recording every reply."""
+
+    def __init__(self, gate, clients=8):
+        self.gate, self.stop = gate, threading.Event()
+        self.ok, self.errors, self.closed, self.hung = 0, [], [], []
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        c = self.gate.client(timeout=5)
+        while not self.stop.is_set():
+            try:
+                reply = c.call("INCR", "load:%d" % i)
+            except TimeoutError:
+                self.hung.append(i)
+                return
+            except Exception as e:  # noqa: BLE001
+                self.closed.append((i, repr(e)))
+                return
+            if isinstance(reply, RespError):
+                self.errors.append(str(reply))
+                time.sleep(0.01)
+            else:
+                self.ok += 1
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+class UpstreamFailures(ProxyTestCase):
+
+    def test_redis_killed_and_restarted_under_load(self):
+        load = Load(self.gate)
+        try:
+            wait_until(lambda: load.ok > 200, what="load running")
+            self.redis.kill()
+            wait_until(lambda: len(load.errors) > 20, what="errors while Redis is down")
+            ok_while_down = load.ok
+            self.redis.start()
+            wait_until(lambda: load.ok > ok_while_down + 200, timeout=10,
+                       what="service recovered after restart")
+        finally:
+            load.finish()
+        self.assertEqual(load.closed, [])  # no client connection was closed by respgate
+        self.assertEqual(load.hung, [])
+        for e in load.errors:
+            self.assertTrue(e.startswith("ERR upstream"), e)
+
+    def test_upstream_down_gives_a_prompt_error_not_a_hang(self):
+        self.redis.kill()
+        c = self.gate.client(timeout=5)
+        wait_until(lambda: isinstance(c.call("PING"), RespError), what="an error reply")
+        t0 = time.monotonic()
+        reply = c.call("GET", "x")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertTrue(reply.startswith("ERR upstream unavailable"), reply)
+        self.assertIn("127.0.0.1:%d" % self.redis.port, reply)
+
+    def test_killed_upstream_connections_are_reestablished_at_once(self):
+        direct = redis.Redis(port=self.redis.port)
+        c = self.gate.client()
+        self.assertEqual(c.call("SET", "k", "v"), "OK")
+        killed = direct.client_kill_filter(_type="normal", skipme=True)
+        self.assertGreaterEqual(killed, 1)
+        # The connection may be re-established between the kill and our next command,
+        # or the next command may see the error; after that, every command works.
+        first = c.call("GET", "k")
+        if isinstance(first, RespError):
+            self.assertTrue(first.startswith("ERR upstream"), first)
+        else:
+            self.assertEqual(first, b"v")
+        t0 = time.monotonic()
+        wait_until(lambda: c.call("GET", "k") == b"v", timeout=2, what="reconnection")
+        self.assertLess(time.monotonic() - t0, 1.0)
+
+    def test_requests_in_flight_when_the_connection_drops_get_an_error_each(self):
+        c = self.gate.client(timeout=10)
+        script = ("local t0 = redis.call('TIME') "
+                  "while true do local t = redis.call('TIME') "
+                  "if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 500000 then break end end "
+                  "return 1")
+        # One slow script, then more commands queued behind it on the same connection.
+        c.send(encode("EVAL", script, 0) + b"".join(encode("INCR", "inflight") for _ in range(5)))
+        time.sleep(0.2)
+        self.redis.kill()
+        replies = [c.read() for _ in range(6)]
+        for r in replies:
+            self.assertIsInstance(r, RespError)
+            self.assertTrue(r.startswith("ERR upstream connection lost"), r)
+
+    def test_a_session_whose_connection_dies_ends_with_the_connection_closed(self):
+        c = self.gate.client()
+        c.send(encode("SUBSCRIBE", "chan"))
+        self.assertEqual(c.read(), [b"subscribe", b"chan", 1])
+        self.redis.kill()
+        self.assertEqual(c.read_all_until_closed(), b"")
+        self.redis.start()
+        wait_until(lambda: self.gate.client().call("PING") == "PONG", what="recovery")
+
+
+class StartsWithoutUpstream(unittest.TestCase):
+
+    def test_respgate_starts_while_redis_is_down_and_serves_once_it_is_up(self):
+        h = Harness()
+        try:
+            r = h.redis()
+            r.kill()
+            gate = h.respgate(r.port)
+            c = gate.client()
+            self.assertTrue(c.call("PING").startswith("ERR upstream unavailable"))
+            r.start()
+            wait_until(lambda: c.call("PING") == "PONG", timeout=5, what="the first connection")
+        finally:
+            h.close()
+
+
+if __name__ == "__main__":
+    main()
