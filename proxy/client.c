@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CLIENT_READ_MAX (64 * 1024)
 #define CLIENT_OUT_HIGH (8u << 20) /* stop reading a client that does not read its replies */
 #define UPSTREAM_OUT_HIGH (8u << 20) /* stop reading clients while Redis is not taking bytes */
 
@@ -38,7 +37,7 @@ enum {
 
 struct client {
     struct worker *w;
-    struct bufferevent *bev;
+    struct sock *sock;
     TAILQ_ENTRY(client) link;
     struct req_queue pending; /* in command order */
     int npending;
@@ -55,7 +54,12 @@ static int client_process(struct client *c);
 
 static struct evbuffer *output(struct client *c)
 {
-    return bufferevent_get_output(c->bev);
+    return sock_output(c->sock);
+}
+
+static struct evbuffer *input(struct client *c)
+{
+    return sock_input(c->sock);
 }
 
 static void update_reading(struct client *c)
@@ -63,10 +67,7 @@ static void update_reading(struct client *c)
     int want = !(c->flags & C_NOREAD);
     if (want == c->reading) return;
     c->reading = want;
-    if (want)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
+    sock_read(c->sock, want);
 }
 
 static void client_free(struct client *c)
@@ -86,7 +87,7 @@ static void client_free(struct client *c)
     if (c->flags & C_PAUSED_UP) c->waiting->nwaiting--;
     upstream_pin_destroy(&c->pin);
     resp_deinit(&c->rp);
-    bufferevent_free(c->bev);
+    sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
     w->nclients--;
     atomic_fetch_sub(&w->shared->nclients, 1);
@@ -103,11 +104,9 @@ static int maybe_finish(struct client *c)
     if (!(c->flags & C_CLOSING) || c->npending || evbuffer_get_length(output(c))) return 0;
     if (c->flags & C_SHUT) return 0;
     if (c->flags & C_LINGER) {
-        struct timeval tv = {LINGER_SECONDS, 0};
         c->flags |= C_SHUT;
-        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-        bufferevent_enable(c->bev, EV_READ);
+        sock_shutdown_write(c->sock);
+        sock_read_timeout(c->sock, LINGER_SECONDS * 1000);
         c->reading = 1;
         return 0;
     }
@@ -120,6 +119,7 @@ static void local_reply(struct client *c, const char *s, size_t n)
 {
     if (TAILQ_EMPTY(&c->pending)) {
         evbuffer_add(output(c), s, n);
+        sock_flush(c->sock);
         return;
     }
     struct req *r = worker_req_get(c->w);
@@ -149,7 +149,7 @@ static void next_message(struct client *c)
 /* Drops the framed message from the input without sending it. */
 static void discard_message(struct client *c)
 {
-    evbuffer_drain(bufferevent_get_input(c->bev), c->rp.len);
+    evbuffer_drain(input(c), c->rp.len);
     next_message(c);
 }
 
@@ -165,7 +165,7 @@ static int protocol_error(struct client *c, const char *what)
     }
     local_error(c, "-ERR Protocol error: %s\r\n", what);
     c->flags |= C_CLOSING | C_LINGER;
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    evbuffer_drain(input(c), evbuffer_get_length(input(c)));
     update_reading(c);
     return maybe_finish(c);
 }
@@ -173,7 +173,7 @@ static int protocol_error(struct client *c, const char *what)
 /* Sends the framed message on u, queueing r (NULL for a pinned connection). */
 static void send_message(struct client *c, struct upconn *u, struct req *r)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = input(c);
     if (c->rp.inl) {
         evbuffer_drain(in, c->rp.len);
         upstream_send(u, r, NULL, c->rp.inl, c->rp.inl_len);
@@ -273,7 +273,7 @@ static void dispatch(struct client *c)
  * Returns -1 if the client was freed. */
 static int client_process(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = input(c);
     while (!(c->flags & C_NOREAD)) {
         int rc = frame_next(&c->rp, in, &c->scanned);
         if (rc == RESP_EPROTO) return protocol_error(c, c->rp.err);
@@ -299,6 +299,7 @@ static int release_replies(struct client *c)
         evbuffer_free(r->reply);
         worker_req_put(c->w, r);
     }
+    sock_flush(c->sock);
     if ((c->flags & C_PAUSED_PENDING) &&
         c->npending <= c->w->cfg->limits.max_pending_per_client / 2)
         c->flags &= ~(unsigned)C_PAUSED_PENDING;
@@ -347,6 +348,7 @@ void client_fail(struct worker *w, struct req *r, const char *msg)
 void client_tunnel_data(struct client *c, struct evbuffer *src)
 {
     evbuffer_add_buffer(output(c), src);
+    sock_flush(c->sock);
     if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
 }
 
@@ -376,20 +378,19 @@ void client_upstream_drained(struct upconn *u)
     }
 }
 
-static void client_readcb(struct bufferevent *bev, void *arg)
+static void client_readcb(void *arg)
 {
     struct client *c = arg;
     if (c->flags & C_SHUT) { /* lingering: the input means nothing any more */
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        evbuffer_drain(input(c), evbuffer_get_length(input(c)));
         return;
     }
     client_process(c);
 }
 
-/* The output is flushed (write low-water mark 0). */
-static void client_writecb(struct bufferevent *bev, void *arg)
+/* The output is written out. */
+static void client_writecb(void *arg)
 {
-    (void)bev;
     struct client *c = arg;
     if (c->pin) upstream_pause_reading(c->pin, 0);
     if (c->flags & C_PAUSED_OUT) {
@@ -400,12 +401,23 @@ static void client_writecb(struct bufferevent *bev, void *arg)
     maybe_finish(c);
 }
 
-static void client_eventcb(struct bufferevent *bev, short events, void *arg)
+static void client_closecb(void *arg, int err)
 {
-    (void)bev;
-    (void)events; /* EOF, error or the linger timeout: either way the client is gone */
+    (void)err; /* EOF, error or the linger timeout: either way the client is gone */
     client_free(arg);
 }
+
+static void client_connectedcb(void *arg)
+{
+    (void)arg; /* accepted sockets are connected already */
+}
+
+static const struct sock_handlers client_handlers = {
+    .on_read = client_readcb,
+    .on_drained = client_writecb,
+    .on_connected = client_connectedcb,
+    .on_close = client_closecb,
+};
 
 void client_accept(struct worker *w, evutil_socket_t fd)
 {
@@ -420,26 +432,27 @@ void client_accept(struct worker *w, evutil_socket_t fd)
         evutil_closesocket(fd);
         return;
     }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     struct client *c = calloc(1, sizeof(*c));
-    if (c) c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c || !c->bev) {
-        free(c);
+    if (!c) {
         evutil_closesocket(fd);
         atomic_fetch_sub(&w->shared->nclients, 1);
         return;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    if (!(c->sock = sock_create(w->io, fd, &client_handlers, c))) { /* it closed fd */
+        free(c);
+        atomic_fetch_sub(&w->shared->nclients, 1);
+        return;
+    }
     c->w = w;
+    c->reading = 1;
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;
-    resp_init(&c->rp, RESP_REQUEST, max_bulk < RESP_MAX_BULK_DEFAULT ? max_bulk : RESP_MAX_BULK_DEFAULT);
+    resp_init(&c->rp, RESP_REQUEST,
+              max_bulk < RESP_MAX_BULK_DEFAULT ? max_bulk : RESP_MAX_BULK_DEFAULT);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->nclients++;
-    bufferevent_setcb(c->bev, client_readcb, client_writecb, client_eventcb, c);
-    bufferevent_set_max_single_read(c->bev, CLIENT_READ_MAX);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->reading = 1;
 }
 
 void client_start_drain(struct worker *w)

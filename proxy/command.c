@@ -7,20 +7,22 @@
 
 struct cmd_entry {
     const char *name;
+    size_t len;
     unsigned flags;
 };
+#define CMD(name, flags) {name, sizeof(name) - 1, flags}
 
 static const struct cmd_entry cmd_table[] = {
-    {"auth", CMD_SESSION},       {"blmove", CMD_SESSION},     {"blmpop", CMD_SESSION},
-    {"blpop", CMD_SESSION},      {"brpop", CMD_SESSION},      {"brpoplpush", CMD_SESSION},
-    {"bzmpop", CMD_SESSION},     {"bzpopmax", CMD_SESSION},   {"bzpopmin", CMD_SESSION},
-    {"client", CMD_CLIENT},      {"hello", CMD_SESSION},      {"monitor", CMD_SESSION},
-    {"multi", CMD_SESSION},      {"psubscribe", CMD_SESSION}, {"psync", CMD_SESSION},
-    {"quit", CMD_QUIT},          {"readonly", CMD_SESSION},   {"readwrite", CMD_SESSION},
-    {"replconf", CMD_SESSION},   {"reset", CMD_SESSION},      {"select", CMD_SESSION},
-    {"ssubscribe", CMD_SESSION}, {"subscribe", CMD_SESSION},  {"sync", CMD_SESSION},
-    {"wait", CMD_SESSION},       {"waitaof", CMD_SESSION},    {"watch", CMD_SESSION},
-    {"xread", CMD_SESSION},      {"xreadgroup", CMD_SESSION},
+    CMD("auth", CMD_SESSION),       CMD("blmove", CMD_SESSION),     CMD("blmpop", CMD_SESSION),
+    CMD("blpop", CMD_SESSION),      CMD("brpop", CMD_SESSION),      CMD("brpoplpush", CMD_SESSION),
+    CMD("bzmpop", CMD_SESSION),     CMD("bzpopmax", CMD_SESSION),   CMD("bzpopmin", CMD_SESSION),
+    CMD("client", CMD_CLIENT),      CMD("hello", CMD_SESSION),      CMD("monitor", CMD_SESSION),
+    CMD("multi", CMD_SESSION),      CMD("psubscribe", CMD_SESSION), CMD("psync", CMD_SESSION),
+    CMD("quit", CMD_QUIT),          CMD("readonly", CMD_SESSION),   CMD("readwrite", CMD_SESSION),
+    CMD("replconf", CMD_SESSION),   CMD("reset", CMD_SESSION),      CMD("select", CMD_SESSION),
+    CMD("ssubscribe", CMD_SESSION), CMD("subscribe", CMD_SESSION),  CMD("sync", CMD_SESSION),
+    CMD("wait", CMD_SESSION),       CMD("waitaof", CMD_SESSION),    CMD("watch", CMD_SESSION),
+    CMD("xread", CMD_SESSION),      CMD("xreadgroup", CMD_SESSION),
 };
 
 struct cmd_key {
@@ -31,9 +33,9 @@ struct cmd_key {
 static int cmd_compare(const void *k, const void *e)
 {
     const struct cmd_key *key = k;
-    const char *name = ((const struct cmd_entry *)e)->name;
-    size_t elen = strlen(name);
-    int c = memcmp(key->name, name, key->len < elen ? key->len : elen);
+    const struct cmd_entry *entry = e;
+    size_t elen = entry->len;
+    int c = memcmp(key->name, entry->name, key->len < elen ? key->len : elen);
     if (c) return c;
     return key->len < elen ? -1 : key->len > elen;
 }

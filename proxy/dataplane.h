@@ -12,7 +12,6 @@
 #define RG_DATAPLANE_H
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdatomic.h>
@@ -22,6 +21,7 @@
 
 #include "config.h"
 #include "resp.h"
+#include "sock.h"
 
 struct client;
 struct upconn;
@@ -41,7 +41,7 @@ enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
 
 struct upconn {
     struct worker *w;
-    struct bufferevent *bev; /* NULL while down */
+    struct sock *sock;       /* NULL while down */
     enum up_state state;
     struct client *owner;    /* pinned: the one client whose session this carries */
     struct req_queue inflight;
@@ -66,6 +66,7 @@ struct shared {
 struct worker {
     int id;
     struct event_base *base;
+    struct sock_loop *io;
     const struct config *cfg;
     struct shared *shared;
     struct evconnlistener *listener;

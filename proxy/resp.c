@@ -120,7 +120,7 @@ static int request_count(struct resp_parser *p, long long n)
     if (p->argi == 0) p->name_len = (size_t)n;
     if (p->argi == 1) {
         p->arg1_len = (size_t)n;
-        p->key_off = p->len + 1; /* p->len is the offset of the LF just read */
+        p->key_off = p->len + p->cur; /* p->len: where this feed began; cur: past the LF */
     }
     p->skip = (unsigned long long)n;
     p->state = n ? S_BULK : S_BULK_CR;
@@ -392,11 +392,17 @@ static int step(struct resp_parser *p, const char *b, size_t n, size_t *i)
         (*i)++;
         return type_byte(p, c);
     case S_NUM:
-        (*i)++;
-        return number_byte(p, c);
+        /* Digits in a tight loop: counts and lengths are most of a small command. */
+        for (;;) {
+            (*i)++;
+            int rc = number_byte(p, c);
+            if (rc != RESP_MORE || p->state != S_NUM || *i == n) return rc;
+            c = b[*i];
+        }
     case S_NUM_LF:
         (*i)++;
         if (c != '\n') return proto_error(p, "expected LF after a length");
+        p->cur = *i;
         return number_done(p);
     case S_LINE: {
         const char *cr = memchr(b + *i, '\r', n - *i);
@@ -445,8 +451,6 @@ int resp_feed(struct resp_parser *p, const char *buf, size_t n, size_t *used)
     size_t base = p->len;
 
     while (i < n) {
-        /* key_off is recorded as p->len at the length line; make it absolute. */
-        p->len = base + i;
         rc = step(p, buf, n, &i);
         if (rc != RESP_MORE) break;
     }

@@ -47,6 +47,7 @@ struct resp_parser {
     long long argi;       /* request: index of the argument being read */
     unsigned long long skip; /* payload bytes still to skip */
     size_t cap;           /* bytes captured of the current argument */
+    size_t cur;           /* offset in the current feed just past a length line */
     size_t line_len;
     char *line;           /* inline: the raw line */
     size_t line_cap;

@@ -17,7 +17,6 @@
 
 #define UP_BACKOFF_MIN_MS 50
 #define UP_BACKOFF_MAX_MS 2000
-#define UP_READ_MAX (256 * 1024)
 
 static void up_connect(struct upconn *u);
 
@@ -32,10 +31,10 @@ static void arm_timer(struct upconn *u, int ms)
     evtimer_add(u->timer, &tv);
 }
 
-static void set_sockopts(struct bufferevent *bev)
+static void set_sockopts(struct sock *s)
 {
     int one = 1;
-    evutil_socket_t fd = bufferevent_getfd(bev);
+    evutil_socket_t fd = sock_fd(s);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
@@ -49,8 +48,7 @@ static void up_failed(struct upconn *u, const char *why)
     char msg[512];
 
     snprintf(u->why, sizeof(u->why), "%s: %s", w->shared->upstream_name, why);
-    if (u->bev) bufferevent_free(u->bev);
-    u->bev = NULL;
+    sock_destroy(&u->sock);
     evtimer_del(u->timer);
     u->state = UP_DOWN;
     resp_reset(&u->rp);
@@ -84,10 +82,10 @@ static void up_failed(struct upconn *u, const char *why)
     arm_timer(u, u->backoff_ms);
 }
 
-static void up_readcb(struct bufferevent *bev, void *arg)
+static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = sock_input(u->sock);
 
     if (is_pinned(u)) {
         u->got_data = 1;
@@ -118,33 +116,33 @@ static void up_readcb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void up_writecb(struct bufferevent *bev, void *arg)
+static void up_writecb(void *arg)
 {
-    (void)bev;
     struct upconn *u = arg;
     if (u->nwaiting) client_upstream_drained(u);
 }
 
-static void up_eventcb(struct bufferevent *bev, short events, void *arg)
+static void up_connectedcb(void *arg)
 {
     struct upconn *u = arg;
-    if (events & BEV_EVENT_CONNECTED) {
-        evtimer_del(u->timer);
-        set_sockopts(bev);
-        if (u->backoff_ms || !is_pinned(u))
-            log_debug("upstream %s: connected", u->w->shared->upstream_name);
-        if (u->backoff_ms) log_info("upstream %s: connection restored", u->w->shared->upstream_name);
-        u->state = UP_READY;
-        u->backoff_ms = 0;
-        return;
-    }
-    char why[128];
-    if (events & BEV_EVENT_EOF)
-        snprintf(why, sizeof(why), "connection closed by the server");
-    else
-        snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    up_failed(u, why);
+    evtimer_del(u->timer);
+    set_sockopts(u->sock);
+    if (u->backoff_ms) log_info("upstream %s: connection restored", u->w->shared->upstream_name);
+    u->state = UP_READY;
+    u->backoff_ms = 0;
 }
+
+static void up_closecb(void *arg, int err)
+{
+    up_failed(arg, err ? strerror(err) : "connection closed by the server");
+}
+
+static const struct sock_handlers up_handlers = {
+    .on_read = up_readcb,
+    .on_drained = up_writecb,
+    .on_connected = up_connectedcb,
+    .on_close = up_closecb,
+};
 
 static void up_timercb(evutil_socket_t fd, short what, void *arg)
 {
@@ -152,7 +150,7 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct upconn *u = arg;
     if (u->state == UP_CONNECTING)
-        up_failed(u, u->bev ? "connect timeout" : u->err);
+        up_failed(u, u->sock ? "connect timeout" : u->err);
     else if (u->state == UP_DOWN)
         up_connect(u);
 }
@@ -161,25 +159,16 @@ static void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
     struct shared *sh = w->shared;
+    int err = 0;
 
     u->state = UP_CONNECTING;
-    u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!u->bev) {
-        snprintf(u->err, sizeof(u->err), "out of memory");
+    u->sock = sock_connect(w->io, (struct sockaddr *)&sh->upstream_addr, sh->upstream_addrlen,
+                           &up_handlers, u, &err);
+    if (!u->sock) {
+        snprintf(u->err, sizeof(u->err), "connect: %s", strerror(err));
         arm_timer(u, 0); /* fail from the loop, not from inside our caller */
         return;
     }
-    bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
-    bufferevent_set_max_single_read(u->bev, UP_READ_MAX);
-    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&sh->upstream_addr,
-                                   (int)sh->upstream_addrlen) < 0) {
-        snprintf(u->err, sizeof(u->err), "connect: %s", strerror(errno));
-        bufferevent_free(u->bev);
-        u->bev = NULL;
-        arm_timer(u, 0);
-        return;
-    }
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
 }
 
@@ -204,10 +193,9 @@ static void up_deinit(struct upconn *u)
         r->up = NULL;
         client_fail(u->w, r, "-ERR respgate is shutting down\r\n");
     }
-    if (u->bev) bufferevent_free(u->bev);
+    sock_destroy(&u->sock);
     if (u->timer) event_free(u->timer);
     resp_deinit(&u->rp);
-    u->bev = NULL;
     u->timer = NULL;
 }
 
@@ -232,13 +220,13 @@ void upstream_pool_deinit(struct worker *w)
 
 struct upconn *upstream_pick(struct worker *w, struct upconn *current)
 {
-    /* A connection with a bufferevent is up or connecting; either takes requests. */
-    if (current && current->bev) return current;
+    /* A connection with a socket is up or connecting; either takes requests. */
+    if (current && current->sock) return current;
     /* Prefer one that is up; one still connecting answers within connect_timeout_ms. */
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < w->npool; i++) {
             struct upconn *u = &w->pool[w->next_up++ % (unsigned)w->npool];
-            if (u->bev && (pass == 1 || u->state == UP_READY)) return u;
+            if (u->sock && (pass == 1 || u->state == UP_READY)) return u;
         }
     }
     return NULL;
@@ -268,15 +256,16 @@ void upstream_pin_destroy(struct upconn **up)
 int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
                   size_t len)
 {
-    if (!u->bev) { /* a pinned connection whose connect failed at once */
+    if (!u->sock) { /* a pinned connection whose connect failed at once */
         if (src) evbuffer_drain(src, len);
         return -1;
     }
-    struct evbuffer *out = bufferevent_get_output(u->bev);
+    struct evbuffer *out = sock_output(u->sock);
     if (src)
         evbuffer_remove_buffer(src, out, len);
     else
         evbuffer_add(out, data, len);
+    sock_flush(u->sock);
     if (r) {
         r->up = u;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
@@ -286,14 +275,10 @@ int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const c
 
 size_t upstream_output_len(const struct upconn *u)
 {
-    return u->bev ? evbuffer_get_length(bufferevent_get_output(u->bev)) : 0;
+    return u->sock ? evbuffer_get_length(sock_output(u->sock)) : 0;
 }
 
 void upstream_pause_reading(struct upconn *u, int paused)
 {
-    if (!u->bev) return;
-    if (paused)
-        bufferevent_disable(u->bev, EV_READ);
-    else
-        bufferevent_enable(u->bev, EV_READ);
+    if (u->sock) sock_read(u->sock, !paused);
 }

@@ -130,7 +130,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "worker-%d", w->id);
     log_set_thread_name(name);
 
-    event_base_dispatch(w->base);
+    sock_loop_run(w->io);
 
     client_close_all(w);
     upstream_pool_deinit(w);
@@ -151,6 +151,7 @@ static void worker_deinit(struct worker *w)
     }
     for (int i = 0; i < 2; i++)
         if (w->ctl_fd[i] >= 0) close(w->ctl_fd[i]);
+    sock_loop_destroy(&w->io);
     if (w->base) event_base_free(w->base);
 }
 
@@ -170,7 +171,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     w->base = ec ? event_base_new_with_config(ec) : NULL;
     if (ec) event_config_free(ec);
-    if (!w->base || pipe2(w->ctl_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+    w->io = w->base ? sock_loop_create(w->base) : NULL;
+    if (!w->io || pipe2(w->ctl_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(err, errlen, "worker %d: cannot create its event loop", id);
         return -1;
     }

@@ -1,0 +1,250 @@
+/* sock: see sock.h. */
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#define SOCK_READ_MAX (64 * 1024)
+
+struct sock {
+    struct sock_loop *loop;
+    evutil_socket_t fd;
+    struct event *rev, *wev;
+    struct evbuffer *in, *out;
+    const struct sock_handlers *h;
+    void *ctx;
+    TAILQ_ENTRY(sock) dirty;
+    int queued;      /* in the loop's dirty list */
+    int connecting;
+    int reading;     /* the owner wants input */
+    int wpending;    /* the write event is armed: the kernel was full */
+    struct timeval rtimeout;
+    int has_rtimeout;
+};
+
+struct sock_loop {
+    struct event_base *base;
+    TAILQ_HEAD(, sock) dirty;
+    char rbuf[SOCK_READ_MAX];
+};
+
+struct sock_loop *sock_loop_create(struct event_base *base)
+{
+    struct sock_loop *l = malloc(sizeof(*l));
+    if (!l) return NULL;
+    l->base = base;
+    TAILQ_INIT(&l->dirty);
+    return l;
+}
+
+void sock_loop_destroy(struct sock_loop **lp)
+{
+    free(*lp);
+    *lp = NULL;
+}
+
+static void arm_read(struct sock *s)
+{
+    if (s->connecting) return;
+    if (s->reading)
+        event_add(s->rev, s->has_rtimeout ? &s->rtimeout : NULL);
+    else
+        event_del(s->rev);
+}
+
+/* Writes what the kernel takes. Returns -1 if a handler ran (s may be gone). */
+static int do_write(struct sock *s)
+{
+    while (evbuffer_get_length(s->out)) {
+        int n = evbuffer_write(s->out, s->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+            s->h->on_close(s->ctx, errno);
+            return -1;
+        }
+        if (n == 0) break;
+    }
+    if (evbuffer_get_length(s->out)) {
+        if (!s->wpending) event_add(s->wev, NULL);
+        s->wpending = 1;
+        return 0;
+    }
+    if (s->wpending) event_del(s->wev);
+    s->wpending = 0;
+    s->h->on_drained(s->ctx);
+    return -1;
+}
+
+void sock_loop_run(struct sock_loop *l)
+{
+    while (!event_base_got_exit(l->base) && !event_base_got_break(l->base)) {
+        if (event_base_loop(l->base, EVLOOP_ONCE) < 0) break;
+        struct sock *s;
+        /* Handlers may queue more writes (or destroy socks): take one at a time. */
+        while ((s = TAILQ_FIRST(&l->dirty))) {
+            TAILQ_REMOVE(&l->dirty, s, dirty);
+            s->queued = 0;
+            if (!s->wpending && !s->connecting) do_write(s);
+        }
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock *s = arg;
+    if (what & EV_TIMEOUT) {
+        s->h->on_close(s->ctx, ETIMEDOUT);
+        return;
+    }
+    ssize_t n = recv(fd, s->loop->rbuf, SOCK_READ_MAX, 0);
+    if (n > 0) {
+        evbuffer_add(s->in, s->loop->rbuf, (size_t)n);
+        s->h->on_read(s->ctx);
+    } else if (n == 0) {
+        s->h->on_close(s->ctx, 0);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        s->h->on_close(s->ctx, errno);
+    }
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct sock *s = arg;
+    if (s->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (err == EINPROGRESS) return;
+        event_del(s->wev);
+        if (err) {
+            s->h->on_close(s->ctx, err);
+            return;
+        }
+        s->connecting = 0;
+        arm_read(s);
+        s->h->on_connected(s->ctx);
+    } else {
+        s->wpending = 0; /* do_write re-arms it if the kernel is still full */
+    }
+    do_write(s);
+}
+
+static struct sock *sock_new(struct sock_loop *l, evutil_socket_t fd, const struct sock_handlers *h,
+                             void *ctx)
+{
+    struct sock *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->loop = l;
+    s->fd = fd;
+    s->h = h;
+    s->ctx = ctx;
+    s->reading = 1;
+    s->rev = event_new(l->base, fd, EV_READ | EV_PERSIST, on_readable, s);
+    s->wev = event_new(l->base, fd, EV_WRITE | EV_PERSIST, on_writable, s);
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    if (!s->rev || !s->wev || !s->in || !s->out) {
+        s->fd = -1; /* the caller closes it */
+        sock_destroy(&s);
+    }
+    return s;
+}
+
+struct sock *sock_create(struct sock_loop *l, evutil_socket_t fd, const struct sock_handlers *h,
+                         void *ctx)
+{
+    struct sock *s;
+    if (evutil_make_socket_nonblocking(fd) < 0 || !(s = sock_new(l, fd, h, ctx))) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    arm_read(s);
+    return s;
+}
+
+struct sock *sock_connect(struct sock_loop *l, const struct sockaddr *sa, socklen_t salen,
+                          const struct sock_handlers *h, void *ctx, int *err)
+{
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno;
+        return NULL;
+    }
+    if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS) {
+        *err = errno;
+        close(fd);
+        return NULL;
+    }
+    struct sock *s = sock_new(l, fd, h, ctx);
+    if (!s) {
+        *err = ENOMEM;
+        close(fd);
+        return NULL;
+    }
+    /* Completion, even an immediate one, is reported from the loop, never from here. */
+    s->connecting = 1;
+    event_add(s->wev, NULL);
+    return s;
+}
+
+void sock_destroy(struct sock **sp)
+{
+    struct sock *s = *sp;
+    if (!s) return;
+    if (s->queued) TAILQ_REMOVE(&s->loop->dirty, s, dirty);
+    if (s->rev) event_free(s->rev);
+    if (s->wev) event_free(s->wev);
+    if (s->in) evbuffer_free(s->in);
+    if (s->out) evbuffer_free(s->out);
+    if (s->fd >= 0) close(s->fd);
+    free(s);
+    *sp = NULL;
+}
+
+struct evbuffer *sock_input(struct sock *s)
+{
+    return s->in;
+}
+
+struct evbuffer *sock_output(struct sock *s)
+{
+    return s->out;
+}
+
+evutil_socket_t sock_fd(const struct sock *s)
+{
+    return s->fd;
+}
+
+void sock_flush(struct sock *s)
+{
+    if (s->queued || s->wpending) return;
+    s->queued = 1;
+    TAILQ_INSERT_TAIL(&s->loop->dirty, s, dirty);
+}
+
+void sock_read(struct sock *s, int enable)
+{
+    if (s->reading == !!enable) return;
+    s->reading = !!enable;
+    arm_read(s);
+}
+
+void sock_read_timeout(struct sock *s, int ms)
+{
+    s->rtimeout.tv_sec = ms / 1000;
+    s->rtimeout.tv_usec = (ms % 1000) * 1000;
+    s->has_rtimeout = 1;
+    s->reading = 1;
+    arm_read(s);
+}
+
+void sock_shutdown_write(struct sock *s)
+{
+    shutdown(s->fd, SHUT_WR);
+}
