@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CLIENT_OUT_HIGH (8u << 20) /* stop reading a client that does not read its replies */
+#define CLIENT_OUT_HIGH (8u << 20)   /* stop reading a client that does not read its replies */
 #define UPSTREAM_OUT_HIGH (8u << 20) /* stop reading clients while Redis is not taking bytes */
 
 enum {
@@ -41,9 +41,9 @@ struct client {
     TAILQ_ENTRY(client) link;
     struct req_queue pending; /* in command order */
     int npending;
-    struct upconn *up;        /* shared connection: all this client's requests go here */
-    struct upconn *pin;       /* its own connection, once in a session */
-    struct upconn *waiting;   /* with C_PAUSED_UP: whose output it waits on */
+    struct upconn *up;      /* shared connection: all this client's requests go here */
+    struct upconn *pin;     /* its own connection, once in a session */
+    struct upconn *waiting; /* with C_PAUSED_UP: whose output it waits on */
     struct resp_parser rp;
     size_t scanned;
     unsigned flags;
@@ -354,8 +354,10 @@ void client_tunnel_data(struct client *c, struct evbuffer *src)
 
 void client_tunnel_lost(struct client *c, const char *why)
 {
-    if (!c->pin->got_data) local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
-    else log_debug("client: session connection lost (%s), closing the client", why);
+    if (!c->pin->got_data)
+        local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
+    else
+        log_debug("client: session connection lost (%s), closing the client", why);
     if (c->flags & C_PAUSED_UP) {
         c->flags &= ~(unsigned)C_PAUSED_UP;
         c->waiting->nwaiting--;
@@ -424,8 +426,7 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     static const char full[] = "-ERR max number of clients reached\r\n";
     int one = 1;
 
-    if (w->draining ||
-        atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
+    if (w->draining || atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
         if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
         ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)rc;
@@ -469,5 +470,6 @@ void client_start_drain(struct worker *w)
 void client_close_all(struct worker *w)
 {
     struct client *c;
-    while ((c = TAILQ_FIRST(&w->clients))) client_free(c);
+    while ((c = TAILQ_FIRST(&w->clients)))
+        client_free(c);
 }

@@ -10,7 +10,10 @@ struct cmd_entry {
     size_t len;
     unsigned flags;
 };
-#define CMD(name, flags) {name, sizeof(name) - 1, flags}
+#define CMD(name, flags)                                                                           \
+    {                                                                                              \
+        name, sizeof(name) - 1, flags                                                              \
+    }
 
 static const struct cmd_entry cmd_table[] = {
     CMD("auth", CMD_SESSION),       CMD("blmove", CMD_SESSION),     CMD("blmpop", CMD_SESSION),

@@ -12,7 +12,8 @@
 
 #define THREADS_MAX 256
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -67,7 +68,8 @@ static int check_keys(json_t *obj, const char *path, const char *const *allowed,
     json_object_foreach(obj, key, val)
     {
         int known = 0;
-        for (const char *const *a = allowed; *a && !known; a++) known = strcmp(*a, key) == 0;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(*a, key) == 0;
         if (!known) return fail(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
     }
     return 0;
@@ -159,10 +161,9 @@ static int parse_regions(json_t *root, struct config *cfg, char *err, size_t err
 
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",   "threads", "log",    "shutdown_timeout_ms",
-                                       "regions",  "upstream", "limits", NULL};
-    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
-                                                NULL};
+    static const char *const keys[] = {"listen",  "threads",  "log",    "shutdown_timeout_ms",
+                                       "regions", "upstream", "limits", NULL};
+    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
                                               "max_pending_per_client", NULL};
     static const char *const log_keys[] = {"level", NULL};
@@ -192,7 +193,8 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         if (check_keys(obj, "log", log_keys, err, errlen)) return -1;
         json_t *lvl = json_object_get(obj, "level");
         if (lvl && (!json_is_string(lvl) || log_level_parse(json_string_value(lvl)) < 0))
-            return fail(err, errlen, "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
+            return fail(err, errlen,
+                        "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
         if (lvl) cfg->log_level = log_level_parse(json_string_value(lvl));
     }
 
@@ -240,42 +242,36 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_pending_per_client = 1024;
 }
 
-static struct config *config_from_json(json_t *root, char *err, size_t errlen)
+/* Takes root (which may be NULL after a JSON syntax error described in jerr). */
+static struct config *config_from_json(json_t *root, const json_error_t *jerr, char *err,
+                                       size_t errlen)
 {
+    if (!root) {
+        fail(err, errlen, "line %d, column %d: %s", jerr->line, jerr->column, jerr->text);
+        return NULL;
+    }
     struct config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) {
         fail(err, errlen, "out of memory");
-        return NULL;
+    } else {
+        set_defaults(cfg);
+        if (parse_root(root, cfg, err, errlen)) config_destroy(&cfg);
     }
-    set_defaults(cfg);
-    if (parse_root(root, cfg, err, errlen)) config_destroy(&cfg);
+    json_decref(root);
     return cfg;
 }
 
 struct config *config_load_string(const char *json, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        fail(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    struct config *cfg = config_from_json(root, err, errlen);
-    json_decref(root);
-    return cfg;
+    return config_from_json(json_loads(json, JSON_REJECT_DUPLICATES, &jerr), &jerr, err, errlen);
 }
 
 struct config *config_load_file(const char *path, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        fail(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    struct config *cfg = config_from_json(root, err, errlen);
-    json_decref(root);
-    return cfg;
+    return config_from_json(json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, err,
+                            errlen);
 }
 
 void config_destroy(struct config **cfgp)

@@ -41,18 +41,18 @@ enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
 
 struct upconn {
     struct worker *w;
-    struct sock *sock;       /* NULL while down */
+    struct sock *sock; /* NULL while down */
     enum up_state state;
-    struct client *owner;    /* pinned: the one client whose session this carries */
+    struct client *owner; /* pinned: the one client whose session this carries */
     struct req_queue inflight;
-    struct resp_parser rp;   /* frames replies (shared connections only) */
+    struct resp_parser rp; /* frames replies (shared connections only) */
     size_t scanned;
-    struct event *timer;     /* connect timeout, reconnect backoff */
+    struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
-    int got_data;            /* pinned: bytes were relayed to the client */
-    int nwaiting;            /* clients paused until this connection's output drains */
-    char err[96];            /* a connect error seen before any callback could run */
-    char why[400];           /* the last failure, for error replies */
+    int got_data;  /* pinned: bytes were relayed to the client */
+    int nwaiting;  /* clients paused until this connection's output drains */
+    char err[96];  /* a connect error seen before any callback could run */
+    char why[400]; /* the last failure, for error replies */
 };
 
 /* Shared by all workers; set up before they start. */
@@ -72,12 +72,12 @@ struct worker {
     struct evconnlistener *listener;
     struct upconn *pool; /* cfg->upstream.connections_per_node shared connections */
     int npool;
-    unsigned next_up;    /* round-robin for new clients' affinity */
+    unsigned next_up; /* round-robin for new clients' affinity */
     TAILQ_HEAD(, client) clients;
     int nclients;
     struct req *free_reqs; /* a small cache; linked through cq.tqe_next */
     int nfree_reqs;
-    int ctl_fd[2];         /* control pipe: the main thread writes, the worker reads */
+    int ctl_fd[2]; /* control pipe: the main thread writes, the worker reads */
     struct event *ctl_ev;
     struct event *drain_timer;
     int draining;

@@ -79,20 +79,31 @@ static int run(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 't'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int check = 0, opt;
 
     while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
-        case 't': check = 1; break;
-        case 'v': printf("respgate %s\n", RG_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check = 1;
+            break;
+        case 'v':
+            printf("respgate %s\n", RG_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc && !path) path = argv[optind++];

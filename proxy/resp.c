@@ -13,16 +13,16 @@
 #define REPLY_AGG_MAX (1LL << 40)  /* elements in one reply aggregate */
 
 enum {
-    S_START,   /* first byte of a message */
-    S_TYPE,    /* type byte of the next element */
-    S_NUM,     /* digits of a count or length, up to CR */
+    S_START, /* first byte of a message */
+    S_TYPE,  /* type byte of the next element */
+    S_NUM,   /* digits of a count or length, up to CR */
     S_NUM_LF,
-    S_LINE,    /* reply: a simple line, up to CR */
+    S_LINE, /* reply: a simple line, up to CR */
     S_LINE_LF,
-    S_BULK,    /* payload bytes */
+    S_BULK, /* payload bytes */
     S_BULK_CR,
     S_BULK_LF,
-    S_INLINE,  /* request: an inline line, up to LF */
+    S_INLINE, /* request: an inline line, up to LF */
 };
 
 void resp_init(struct resp_parser *p, enum resp_kind kind, long long max_bulk)
@@ -138,7 +138,7 @@ static int reply_count(struct resp_parser *p, long long n)
         p->skip = (unsigned long long)n;
         p->state = n ? S_BULK : S_BULK_CR;
         return RESP_MORE;
-    default: /* aggregates: * ~ > % | */
+    default:                                                   /* aggregates: * ~ > % | */
         if (n == -1 && p->elem == '*') return element_done(p); /* RESP2 null array */
         if (n < 0 || n > REPLY_AGG_MAX) return proto_error(p, "invalid aggregate length in reply");
         if (p->elem == '%' || p->elem == '|') n *= 2;
@@ -164,8 +164,8 @@ static int number_byte(struct resp_parser *p, char c)
 {
     if (c >= '0' && c <= '9') {
         if (++p->num_digits > NUM_DIGITS_MAX || p->num > (LLONG_MAX - (c - '0')) / 10)
-            return proto_error(p, p->elem == '*' ? "invalid multibulk length"
-                                                 : "invalid bulk length");
+            return proto_error(p,
+                               p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
         p->num = p->num * 10 + (c - '0');
         return RESP_MORE;
     }
@@ -201,12 +201,25 @@ static int type_byte(struct resp_parser *p, char c)
         return RESP_MORE;
     }
     switch (c) {
-    case '+': case '-': case ':': case ',': case '(': case '_': case '#':
+    case '+':
+    case '-':
+    case ':':
+    case ',':
+    case '(':
+    case '_':
+    case '#':
         p->elem = c;
         p->line_len = 0;
         p->state = S_LINE;
         return RESP_MORE;
-    case '$': case '!': case '=': case '*': case '~': case '>': case '%': case '|':
+    case '$':
+    case '!':
+    case '=':
+    case '*':
+    case '~':
+    case '>':
+    case '%':
+    case '|':
         start_number(p, c);
         return RESP_MORE;
     default:
@@ -248,8 +261,12 @@ static long inline_arg(const char *s, size_t n, size_t *i, char *out)
             k += 4;
         } else if (q == '"' && c == '\\' && k + 1 < n) {
             char e = s[k + 1];
-            out[o++] = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b'
-                     : e == 'a' ? '\a' : e;
+            out[o++] = e == 'n'   ? '\n'
+                       : e == 'r' ? '\r'
+                       : e == 't' ? '\t'
+                       : e == 'b' ? '\b'
+                       : e == 'a' ? '\a'
+                                  : e;
             k += 2;
         } else if (q == '\'' && c == '\\' && k + 1 < n && s[k + 1] == '\'') {
             out[o++] = '\'';
@@ -272,7 +289,8 @@ static int grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     char *b = realloc(*buf, c);
     if (!b) return -1;
     *buf = b;
@@ -286,7 +304,8 @@ static int looks_like_http(const char *line, size_t n)
         return 1;
     /* "GET /path HTTP/1.1" and friends: three or more words, the last a protocol version. */
     size_t last = n;
-    while (last > 0 && line[last - 1] != ' ') last--;
+    while (last > 0 && line[last - 1] != ' ')
+        last--;
     if (last == 0 || n - last < 5 || strncmp(line + last, "HTTP/", 5) != 0) return 0;
     const char *first = memchr(line, ' ', n);
     return first && first < line + last - 1;
@@ -311,7 +330,8 @@ static int inline_done(struct resp_parser *p)
     size_t o = 24, i = 0;
     long long argc = 0;
     for (;;) {
-        while (i < n && isspace((unsigned char)p->line[i])) i++;
+        while (i < n && isspace((unsigned char)p->line[i]))
+            i++;
         if (i == n) break;
         long alen = inline_arg(p->line, n, &i, args);
         if (alen < 0) {
@@ -357,7 +377,8 @@ static int inline_bytes(struct resp_parser *p, const char *b, size_t n, size_t *
     const char *lf = memchr(b + *i, '\n', n - *i);
     size_t take = lf ? (size_t)(lf - (b + *i)) : n - *i;
     if (p->line_len + take > RESP_INLINE_MAX) return proto_error(p, "too big inline request");
-    if (grow(&p->line, &p->line_cap, p->line_len + take + 1)) return proto_error(p, "out of memory");
+    if (grow(&p->line, &p->line_cap, p->line_len + take + 1))
+        return proto_error(p, "out of memory");
     memcpy(p->line + p->line_len, b + *i, take);
     p->line_len += take;
     *i += take;

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RESP_NAME_MAX 32           /* longer command names are kept truncated */
-#define RESP_ARG1_MAX 64           /* prefix of the first argument kept for dispatch */
+#define RESP_NAME_MAX 32            /* longer command names are kept truncated */
+#define RESP_ARG1_MAX 64            /* prefix of the first argument kept for dispatch */
 #define RESP_INLINE_MAX (64 * 1024) /* Redis' PROTO_INLINE_MAX_SIZE */
 #define RESP_MAX_BULK_DEFAULT (512LL * 1024 * 1024) /* Redis' proto-max-bulk-len */
 #define RESP_MAX_ARGS 2147483647LL                  /* Redis 7: INT_MAX */
@@ -23,18 +23,18 @@ enum resp_kind { RESP_REQUEST, RESP_REPLY };
 /* Fields above "private" are results, valid after resp_feed() returned RESP_DONE
  * and until resp_reset(). The struct is public so it can live inside a connection. */
 struct resp_parser {
-    size_t len;       /* bytes of the message as received (an inline line included) */
-    long long argc;   /* request: arguments; 0 means an empty command (nothing to send) */
-    size_t name_len;  /* full length of the command name; name holds at most RESP_NAME_MAX */
-    char name[RESP_NAME_MAX + 1];  /* lowercased, NUL-terminated */
-    size_t arg1_len;               /* full length of the first argument */
-    char arg1[RESP_ARG1_MAX + 1];  /* its first bytes, as sent, NUL-terminated */
-    size_t key_off;   /* offset of the first argument's payload in the message to send */
-    char type;        /* reply: the first type byte; request: '*', or 'i' for inline */
-    int http;         /* request: the inline line looks like HTTP (cross-protocol attack) */
-    const char *inl;  /* inline request re-encoded as multibulk: send this, not the raw line */
+    size_t len;      /* bytes of the message as received (an inline line included) */
+    long long argc;  /* request: arguments; 0 means an empty command (nothing to send) */
+    size_t name_len; /* full length of the command name; name holds at most RESP_NAME_MAX */
+    char name[RESP_NAME_MAX + 1]; /* lowercased, NUL-terminated */
+    size_t arg1_len;              /* full length of the first argument */
+    char arg1[RESP_ARG1_MAX + 1]; /* its first bytes, as sent, NUL-terminated */
+    size_t key_off;  /* offset of the first argument's payload in the message to send */
+    char type;       /* reply: the first type byte; request: '*', or 'i' for inline */
+    int http;        /* request: the inline line looks like HTTP (cross-protocol attack) */
+    const char *inl; /* inline request re-encoded as multibulk: send this, not the raw line */
     size_t inl_len;
-    const char *err;  /* with RESP_EPROTO: what was wrong, for "-ERR Protocol error: <err>" */
+    const char *err; /* with RESP_EPROTO: what was wrong, for "-ERR Protocol error: <err>" */
 
     /* private */
     enum resp_kind kind;
@@ -42,16 +42,16 @@ struct resp_parser {
     long long max_bulk;
     long long num;
     int num_neg, num_digits;
-    char elem;            /* type byte of the element being read */
-    uint64_t remaining;   /* reply: elements still expected */
-    long long argi;       /* request: index of the argument being read */
+    char elem;               /* type byte of the element being read */
+    uint64_t remaining;      /* reply: elements still expected */
+    long long argi;          /* request: index of the argument being read */
     unsigned long long skip; /* payload bytes still to skip */
-    size_t cap;           /* bytes captured of the current argument */
-    size_t cur;           /* offset in the current feed just past a length line */
+    size_t cap;              /* bytes captured of the current argument */
+    size_t cur;              /* offset in the current feed just past a length line */
     size_t line_len;
-    char *line;           /* inline: the raw line */
+    char *line; /* inline: the raw line */
     size_t line_cap;
-    char *enc;            /* inline: the encoded command */
+    char *enc; /* inline: the encoded command */
     size_t enc_cap;
     char errbuf[64];
 };

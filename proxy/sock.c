@@ -18,10 +18,10 @@ struct sock {
     const struct sock_handlers *h;
     void *ctx;
     TAILQ_ENTRY(sock) dirty;
-    int queued;      /* in the loop's dirty list */
+    int queued; /* in the loop's dirty list */
     int connecting;
-    int reading;     /* the owner wants input */
-    int wpending;    /* the write event is armed: the kernel was full */
+    int reading;  /* the owner wants input */
+    int wpending; /* the write event is armed: the kernel was full */
     struct timeval rtimeout;
     int has_rtimeout;
 };

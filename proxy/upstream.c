@@ -57,7 +57,8 @@ static void up_failed(struct upconn *u, const char *why)
     if (was_ready)
         snprintf(msg, sizeof(msg),
                  "-ERR upstream connection lost before the reply, the command may or may not "
-                 "have run (%s)\r\n", u->why);
+                 "have run (%s)\r\n",
+                 u->why);
     else
         snprintf(msg, sizeof(msg), "-ERR upstream unavailable (%s)\r\n", u->why);
     struct req *r;
@@ -75,7 +76,8 @@ static void up_failed(struct upconn *u, const char *why)
         log_warn("upstream %s: connection lost, reconnecting now", u->why);
         u->backoff_ms = 0;
     } else {
-        if (u->backoff_ms == 0) log_warn("upstream %s: connect failed, retrying with backoff", u->why);
+        if (u->backoff_ms == 0)
+            log_warn("upstream %s: connect failed, retrying with backoff", u->why);
         u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : UP_BACKOFF_MIN_MS;
         if (u->backoff_ms > UP_BACKOFF_MAX_MS) u->backoff_ms = UP_BACKOFF_MAX_MS;
     }
@@ -213,7 +215,8 @@ int upstream_pool_init(struct worker *w)
 
 void upstream_pool_deinit(struct worker *w)
 {
-    for (int i = 0; i < w->npool && w->pool; i++) up_deinit(&w->pool[i]);
+    for (int i = 0; i < w->npool && w->pool; i++)
+        up_deinit(&w->pool[i]);
     free(w->pool);
     w->pool = NULL;
 }

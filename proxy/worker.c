@@ -201,8 +201,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
 static int resolve(const struct config_addr *a, int passive, struct addrinfo **out, char *err,
                    size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = passive ? AI_PASSIVE : 0};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
     char port[8];
     snprintf(port, sizeof(port), "%d", a->port);
     int rc = getaddrinfo(a->host, port, &hints, out);
@@ -231,7 +231,8 @@ static int check_port_free(const struct addrinfo *ai, const struct config *cfg, 
 
 static struct worker_group *group_free(struct worker_group *g)
 {
-    for (int i = 0; i < g->n; i++) worker_deinit(&g->workers[i]);
+    for (int i = 0; i < g->n; i++)
+        worker_deinit(&g->workers[i]);
     free(g->workers);
     free(g->threads);
     free(g);
@@ -247,8 +248,8 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
-        resolve(up, 0, &up_ai, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
+    if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) || resolve(up, 0, &up_ai, err, errlen) ||
+        check_port_free(listen_ai, cfg, err, errlen))
         goto fail;
 
     memcpy(&g->shared.upstream_addr, up_ai->ai_addr, up_ai->ai_addrlen);
@@ -309,6 +310,7 @@ void workers_join(struct worker_group **gp)
 {
     struct worker_group *g = *gp;
     if (!g) return;
-    for (int i = 0; i < g->n; i++) pthread_join(g->threads[i], NULL);
+    for (int i = 0; i < g->n; i++)
+        pthread_join(g->threads[i], NULL);
     *gp = group_free(g);
 }
