@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: one redis-server, and in front of it respgate, HAProxy
+# (tcp mode) and nutcracker (twemproxy), all on loopback. redis-benchmark runs
+# against direct Redis and each proxy; every round rotates the order of the
+# targets so that drift on a shared machine hits them all alike. Prints medians
+# over rounds and ratios to direct as a markdown table.
+#
+#   tests/bench/bench.sh [--out FILE]
+#   env: RESPGATE (binary), THREADS (respgate workers, 2), ROUNDS (3),
+#        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+RESPGATE=${RESPGATE:-$repo/build/respgate}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+REQUESTS=${REQUESTS:-400000}
+REQUESTS_P1=${REQUESTS_P1:-100000}
+REQUESTS_C1=${REQUESTS_C1:-20000}
+out=""
+[ "${1:-}" = "--out" ] && out=$2
+[ "$ROUNDS" -ge 3 ] || { echo "ROUNDS must be at least 3" >&2; exit 2; }
+
+dir=$(mktemp -d -t respgate-bench-XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() {
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --daemonize no &
+pids+=($!)
+wait_ping "$redis_port" || { echo "redis-server did not start" >&2; exit 1; }
+
+declare -A port
+port[direct]=$redis_port
+targets=(direct)
+
+port[respgate]=$(free_port)
+cat > "$dir/respgate.json" <<JSON
+{"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
+ "regions": [{"name": "bench", "nodes": ["127.0.0.1:$redis_port"]}],
+ "upstream": {"connections_per_node": 2}}
+JSON
+"$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
+pids+=($!)
+if wait_ping "${port[respgate]}"; then targets+=(respgate); else echo "respgate did not start" >&2; fi
+
+port[haproxy]=$(free_port)
+cat > "$dir/haproxy.cfg" <<CFG
+global
+    nbthread 2
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1m
+    timeout server 1m
+listen redis
+    bind 127.0.0.1:${port[haproxy]}
+    server r1 127.0.0.1:$redis_port
+CFG
+if command -v haproxy >/dev/null; then
+    haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
+    pids+=($!)
+    if wait_ping "${port[haproxy]}"; then targets+=(haproxy); else echo "haproxy did not start (n/a)" >&2; fi
+else
+    echo "haproxy not installed (n/a): apt-get install haproxy" >&2
+fi
+
+port[nutcracker]=$(free_port)
+cat > "$dir/nutcracker.yml" <<YML
+bench:
+  listen: 127.0.0.1:${port[nutcracker]}
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  auto_eject_hosts: false
+  preconnect: true
+  server_connections: 2
+  servers:
+    - 127.0.0.1:$redis_port:1
+YML
+if command -v nutcracker >/dev/null; then
+    nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" -s "$(free_port)" &
+    pids+=($!)
+    if wait_ping "${port[nutcracker]}"; then targets+=(nutcracker); else echo "nutcracker did not start (n/a)" >&2; fi
+else
+    echo "nutcracker not installed (n/a): apt-get install nutcracker" >&2
+fi
+
+# name|redis-benchmark options|requests
+workloads=(
+    "P16|-c 50 -P 16|$REQUESTS"
+    "P1|-c 50 -P 1|$REQUESTS_P1"
+    "C1|-c 1 -P 1|$REQUESTS_C1"
+)
+results="$dir/results.csv" # target,workload,test,rps,p50_ms
+: > "$results"
+
+# redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+run() { # target workload opts requests
+    redis-benchmark -p "${port[$1]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
+        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] }' >> "$results"
+}
+
+echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores" >&2
+n=${#targets[@]}
+for ((round = 0; round < ROUNDS; round++)); do
+    for wl in "${workloads[@]}"; do
+        IFS='|' read -r name opts reqs <<<"$wl"
+        for ((k = 0; k < n; k++)); do
+            t=${targets[$(((k + round) % n))]}
+            run "$t" "$name" "$opts" "$reqs"
+        done
+    done
+    echo "round $((round + 1)) of $ROUNDS done" >&2
+done
+
+report() {
+    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians; $(date -u +%Y-%m-%d)"
+    echo
+    python3 - "$results" "${targets[@]}" <<'PY'
+import csv, statistics, sys
+path, targets = sys.argv[1], sys.argv[2:]
+data = {}
+for t, w, test, rps, p50 in csv.reader(open(path)):
+    data.setdefault((w, test, t), []).append((float(rps), float(p50)))
+def med(w, test, t, i):
+    v = data.get((w, test, t))
+    return statistics.median(x[i] for x in v) if v else None
+peers = [t for t in targets if t != "direct"]
+print("| workload | direct rps | " + " | ".join("%s rps (× direct)" % t for t in peers) + " |")
+print("|---|---|" + "---|" * len(peers))
+names = {"P16": "-c 50 -P 16", "P1": "-c 50 -P 1", "C1": "-c 1"}
+for w in ("P16", "P1", "C1"):
+    for test in ("SET", "GET"):
+        d = med(w, test, "direct", 0)
+        if d is None:
+            continue
+        cells = []
+        for t in peers:
+            v = med(w, test, t, 0)
+            cells.append("n/a" if v is None else "%.0f (%.2f×)" % (v, v / d))
+        print("| %s %s | %.0f | %s |" % (test, names[w], d, " | ".join(cells)))
+print()
+print("| -c 1 latency | direct p50 ms | " + " | ".join("%s p50 ms (added µs)" % t for t in peers) + " |")
+print("|---|---|" + "---|" * len(peers))
+for test in ("SET", "GET"):
+    d = med("C1", test, "direct", 1)
+    if d is None:
+        continue
+    cells = []
+    for t in peers:
+        v = med("C1", test, t, 1)
+        cells.append("n/a" if v is None else "%.3f (+%.0f)" % (v, (v - d) * 1000))
+    print("| %s | %.3f | %s |" % (test, d, " | ".join(cells)))
+PY
+}
+report | tee ${out:+"$out"}

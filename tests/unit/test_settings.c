@@ -1,0 +1,142 @@
+/* Configuration loading and the command table: values in, values out. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "command.h"
+#include "config.h"
+#include "log.h"
+
+static char err[512];
+
+static struct config *load(const char *json)
+{
+    err[0] = '\0';
+    return config_load_string(json, err, sizeof(err));
+}
+
+static void assert_error_names(const char *json, const char *key)
+{
+    struct config *cfg = load(json);
+    cr_assert_null(cfg, "accepted: %s", json);
+    cr_assert_not_null(strstr(err, key), "error \"%s\" does not name %s", err, key);
+}
+
+#define REGION "\"regions\": [{\"name\": \"a\", \"nodes\": [\"127.0.0.1:6379\"]}]"
+
+Test(config, a_full_config_loads_every_key)
+{
+    struct config *cfg =
+        load("{\"listen\": \"0.0.0.0:7000\", \"threads\": 3,"
+             "\"log\": {\"level\": \"debug\"}, \"shutdown_timeout_ms\": 100,"
+             "\"regions\": [{\"name\": \"eu\", \"priority\": 2, \"nodes\": "
+             "[\"10.0.0.1:6379\", \"[::1]:6380\"]},"
+             "{\"name\": \"us\", \"priority\": 1, \"nodes\": [\"h:1\"]}],"
+             "\"upstream\": {\"connections_per_node\": 4, \"connect_timeout_ms\": 250},"
+             "\"limits\": {\"max_clients\": 5, \"max_query_buffer_bytes\": 2048,"
+             "\"max_pending_per_client\": 7}}");
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_str_eq(cfg->listen.host, "0.0.0.0");
+    cr_assert_eq(cfg->listen.port, 7000);
+    cr_assert_eq(cfg->threads, 3);
+    cr_assert_eq(cfg->log_level, LOG_DEBUG);
+    cr_assert_eq(cfg->shutdown_timeout_ms, 100);
+    cr_assert_eq(cfg->nregions, 2);
+    cr_assert_eq(cfg->regions[0].nnodes, 2);
+    cr_assert_str_eq(cfg->regions[0].nodes[1].host, "::1");
+    cr_assert_eq(cfg->regions[0].nodes[1].port, 6380);
+    cr_assert_str_eq(config_primary_region(cfg)->name, "us");
+    cr_assert_eq(cfg->upstream.connections_per_node, 4);
+    cr_assert_eq(cfg->upstream.connect_timeout_ms, 250);
+    cr_assert_eq(cfg->limits.max_clients, 5);
+    cr_assert_eq(cfg->limits.max_query_buffer_bytes, 2048);
+    cr_assert_eq(cfg->limits.max_pending_per_client, 7);
+    config_destroy(&cfg);
+    cr_assert_null(cfg);
+}
+
+Test(config, omitted_keys_take_their_documented_defaults)
+{
+    struct config *cfg = load("{" REGION "}");
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_str_eq(cfg->listen.host, "127.0.0.1");
+    cr_assert_eq(cfg->listen.port, 7379);
+    cr_assert_geq(cfg->threads, 1);
+    cr_assert_eq(cfg->log_level, LOG_INFO);
+    cr_assert_eq(cfg->shutdown_timeout_ms, 5000);
+    cr_assert_eq(cfg->regions[0].priority, 0);
+    cr_assert_eq(cfg->upstream.connections_per_node, 2);
+    cr_assert_eq(cfg->upstream.connect_timeout_ms, 1000);
+    cr_assert_eq(cfg->limits.max_clients, 10000);
+    cr_assert_eq(cfg->limits.max_query_buffer_bytes, 1LL << 30);
+    cr_assert_eq(cfg->limits.max_pending_per_client, 1024);
+    config_destroy(&cfg);
+}
+
+Test(config, every_error_names_the_offending_key)
+{
+    assert_error_names("{" REGION ", \"bogus\": 1}", "bogus: unknown key");
+    assert_error_names("{" REGION ", \"upstream\": {\"bogus\": 1}}", "upstream.bogus");
+    assert_error_names("{" REGION ", \"threads\": \"2\"}", "threads: expected an integer");
+    assert_error_names("{" REGION ", \"threads\": 0}", "threads: must be from 1");
+    assert_error_names("{" REGION ", \"upstream\": {\"connections_per_node\": 0}}",
+                       "upstream.connections_per_node");
+    assert_error_names("{" REGION ", \"limits\": {\"max_query_buffer_bytes\": 10}}",
+                       "limits.max_query_buffer_bytes");
+    assert_error_names("{" REGION ", \"limits\": 3}", "limits: expected an object");
+    assert_error_names("{" REGION ", \"log\": {\"level\": \"loud\"}}", "log.level");
+    assert_error_names("{" REGION ", \"listen\": \"nohost\"}", "listen");
+    assert_error_names("{}", "regions: required");
+    assert_error_names("{\"regions\": []}", "regions: expected a non-empty array");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"nodes\": []}]}", "regions[0].nodes");
+    assert_error_names("{\"regions\": [{\"nodes\": [\"h:1\"]}]}", "regions[0].name");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"nodes\": [\"h:1\", \"h:99999\"]}]}",
+                       "regions[0].nodes[1]: port");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"nodes\": [\"h:1\", \"h:1\"]}]}",
+                       "regions[0].nodes[1]: duplicate");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"nodes\": [\"h:1\"]},"
+                       "{\"name\": \"a\", \"nodes\": [\"h:2\"]}]}",
+                       "regions[1].name: duplicate");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"nodes\": [\"h:1\"], \"x\": 1}]}",
+                       "regions[0].x: unknown key");
+}
+
+Test(config, invalid_json_reports_its_line)
+{
+    assert_error_names("{\n\"regions\": [\n", "line");
+    assert_error_names("{" REGION ", " REGION "}", "duplicate");
+}
+
+Test(config, addresses_parse_with_and_without_ipv6_brackets)
+{
+    struct config_addr a;
+    char why[128];
+    cr_assert_eq(config_parse_addr("127.0.0.1:6379", &a, why, sizeof(why)), 0);
+    cr_assert_str_eq(a.host, "127.0.0.1");
+    cr_assert_eq(a.port, 6379);
+    cr_assert_eq(config_parse_addr("[::1]:6380", &a, why, sizeof(why)), 0);
+    cr_assert_str_eq(a.host, "::1");
+    cr_assert_eq(config_parse_addr("localhost:1", &a, why, sizeof(why)), 0);
+    const char *bad[] = {":6379", "host:",     "host:70000", "host:0", "::1:6379",
+                         "host",  "[::1]6379", "host:12a",   "[]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(config_parse_addr(bad[i], &a, why, sizeof(why)), -1, "accepted %s", bad[i]);
+}
+
+Test(command, session_commands_need_a_connection_of_their_own)
+{
+    const char *session[] = {"multi",  "watch", "blpop",     "brpop",      "blmove",     "bzpopmin",
+                             "xread",  "wait",  "subscribe", "psubscribe", "ssubscribe", "monitor",
+                             "select", "auth",  "hello",     "reset"};
+    for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++)
+        cr_assert(cmd_flags(session[i], strlen(session[i])) & CMD_SESSION, "%s", session[i]);
+}
+
+Test(command, ordinary_and_unknown_commands_have_no_flags)
+{
+    const char *plain[] = {"get", "set", "incr", "exec", "eval", "a", "zzzz", "blpopx", "multix"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        cr_assert_eq(cmd_flags(plain[i], strlen(plain[i])), 0, "%s", plain[i]);
+    cr_assert_eq(cmd_flags("quit", 4), CMD_QUIT);
+    cr_assert_eq(cmd_flags("client", 6), CMD_CLIENT);
+    cr_assert_eq(cmd_flags("multi", 3), 0, "a prefix of a name is not the name");
+}
