@@ -1,18 +1,49 @@
-/* command: classifies a command by its (lowercased) name. For now it knows the
- * commands that change the state of the connection they run on, which must never
- * run on a shared upstream connection. */
+/* command: what respgate knows about a command, by its lowercased name. The table
+ * (commands.def) is generated from Redis 7's own COMMAND reply by gen_commands.py;
+ * respgate's policy (which commands need a connection of their own, which it
+ * answers itself) is layered on top here. */
 #ifndef RG_COMMAND_H
 #define RG_COMMAND_H
 
 #include <stddef.h>
 
 enum cmd_flag {
-    CMD_SESSION = 1 << 0, /* changes connection state: needs a connection of its own */
-    CMD_QUIT = 1 << 1,    /* answered here, then the client is closed */
-    CMD_CLIENT = 1 << 2,  /* CLIENT: some subcommands are answered here */
+    /* From Redis' command flags and ACL categories (generated). */
+    CMD_WRITE = 1 << 0,
+    CMD_READONLY = 1 << 1,
+    CMD_ADMIN = 1 << 2,
+    CMD_PUBSUB = 1 << 3,
+    CMD_BLOCKING = 1 << 4,
+    CMD_TRANSACTION = 1 << 5,
+    CMD_CONNECTION = 1 << 6,
+    CMD_MAY_REPLICATE = 1 << 7,
+    CMD_NOKEY = 1 << 8,
+    CMD_MOVABLEKEYS = 1 << 9,
+    CMD_FAST = 1 << 10,
+    CMD_NOSCRIPT = 1 << 11,
+    CMD_SCRIPTING = 1 << 12,
+    CMD_CONTAINER = 1 << 13, /* has subcommands ("client|setname") */
+    /* respgate's policy. */
+    CMD_SESSION = 1 << 16, /* changes connection state: needs a connection of its own */
+    CMD_QUIT = 1 << 17,    /* answered here, then the client is closed */
+    CMD_CLIENT = 1 << 18,  /* CLIENT: some subcommands are answered here */
 };
 
-/* Flags of a lowercased command name; 0 for ordinary and unknown commands. */
+struct cmd_info {
+    const char *name;
+    size_t len;
+    int arity;     /* as Redis reports it: negative means "at least" */
+    int first_key; /* 0: no key at a fixed position */
+    unsigned flags;
+};
+
+/* The command named name[0..len) (lowercase; "container|sub" for subcommands), or
+ * NULL if Redis 7 has no such command. */
+const struct cmd_info *cmd_lookup(const char *name, size_t len);
+/* Its flags, policy included; 0 for unknown commands (they go to the master). */
 unsigned cmd_flags(const char *name, size_t len);
+/* Number of rows in the table, and row i (for tests). */
+size_t cmd_count(void);
+const struct cmd_info *cmd_at(size_t i);
 
 #endif

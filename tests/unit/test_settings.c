@@ -131,12 +131,42 @@ Test(command, session_commands_need_a_connection_of_their_own)
         cr_assert(cmd_flags(session[i], strlen(session[i])) & CMD_SESSION, "%s", session[i]);
 }
 
-Test(command, ordinary_and_unknown_commands_have_no_flags)
+Test(command, ordinary_and_unknown_commands_need_no_session)
 {
-    const char *plain[] = {"get", "set", "incr", "exec", "eval", "a", "zzzz", "blpopx", "multix"};
+    const char *plain[] = {"get",         "set", "incr", "exec",   "eval",  "publish",
+                           "unsubscribe", "a",   "zzzz", "blpopx", "multix"};
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
-        cr_assert_eq(cmd_flags(plain[i], strlen(plain[i])), 0, "%s", plain[i]);
-    cr_assert_eq(cmd_flags("quit", 4), CMD_QUIT);
-    cr_assert_eq(cmd_flags("client", 6), CMD_CLIENT);
-    cr_assert_eq(cmd_flags("multi", 3), 0, "a prefix of a name is not the name");
+        cr_assert_eq(cmd_flags(plain[i], strlen(plain[i])) & (CMD_SESSION | CMD_QUIT | CMD_CLIENT),
+                     0, "%s", plain[i]);
+    cr_assert_eq(cmd_flags("zzzz", 4), 0, "unknown commands have no flags");
+    cr_assert(cmd_flags("quit", 4) & CMD_QUIT);
+    cr_assert(cmd_flags("client", 6) & CMD_CLIENT);
+    cr_assert(cmd_flags("waitaof", 7) & CMD_SESSION, "newer than the table, still a session");
+    cr_assert_null(cmd_lookup("mult", 4), "a prefix of a name is not the name");
+}
+
+Test(command, flags_come_from_redis_own_command_table)
+{
+    cr_assert(cmd_flags("get", 3) & CMD_READONLY);
+    cr_assert(cmd_flags("set", 3) & CMD_WRITE);
+    cr_assert(cmd_flags("eval_ro", 7) & CMD_READONLY);
+    cr_assert(cmd_flags("eval", 4) & CMD_SCRIPTING);
+    cr_assert(!(cmd_flags("eval", 4) & CMD_READONLY));
+    cr_assert(cmd_flags("ping", 4) & CMD_NOKEY);
+    cr_assert(cmd_flags("blpop", 5) & CMD_BLOCKING);
+    cr_assert(cmd_flags("client", 6) & CMD_CONTAINER);
+    const struct cmd_info *c = cmd_lookup("client|setname", 14);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->arity, 3);
+    cr_assert_eq(cmd_lookup("get", 3)->first_key, 1);
+}
+
+Test(command, every_row_is_found_and_the_table_is_sorted)
+{
+    cr_assert_gt(cmd_count(), 200);
+    for (size_t i = 0; i < cmd_count(); i++) {
+        const struct cmd_info *c = cmd_at(i);
+        cr_assert_eq(cmd_lookup(c->name, c->len), c, "%s", c->name);
+        if (i) cr_assert_lt(strcmp(cmd_at(i - 1)->name, c->name), 0, "%s", c->name);
+    }
 }
