@@ -1,0 +1,74 @@
+/* info: see info.h. INFO is "key:value" lines ending in CRLF, "# Section" headers. */
+#include "info.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int field_is(const char *line, size_t n, const char *key, const char **value, size_t *vlen)
+{
+    size_t k = strlen(key);
+    if (n <= k || line[k] != ':' || memcmp(line, key, k) != 0) return 0;
+    *value = line + k + 1;
+    *vlen = n - k - 1;
+    return 1;
+}
+
+static int parse_ll(const char *v, size_t n, long long *out)
+{
+    char buf[32];
+    if (n == 0 || n >= sizeof(buf)) return -1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    char *end;
+    *out = strtoll(buf, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+static int equals(const char *v, size_t n, const char *s)
+{
+    return n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+int info_parse(const char *text, size_t len, struct info_replication *out)
+{
+    long long master_offset = -1, replica_offset = -1, port = 0;
+    int have_role = 0;
+    memset(out, 0, sizeof(*out));
+
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        const char *line = p, *v;
+        size_t vn;
+        p = nl ? nl + 1 : end;
+        if (n && line[n - 1] == '\r') n--;
+
+        if (field_is(line, n, "role", &v, &vn)) {
+            have_role = 1;
+            out->role = equals(v, vn, "master")  ? TOPO_MASTER
+                        : equals(v, vn, "slave") ? TOPO_REPLICA
+                                                 : TOPO_UNKNOWN;
+        } else if (field_is(line, n, "master_host", &v, &vn)) {
+            if (vn == 0 || vn >= sizeof(out->master.host)) return -1;
+            memcpy(out->master.host, v, vn);
+            out->master.host[vn] = '\0';
+        } else if (field_is(line, n, "master_port", &v, &vn)) {
+            if (parse_ll(v, vn, &port) || port < 1 || port > 65535) return -1;
+        } else if (field_is(line, n, "master_link_status", &v, &vn)) {
+            out->link_up = equals(v, vn, "up");
+        } else if (field_is(line, n, "master_sync_in_progress", &v, &vn)) {
+            out->syncing = equals(v, vn, "1");
+        } else if (field_is(line, n, "loading", &v, &vn)) {
+            out->loading = equals(v, vn, "1");
+        } else if (field_is(line, n, "master_repl_offset", &v, &vn)) {
+            if (parse_ll(v, vn, &master_offset)) return -1;
+        } else if (field_is(line, n, "slave_repl_offset", &v, &vn)) {
+            if (parse_ll(v, vn, &replica_offset)) return -1;
+        }
+    }
+    if (!have_role) return -1;
+    out->master.port = (int)port;
+    out->offset = out->role == TOPO_REPLICA ? replica_offset : master_offset;
+    if (out->offset < 0) out->offset = 0;
+    return 0;
+}

@@ -1,0 +1,22 @@
+/* info: reads what the control plane needs from an INFO reply (sections
+ * replication and persistence): role, link state and replication offset. Pure. */
+#ifndef RG_INFO_H
+#define RG_INFO_H
+
+#include <stddef.h>
+
+#include "topology.h"
+
+struct info_replication {
+    enum topo_role role;
+    int link_up;               /* replica: master_link_status:up */
+    int syncing;               /* replica: master_sync_in_progress:1 */
+    int loading;               /* loading:1 (a dataset is being loaded) */
+    long long offset;          /* master_repl_offset on a master, slave_repl_offset on a replica */
+    struct config_addr master; /* replica: master_host and master_port */
+};
+
+/* Returns 0, or -1 if the text has no role line or a malformed field. */
+int info_parse(const char *text, size_t len, struct info_replication *out);
+
+#endif

@@ -1,0 +1,73 @@
+/* route: see route.h. */
+#include "route.h"
+
+#include <stddef.h>
+
+int route_write(const struct topology *t)
+{
+    return t && t->master >= 0 && t->nodes[t->master].reachable ? t->master : ROUTE_NONE;
+}
+
+void route_horizon_update(struct route_horizon *h, const struct topology *t)
+{
+    if (!h->write_done_ns || !t || t->master < 0) return;
+    const struct topo_node *m = &t->nodes[t->master];
+    if (m->probed_ns > h->write_done_ns) {
+        h->offset = m->offset;
+        h->write_done_ns = 0;
+    }
+}
+
+static int eligible(const struct topology *t, const struct route_policy *p,
+                    const struct route_horizon *h, size_t i, long long *lag)
+{
+    const struct topo_node *n = &t->nodes[i];
+    if (!n->reachable || !n->link_up) return 0;
+    *lag = topo_lag(t, i);
+    if (*lag < 0 || *lag > p->max_lag_bytes) return 0;
+    if (h && h->offset > n->offset) return 0;
+    return 1;
+}
+
+/* Where node i stands for a read: its lag bucket (lower is better), or -1 if it
+ * cannot take reads. */
+static long long read_bucket(const struct topology *t, const struct route_policy *p,
+                             const struct route_horizon *h, int master, size_t i)
+{
+    long long lag;
+    if ((int)i == t->master) return p->reads == ROUTE_READS_ANY && master != ROUTE_NONE ? 0 : -1;
+    if (!eligible(t, p, h, i, &lag)) return -1;
+    if (p->reads == ROUTE_READS_ANY) return 0;
+    return lag / (p->lag_tie_bytes > 0 ? p->lag_tie_bytes : 1);
+}
+
+int route_read(const struct topology *t, const struct route_policy *p,
+               const struct route_horizon *h, const unsigned *outstanding, unsigned *rr)
+{
+    int master = route_write(t);
+    if (!t || p->reads == ROUTE_READS_MASTER) return master;
+    /* A write whose offset no probe has measured yet: only the master has it. */
+    if (h && h->write_done_ns) return master;
+
+    /* The best (lag bucket, outstanding) pair, then round-robin among its ties. */
+    long long best_bucket = -1;
+    unsigned best_out = 0, ties = 0;
+    for (size_t i = 0; i < t->nnodes; i++) {
+        long long b = read_bucket(t, p, h, master, i);
+        if (b < 0) continue;
+        if (best_bucket < 0 || b < best_bucket || (b == best_bucket && outstanding[i] < best_out)) {
+            best_bucket = b;
+            best_out = outstanding[i];
+            ties = 1;
+        } else if (b == best_bucket && outstanding[i] == best_out) {
+            ties++;
+        }
+    }
+    if (best_bucket < 0) return p->no_replica_error ? ROUTE_NONE : master;
+    unsigned pick = (*rr)++ % ties;
+    for (size_t i = 0; i < t->nnodes; i++)
+        if (read_bucket(t, p, h, master, i) == best_bucket && outstanding[i] == best_out &&
+            pick-- == 0)
+            return (int)i;
+    return master; /* not reached */
+}

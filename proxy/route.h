@@ -1,0 +1,41 @@
+/* route: which node serves a request, decided over a topology snapshot. Pure: no
+ * sockets, no clocks; the caller passes what it knows (outstanding requests per
+ * node, the client's read-your-writes horizon). */
+#ifndef RG_ROUTE_H
+#define RG_ROUTE_H
+
+#include <stdint.h>
+
+#include "topology.h"
+
+enum route_reads { ROUTE_READS_REPLICA = 0, ROUTE_READS_MASTER, ROUTE_READS_ANY };
+
+struct route_policy {
+    enum route_reads reads;
+    long long max_lag_bytes; /* a replica further behind is not eligible */
+    long long lag_tie_bytes; /* lags this close count as equal, so load spreads */
+    int no_replica_error;    /* no eligible replica: error instead of the master */
+};
+
+/* A client's read-your-writes horizon. After a write, reads may go only where that
+ * write is visible: the master, or a replica whose offset has reached the master's
+ * offset measured by a probe sent after the write's reply arrived (a safe
+ * over-estimate of the write's own offset). */
+struct route_horizon {
+    int64_t write_done_ns; /* when the client's last write was answered; 0: none pending */
+    long long offset;      /* master offset it must see, once known; 0: none */
+};
+
+enum { ROUTE_NONE = -1 };
+
+/* The node for a read: an index into t->nodes, or ROUTE_NONE. outstanding[i] is the
+ * caller's count of requests in flight to node i; *rr is a round-robin cursor. */
+int route_read(const struct topology *t, const struct route_policy *p,
+               const struct route_horizon *h, const unsigned *outstanding, unsigned *rr);
+/* The node for a write (the master), or ROUTE_NONE. */
+int route_write(const struct topology *t);
+/* Updates h with what t shows: once a probe sent after the write has measured the
+ * master, the horizon becomes that offset. */
+void route_horizon_update(struct route_horizon *h, const struct topology *t);
+
+#endif

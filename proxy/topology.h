@@ -1,0 +1,42 @@
+/* topology: an immutable snapshot of what the control plane knows about the nodes
+ * (roles, offsets, link state) at one moment. The control thread builds a new one
+ * after every probe round and hands it to the workers; nobody changes a published
+ * snapshot, so workers read it without locks. Freed when the last holder lets go. */
+#ifndef RG_TOPOLOGY_H
+#define RG_TOPOLOGY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum topo_role { TOPO_UNKNOWN = 0, TOPO_MASTER, TOPO_REPLICA };
+
+struct topo_node {
+    struct config_addr addr;
+    int region; /* index into the config's regions */
+    enum topo_role role;
+    int reachable;             /* answered the last probe in time */
+    int link_up;               /* replica: link to its master up, not syncing, not loading */
+    long long offset;          /* master: master_repl_offset; replica: its processed offset */
+    struct config_addr master; /* replica: the master it follows */
+    int64_t probed_ns;         /* CLOCK_MONOTONIC when the probe that measured this was sent */
+};
+
+struct topology {
+    atomic_int refs;
+    uint64_t generation;
+    int master; /* index of the writable master, -1 if none is known */
+    size_t nnodes;
+    struct topo_node nodes[]; /* same order as the config lists them, every time */
+};
+
+struct topology *topo_create(size_t nnodes);
+struct topology *topo_acquire(struct topology *t);
+void topo_release(struct topology **t);
+
+/* Bytes node i is behind the master, or -1 if it is not a replica of the master. */
+long long topo_lag(const struct topology *t, size_t i);
+
+#endif

@@ -1,0 +1,217 @@
+/* The router as a pure function over topology snapshots, and the INFO parser that
+ * feeds those snapshots. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "info.h"
+#include "route.h"
+#include "topology.h"
+
+/* node 0 is the master at offset 1000; nodes 1..n-1 its replicas at the given lags. */
+static struct topology *snapshot(size_t n, const long long *lags)
+{
+    struct topology *t = topo_create(n);
+    t->master = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct topo_node *node = &t->nodes[i];
+        strcpy(node->addr.host, "127.0.0.1");
+        node->addr.port = 7000 + (int)i;
+        node->reachable = 1;
+        node->probed_ns = 100;
+        if (i == 0) {
+            node->role = TOPO_MASTER;
+            node->offset = 1000;
+        } else {
+            node->role = TOPO_REPLICA;
+            node->link_up = 1;
+            node->offset = 1000 - lags[i];
+            node->master = t->nodes[0].addr;
+        }
+    }
+    return t;
+}
+
+static const struct route_policy replicas = {ROUTE_READS_REPLICA, 1 << 20, 1, 0};
+static unsigned none[8];
+
+Test(route, read_goes_to_the_least_lagged_replica)
+{
+    long long lags[] = {0, 500, 10, 300};
+    struct topology *t = snapshot(4, lags);
+    unsigned rr = 0;
+    for (int k = 0; k < 10; k++)
+        cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), 2);
+    topo_release(&t);
+}
+
+Test(route, equal_lags_go_to_fewest_outstanding_then_round_robin)
+{
+    long long lags[] = {0, 0, 0};
+    struct topology *t = snapshot(3, lags);
+    unsigned rr = 0, busy1[] = {0, 5, 1};
+    cr_assert_eq(route_read(t, &replicas, NULL, busy1, &rr), 2);
+    int seen[3] = {0};
+    for (int k = 0; k < 20; k++)
+        seen[route_read(t, &replicas, NULL, none, &rr)]++;
+    cr_assert_eq(seen[0], 0, "the master takes no reads while replicas are eligible");
+    cr_assert_eq(seen[1], 10);
+    cr_assert_eq(seen[2], 10);
+    topo_release(&t);
+}
+
+Test(route, lags_within_the_tie_width_count_as_equal)
+{
+    long long lags[] = {0, 100, 4000};
+    struct topology *t = snapshot(3, lags);
+    struct route_policy p = replicas;
+    p.lag_tie_bytes = 65536;
+    unsigned rr = 0, busy[] = {0, 3, 0};
+    cr_assert_eq(route_read(t, &p, NULL, busy, &rr), 2);
+    topo_release(&t);
+}
+
+Test(route, a_replica_beyond_max_lag_is_not_eligible)
+{
+    long long lags[] = {0, 600, 5000};
+    struct topology *t = snapshot(3, lags);
+    struct route_policy p = replicas;
+    p.max_lag_bytes = 1000;
+    unsigned rr = 0;
+    for (int k = 0; k < 5; k++)
+        cr_assert_eq(route_read(t, &p, NULL, none, &rr), 1);
+    p.max_lag_bytes = 100;
+    cr_assert_eq(route_read(t, &p, NULL, none, &rr), 0, "no eligible replica: the master");
+    p.no_replica_error = 1;
+    cr_assert_eq(route_read(t, &p, NULL, none, &rr), ROUTE_NONE);
+    topo_release(&t);
+}
+
+Test(route, unreachable_syncing_or_foreign_replicas_are_not_eligible)
+{
+    long long lags[] = {0, 0, 0, 0};
+    struct topology *t = snapshot(4, lags);
+    t->nodes[1].reachable = 0;
+    t->nodes[2].link_up = 0;
+    t->nodes[3].master.port = 9999; /* follows another master */
+    unsigned rr = 0;
+    cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), 0);
+    topo_release(&t);
+}
+
+Test(route, reads_master_sends_every_read_to_the_master)
+{
+    long long lags[] = {0, 0};
+    struct topology *t = snapshot(2, lags);
+    struct route_policy p = replicas;
+    p.reads = ROUTE_READS_MASTER;
+    unsigned rr = 0;
+    cr_assert_eq(route_read(t, &p, NULL, none, &rr), 0);
+    topo_release(&t);
+}
+
+Test(route, reads_any_spreads_over_master_and_replicas)
+{
+    long long lags[] = {0, 50, 0};
+    struct topology *t = snapshot(3, lags);
+    struct route_policy p = replicas;
+    p.reads = ROUTE_READS_ANY;
+    unsigned rr = 0;
+    int seen[3] = {0};
+    for (int k = 0; k < 30; k++)
+        seen[route_read(t, &p, NULL, none, &rr)]++;
+    cr_assert(seen[0] == 10 && seen[1] == 10 && seen[2] == 10);
+    topo_release(&t);
+}
+
+Test(route, writes_go_to_a_reachable_master_only)
+{
+    long long lags[] = {0, 0};
+    struct topology *t = snapshot(2, lags);
+    cr_assert_eq(route_write(t), 0);
+    t->nodes[0].reachable = 0;
+    cr_assert_eq(route_write(t), ROUTE_NONE);
+    t->master = -1;
+    cr_assert_eq(route_write(t), ROUTE_NONE);
+    unsigned rr = 0;
+    cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), ROUTE_NONE,
+                 "without a master, no replica can be shown to be current");
+    cr_assert_eq(route_write(NULL), ROUTE_NONE);
+    topo_release(&t);
+}
+
+Test(route, after_a_write_reads_stay_on_the_master_until_a_probe_measures_it)
+{
+    long long lags[] = {0, 0, 0};
+    struct topology *t = snapshot(3, lags);
+    struct route_horizon h = {.write_done_ns = 150, .offset = 0};
+    unsigned rr = 0;
+    route_horizon_update(&h, t); /* the snapshot's probe (100) predates the write (150) */
+    cr_assert_eq(h.write_done_ns, 150);
+    cr_assert_eq(route_read(t, &replicas, &h, none, &rr), 0);
+
+    /* A later probe: the master is at 1200; replica 1 has it, replica 2 does not. */
+    t->nodes[0].probed_ns = 200;
+    t->nodes[0].offset = 1200;
+    t->nodes[1].offset = 1200;
+    t->nodes[2].offset = 1100;
+    route_horizon_update(&h, t);
+    cr_assert_eq(h.write_done_ns, 0);
+    cr_assert_eq(h.offset, 1200);
+    for (int k = 0; k < 6; k++)
+        cr_assert_eq(route_read(t, &replicas, &h, none, &rr), 1);
+    t->nodes[1].offset = 1199; /* nobody is current: the master */
+    cr_assert_eq(route_read(t, &replicas, &h, none, &rr), 0);
+    topo_release(&t);
+}
+
+Test(topology, lag_is_measured_against_the_current_master)
+{
+    long long lags[] = {0, 250};
+    struct topology *t = snapshot(2, lags);
+    cr_assert_eq(topo_lag(t, 1), 250);
+    cr_assert_eq(topo_lag(t, 0), -1, "the master is not a replica");
+    t->nodes[1].offset = 2000; /* measured after the master: never negative */
+    cr_assert_eq(topo_lag(t, 1), 0);
+    struct topology *held = topo_acquire(t);
+    topo_release(&t);
+    cr_assert_eq(held->nnodes, 2, "a holder keeps the snapshot alive");
+    topo_release(&held);
+    cr_assert_null(held);
+}
+
+Test(info, a_replica_reports_its_master_link_and_offset)
+{
+    const char *text = "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.5\r\nmaster_port:6380\r\n"
+                       "master_link_status:up\r\nmaster_sync_in_progress:0\r\n"
+                       "slave_read_repl_offset:4242\r\nslave_repl_offset:4242\r\n"
+                       "master_repl_offset:4242\r\n\r\n# Persistence\r\nloading:0\r\n";
+    struct info_replication r;
+    cr_assert_eq(info_parse(text, strlen(text), &r), 0);
+    cr_assert_eq(r.role, TOPO_REPLICA);
+    cr_assert_str_eq(r.master.host, "10.0.0.5");
+    cr_assert_eq(r.master.port, 6380);
+    cr_assert(r.link_up && !r.syncing && !r.loading);
+    cr_assert_eq(r.offset, 4242);
+}
+
+Test(info, a_master_reports_its_replication_offset)
+{
+    const char *text = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"
+                       "slave0:ip=127.0.0.1,port=7001,state=online,offset=90,lag=0\r\n"
+                       "master_repl_offset:100\r\n# Persistence\r\nloading:1\r\n";
+    struct info_replication r;
+    cr_assert_eq(info_parse(text, strlen(text), &r), 0);
+    cr_assert_eq(r.role, TOPO_MASTER);
+    cr_assert_eq(r.offset, 100);
+    cr_assert(r.loading);
+}
+
+Test(info, text_without_a_role_or_with_bad_numbers_is_rejected)
+{
+    struct info_replication r;
+    cr_assert_eq(info_parse("# Replication\r\nconnected_slaves:0\r\n", 36, &r), -1);
+    const char *bad = "role:slave\r\nmaster_port:http\r\n";
+    cr_assert_eq(info_parse(bad, strlen(bad), &r), -1);
+    const char *bad2 = "role:master\r\nmaster_repl_offset:12x\r\n";
+    cr_assert_eq(info_parse(bad2, strlen(bad2), &r), -1);
+}
