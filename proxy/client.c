@@ -48,6 +48,8 @@ struct client {
     size_t scanned;
     unsigned flags;
     int reading;
+    struct route_horizon horizon; /* read-your-writes: where its last write is visible */
+    int writes_inflight;          /* writes sent and not answered yet */
 };
 
 static int client_process(struct client *c);
@@ -188,19 +190,57 @@ static void send_message(struct client *c, struct upconn *u, struct req *r)
     }
 }
 
-static void forward_shared(struct client *c)
+/* Where a request goes: reads (commands Redis flags read-only) by the router,
+ * everything else - writes, scripts, unknown commands - to the master. Returns a
+ * node, or ROUTE_NONE with an error reply queued. */
+static int choose_node(struct client *c, int read)
 {
-    struct upconn *u = upstream_pick(c->w, c->up);
-    if (!u) {
+    struct worker *w = c->w;
+    int ryw = w->cfg->routing.read_your_writes;
+    int node;
+    if (read && ryw && c->writes_inflight) {
+        node = route_write(w->topo); /* behind its own write, on the same connection */
+    } else if (read) {
+        if (ryw) route_horizon_update(&c->horizon, w->topo);
+        node = route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding,
+                          &w->rr);
+        if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
+            local_error(c, "-ERR no replica is eligible for reads %s\r\n",
+                        "(routing.no_replica is \"error\")");
+            return ROUTE_NONE;
+        }
+    } else {
+        node = route_write(w->topo);
+    }
+    if (node == ROUTE_NONE)
+        local_error(c, "-ERR upstream unavailable (no writable master; %s)\r\n",
+                    upstream_why(w, 0));
+    return node;
+}
+
+static void forward_shared(struct client *c, unsigned flags)
+{
+    int read = (flags & CMD_READONLY) && !(flags & CMD_WRITE);
+    int node = choose_node(c, read);
+    if (node == ROUTE_NONE) {
         discard_message(c);
-        local_error(c, "-ERR upstream unavailable (%s)\r\n", c->w->pool[0].why);
         return;
     }
-    c->up = u;
+    /* Whatever goes to the master stays on one connection per client, so Redis runs
+     * the client's commands in its order and a WAIT covers its writes; reads to
+     * replicas spread over the replica's pool. */
+    int to_master = node == route_write(c->w->topo);
+    struct upconn *u = upstream_pick(c->w, node, to_master ? c->up : NULL);
+    if (!u) {
+        discard_message(c);
+        local_error(c, "-ERR upstream unavailable (%s)\r\n", upstream_why(c->w, node));
+        return;
+    }
+    if (to_master) c->up = u;
     struct req *r = worker_req_get(c->w);
     r->client = c;
-    r->reply = NULL;
-    r->done = 0;
+    r->write = !read;
+    c->writes_inflight += r->write;
     TAILQ_INSERT_TAIL(&c->pending, r, cq);
     if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
     send_message(c, u, r);
@@ -220,7 +260,14 @@ static void start_session(struct client *c, unsigned flags)
         c->flags |= C_HELD;
         return;
     }
-    c->pin = upstream_pin_create(c->w, c);
+    int master = route_write(c->w->topo);
+    if (master == ROUTE_NONE) {
+        discard_message(c);
+        local_error(c, "-ERR upstream unavailable (no writable master; %s)\r\n",
+                    upstream_why(c->w, 0));
+        return;
+    }
+    c->pin = upstream_pin_create(c->w, master, c);
     if (!c->pin) {
         discard_message(c);
         local_error(c, "-ERR %s\r\n", "out of memory");
@@ -265,7 +312,7 @@ static void dispatch(struct client *c)
     } else if (flags & (CMD_SESSION | CMD_CLIENT)) {
         start_session(c, flags);
     } else {
-        forward_shared(c);
+        forward_shared(c, flags);
     }
 }
 
@@ -319,6 +366,10 @@ void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_
         worker_req_put(w, r);
         return;
     }
+    if (r->write) {
+        c->writes_inflight--;
+        c->horizon.write_done_ns = topo_now_ns();
+    }
     if (r != TAILQ_FIRST(&c->pending)) { /* an earlier reply is still out: keep this one */
         r->reply = evbuffer_new();
         evbuffer_remove_buffer(src, r->reply, len);
@@ -338,6 +389,10 @@ void client_fail(struct worker *w, struct req *r, const char *msg)
     if (!c) {
         worker_req_put(w, r);
         return;
+    }
+    if (r->write) { /* it may have run */
+        c->writes_inflight--;
+        c->horizon.write_done_ns = topo_now_ns();
     }
     r->reply = evbuffer_new();
     evbuffer_add(r->reply, msg, strlen(msg));

@@ -2,6 +2,7 @@
  * is returned, so a caller never sees half a config. */
 #include "config.h"
 #include "log.h"
+#include "route.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -159,10 +160,52 @@ static int parse_regions(json_t *root, struct config *cfg, char *err, size_t err
     return 0;
 }
 
+/* A string that must be one of choices; *out is its index. Absent: unchanged. */
+static int get_choice(json_t *obj, const char *path, const char *key, const char *const *choices,
+                      int *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    for (int i = 0; json_is_string(v) && choices[i]; i++)
+        if (strcmp(json_string_value(v), choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[128] = "";
+    for (int i = 0; choices[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"", i ? ", " : "",
+                 choices[i]);
+    return fail(err, errlen, "%s.%s: expected one of %s", path, key, list);
+}
+
+static int parse_routing(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"reads", "max_lag_bytes", "read_your_writes", "no_replica",
+                                       NULL};
+    static const char *const reads[] = {"replica", "master", "any", NULL}; /* enum route_reads */
+    static const char *const no_replica[] = {"master", "error", NULL};
+    json_t *obj;
+    if (get_object(root, "", "routing", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (check_keys(obj, "routing", keys, err, errlen) ||
+        get_choice(obj, "routing", "reads", reads, &cfg->routing.reads, err, errlen) ||
+        get_choice(obj, "routing", "no_replica", no_replica, &cfg->routing.no_replica_error, err,
+                   errlen) ||
+        get_int(obj, "routing", "max_lag_bytes", 0, 1LL << 40, &cfg->routing.max_lag_bytes, err,
+                errlen))
+        return -1;
+    json_t *ryw = json_object_get(obj, "read_your_writes");
+    if (ryw && !json_is_boolean(ryw))
+        return fail(err, errlen, "routing.read_your_writes: expected true or false");
+    if (ryw) cfg->routing.read_your_writes = json_is_true(ryw);
+    return 0;
+}
+
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen",  "threads",  "log",    "shutdown_timeout_ms",
-                                       "regions", "upstream", "limits", NULL};
+                                       "regions", "upstream", "limits", "probe_interval_ms",
+                                       "routing", NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
                                               "max_pending_per_client", NULL};
@@ -187,6 +230,11 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     v = cfg->shutdown_timeout_ms;
     if (get_int(root, "", "shutdown_timeout_ms", 0, 600000, &v, err, errlen)) return -1;
     cfg->shutdown_timeout_ms = (int)v;
+
+    v = cfg->probe_interval_ms;
+    if (get_int(root, "", "probe_interval_ms", 10, 60000, &v, err, errlen)) return -1;
+    cfg->probe_interval_ms = (int)v;
+    if (parse_routing(root, cfg, err, errlen)) return -1;
 
     if (get_object(root, "", "log", &obj, err, errlen)) return -1;
     if (obj) {
@@ -235,6 +283,11 @@ static void set_defaults(struct config *cfg)
     cfg->threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (int)cpus;
     cfg->log_level = LOG_INFO;
     cfg->shutdown_timeout_ms = 5000;
+    cfg->probe_interval_ms = 100;
+    cfg->routing.reads = ROUTE_READS_REPLICA;
+    cfg->routing.max_lag_bytes = 1 << 20;
+    cfg->routing.read_your_writes = 1;
+    cfg->routing.no_replica_error = 0;
     cfg->upstream.connections_per_node = 2;
     cfg->upstream.connect_timeout_ms = 1000;
     cfg->limits.max_clients = 10000;

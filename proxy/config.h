@@ -25,12 +25,19 @@ struct config {
     int threads;
     int log_level;           /* enum log_level */
     int shutdown_timeout_ms; /* drain time on SIGTERM/SIGINT */
+    int probe_interval_ms;   /* how often every node is asked INFO */
     size_t nregions;
     struct config_region *regions;
     struct {
         int connections_per_node;
         int connect_timeout_ms;
     } upstream;
+    struct {
+        int reads; /* enum route_reads */
+        long long max_lag_bytes;
+        int read_your_writes;
+        int no_replica_error; /* no eligible replica: error instead of the master */
+    } routing;
     struct {
         int max_clients;
         long long max_query_buffer_bytes;

@@ -21,7 +21,9 @@
 
 #include "config.h"
 #include "resp.h"
+#include "route.h"
 #include "sock.h"
+#include "topology.h"
 
 struct client;
 struct upconn;
@@ -34,6 +36,8 @@ struct req {
     struct upconn *up;      /* where it was sent; NULL for a reply made here */
     struct evbuffer *reply; /* a reply that is ready before the client can take it */
     int done;
+    int write; /* not known to be read-only: its reply moves the client's
+                  read-your-writes horizon */
 };
 TAILQ_HEAD(req_queue, req);
 
@@ -41,6 +45,7 @@ enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
 
 struct upconn {
     struct worker *w;
+    int node;          /* index into the topology's nodes (and w->pools) */
     struct sock *sock; /* NULL while down */
     enum up_state state;
     struct client *owner; /* pinned: the one client whose session this carries */
@@ -55,12 +60,26 @@ struct upconn {
     char why[400]; /* the last failure, for error replies */
 };
 
-/* Shared by all workers; set up before they start. */
+/* A configured node's address, resolved once at startup. */
+struct node_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
+};
+
+/* Shared by all workers; set up before they start, read-only after (but nclients). */
 struct shared {
     atomic_int nclients;
-    struct sockaddr_storage upstream_addr;
-    socklen_t upstream_addrlen;
-    char upstream_name[CONFIG_HOST_MAX + 8];
+    size_t nnodes;
+    struct node_addr *nodes; /* in topology order */
+    struct route_policy policy;
+};
+
+/* A worker's connections to one node. */
+struct pool {
+    struct upconn *conns; /* cfg->upstream.connections_per_node of them */
+    int n;
+    unsigned next; /* round-robin */
 };
 
 struct worker {
@@ -70,9 +89,10 @@ struct worker {
     const struct config *cfg;
     struct shared *shared;
     struct evconnlistener *listener;
-    struct upconn *pool; /* cfg->upstream.connections_per_node shared connections */
-    int npool;
-    unsigned next_up; /* round-robin for new clients' affinity */
+    struct pool *pools;    /* one per node, in topology order */
+    unsigned *outstanding; /* requests in flight to node i from this worker */
+    struct topology *topo; /* the newest snapshot; NULL until the first */
+    unsigned rr;           /* round-robin cursor for reads */
     TAILQ_HEAD(, client) clients;
     int nclients;
     struct req *free_reqs; /* a small cache; linked through cq.tqe_next */
@@ -101,9 +121,14 @@ void client_close_all(struct worker *w);
 /* upstream.c */
 int upstream_pool_init(struct worker *w);
 void upstream_pool_deinit(struct worker *w);
-/* A shared connection for a client that has none or whose one is down, or NULL. */
-struct upconn *upstream_pick(struct worker *w, struct upconn *current);
-struct upconn *upstream_pin_create(struct worker *w, struct client *owner);
+/* A shared connection to node for a client whose current one (may be NULL) is down
+ * or to another node; NULL if the node has no usable connection. */
+struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
+struct upconn *upstream_pin_create(struct worker *w, int node, struct client *owner);
+/* The node stopped answering: close its connections so nothing waits on it. */
+void upstream_node_lost(struct worker *w, int node);
+/* Why node's connections are down, for error replies. */
+const char *upstream_why(struct worker *w, int node);
 void upstream_pin_destroy(struct upconn **u);
 /* Appends a request of len bytes taken from src (or copied from data when src is NULL)
  * and, for a shared connection, queues r for its reply. -1 if u has no socket. */

@@ -5,6 +5,8 @@
 #include "log.h"
 #include "worker.h"
 
+#include <event2/thread.h>
+
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg->log_level);
+    /* The probe thread is woken from main; workers opt out of locking (NOLOCK). */
+    evthread_use_pthreads();
     log_info("respgate %s starting with %s", RG_VERSION, path);
     int rc = run(cfg);
     config_destroy(&cfg);

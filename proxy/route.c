@@ -3,9 +3,12 @@
 
 #include <stddef.h>
 
+/* A master that is slow to answer probes is still the master (a long script or
+ * KEYS keeps it busy); deciding it is dead is Sentinel's job, and a dead one
+ * refuses connections, which answers its requests with errors anyway. */
 int route_write(const struct topology *t)
 {
-    return t && t->master >= 0 && t->nodes[t->master].reachable ? t->master : ROUTE_NONE;
+    return t && t->master >= 0 ? t->master : ROUTE_NONE;
 }
 
 void route_horizon_update(struct route_horizon *h, const struct topology *t)

@@ -28,11 +28,14 @@ struct route_horizon {
 
 enum { ROUTE_NONE = -1 };
 
+/* Lags this close count as equal when choosing a replica, so reads spread. */
+#define ROUTE_LAG_TIE_BYTES (64 * 1024)
+
 /* The node for a read: an index into t->nodes, or ROUTE_NONE. outstanding[i] is the
  * caller's count of requests in flight to node i; *rr is a round-robin cursor. */
 int route_read(const struct topology *t, const struct route_policy *p,
                const struct route_horizon *h, const unsigned *outstanding, unsigned *rr);
-/* The node for a write (the master), or ROUTE_NONE. */
+/* The node for a write: the master, reachable or not; ROUTE_NONE if none is known. */
 int route_write(const struct topology *t);
 /* Updates h with what t shows: once a probe sent after the write has measured the
  * master, the horizon becomes that offset. */

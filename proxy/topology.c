@@ -2,7 +2,7 @@
 #include "topology.h"
 
 #include <stdlib.h>
-#include <string.h>
+#include <time.h>
 
 struct topology *topo_create(size_t nnodes)
 {
@@ -31,9 +31,14 @@ long long topo_lag(const struct topology *t, size_t i)
 {
     if (t->master < 0 || i >= t->nnodes) return -1;
     const struct topo_node *m = &t->nodes[t->master], *n = &t->nodes[i];
-    if (n->role != TOPO_REPLICA || n->master.port != m->addr.port ||
-        strcmp(n->master.host, m->addr.host) != 0)
-        return -1;
+    if (n->role != TOPO_REPLICA || n->follows != t->master) return -1;
     long long lag = m->offset - n->offset;
     return lag < 0 ? 0 : lag;
+}
+
+int64_t topo_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

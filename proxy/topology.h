@@ -17,11 +17,11 @@ struct topo_node {
     struct config_addr addr;
     int region; /* index into the config's regions */
     enum topo_role role;
-    int reachable;             /* answered the last probe in time */
-    int link_up;               /* replica: link to its master up, not syncing, not loading */
-    long long offset;          /* master: master_repl_offset; replica: its processed offset */
-    struct config_addr master; /* replica: the master it follows */
-    int64_t probed_ns;         /* CLOCK_MONOTONIC when the probe that measured this was sent */
+    int reachable;     /* answered the last probe in time */
+    int link_up;       /* replica: link to its master up, not syncing, not loading */
+    long long offset;  /* master: master_repl_offset; replica: its processed offset */
+    int follows;       /* replica: index of the node it replicates from; -1 if none or unknown */
+    int64_t probed_ns; /* CLOCK_MONOTONIC when the probe that measured this was sent */
 };
 
 struct topology {
@@ -35,6 +35,9 @@ struct topology {
 struct topology *topo_create(size_t nnodes);
 struct topology *topo_acquire(struct topology *t);
 void topo_release(struct topology **t);
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock probes and read-your-writes share. */
+int64_t topo_now_ns(void);
 
 /* Bytes node i is behind the master, or -1 if it is not a replica of the master. */
 long long topo_lag(const struct topology *t, size_t i);

@@ -25,6 +25,18 @@ static int is_pinned(const struct upconn *u)
     return u->owner != NULL;
 }
 
+static const char *node_name(const struct upconn *u)
+{
+    return u->w->shared->nodes[u->node].name;
+}
+
+/* r leaves u's in-flight queue. */
+static void unqueue(struct upconn *u, struct req *r)
+{
+    TAILQ_REMOVE(&u->inflight, r, uq);
+    u->w->outstanding[u->node]--;
+}
+
 static void arm_timer(struct upconn *u, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -47,7 +59,7 @@ static void up_failed(struct upconn *u, const char *why)
     int was_ready = u->state == UP_READY;
     char msg[512];
 
-    snprintf(u->why, sizeof(u->why), "%s: %s", w->shared->upstream_name, why);
+    snprintf(u->why, sizeof(u->why), "%s: %s", node_name(u), why);
     sock_destroy(&u->sock);
     evtimer_del(u->timer);
     u->state = UP_DOWN;
@@ -63,7 +75,7 @@ static void up_failed(struct upconn *u, const char *why)
         snprintf(msg, sizeof(msg), "-ERR upstream unavailable (%s)\r\n", u->why);
     struct req *r;
     while ((r = TAILQ_FIRST(&u->inflight))) {
-        TAILQ_REMOVE(&u->inflight, r, uq);
+        unqueue(u, r);
         r->up = NULL;
         client_fail(w, r, msg);
     }
@@ -98,19 +110,19 @@ static void up_readcb(void *arg)
         int rc = frame_next(&u->rp, in, &u->scanned);
         if (rc == RESP_MORE) return;
         if (rc == RESP_EPROTO) {
-            log_error("upstream %s: malformed reply (%s), closing the connection",
-                      u->w->shared->upstream_name, u->rp.err);
+            log_error("upstream %s: malformed reply (%s), closing the connection", node_name(u),
+                      u->rp.err);
             up_failed(u, "malformed reply");
             return;
         }
         struct req *r = TAILQ_FIRST(&u->inflight);
         if (!r) {
             log_error("upstream %s: a reply with no request waiting for it, closing the connection",
-                      u->w->shared->upstream_name);
+                      node_name(u));
             up_failed(u, "unexpected reply");
             return;
         }
-        TAILQ_REMOVE(&u->inflight, r, uq);
+        unqueue(u, r);
         size_t len = u->rp.len;
         resp_reset(&u->rp);
         u->scanned = 0;
@@ -129,7 +141,7 @@ static void up_connectedcb(void *arg)
     struct upconn *u = arg;
     evtimer_del(u->timer);
     set_sockopts(u->sock);
-    if (u->backoff_ms) log_info("upstream %s: connection restored", u->w->shared->upstream_name);
+    if (u->backoff_ms) log_info("upstream %s: connection restored", node_name(u));
     u->state = UP_READY;
     u->backoff_ms = 0;
 }
@@ -160,12 +172,11 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
 static void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
-    struct shared *sh = w->shared;
+    const struct node_addr *a = &w->shared->nodes[u->node];
     int err = 0;
 
     u->state = UP_CONNECTING;
-    u->sock = sock_connect(w->io, (struct sockaddr *)&sh->upstream_addr, sh->upstream_addrlen,
-                           &up_handlers, u, &err);
+    u->sock = sock_connect(w->io, (const struct sockaddr *)&a->sa, a->len, &up_handlers, u, &err);
     if (!u->sock) {
         snprintf(u->err, sizeof(u->err), "connect: %s", strerror(err));
         arm_timer(u, 0); /* fail from the loop, not from inside our caller */
@@ -174,15 +185,16 @@ static void up_connect(struct upconn *u)
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
 }
 
-static int up_init(struct upconn *u, struct worker *w, struct client *owner)
+static int up_init(struct upconn *u, struct worker *w, int node, struct client *owner)
 {
     memset(u, 0, sizeof(*u));
     u->w = w;
+    u->node = node;
     u->owner = owner;
     u->state = UP_DOWN;
     TAILQ_INIT(&u->inflight);
     resp_init(&u->rp, RESP_REPLY, LLONG_MAX);
-    snprintf(u->why, sizeof(u->why), "%s: not connected yet", w->shared->upstream_name);
+    snprintf(u->why, sizeof(u->why), "%s: not connected yet", node_name(u));
     u->timer = evtimer_new(w->base, up_timercb, u);
     return u->timer ? 0 : -1;
 }
@@ -191,7 +203,7 @@ static void up_deinit(struct upconn *u)
 {
     struct req *r;
     while ((r = TAILQ_FIRST(&u->inflight))) { /* only orphans are left at shutdown */
-        TAILQ_REMOVE(&u->inflight, r, uq);
+        unqueue(u, r);
         r->up = NULL;
         client_fail(u->w, r, "-ERR respgate is shutting down\r\n");
     }
@@ -203,43 +215,68 @@ static void up_deinit(struct upconn *u)
 
 int upstream_pool_init(struct worker *w)
 {
-    w->npool = w->cfg->upstream.connections_per_node;
-    w->pool = calloc((size_t)w->npool, sizeof(*w->pool));
-    if (!w->pool) return -1;
-    for (int i = 0; i < w->npool; i++) {
-        if (up_init(&w->pool[i], w, NULL)) return -1;
-        up_connect(&w->pool[i]);
+    size_t nnodes = w->shared->nnodes;
+    int n = w->cfg->upstream.connections_per_node;
+    w->pools = calloc(nnodes, sizeof(*w->pools));
+    w->outstanding = calloc(nnodes, sizeof(*w->outstanding));
+    if (!w->pools || !w->outstanding) return -1;
+    for (size_t i = 0; i < nnodes; i++) {
+        struct pool *p = &w->pools[i];
+        if (!(p->conns = calloc((size_t)n, sizeof(*p->conns)))) return -1;
+        for (; p->n < n; p->n++) {
+            if (up_init(&p->conns[p->n], w, (int)i, NULL)) return -1;
+            up_connect(&p->conns[p->n]);
+        }
     }
     return 0;
 }
 
 void upstream_pool_deinit(struct worker *w)
 {
-    for (int i = 0; i < w->npool && w->pool; i++)
-        up_deinit(&w->pool[i]);
-    free(w->pool);
-    w->pool = NULL;
+    for (size_t i = 0; w->pools && i < w->shared->nnodes; i++) {
+        for (int k = 0; k < w->pools[i].n; k++)
+            up_deinit(&w->pools[i].conns[k]);
+        free(w->pools[i].conns);
+    }
+    free(w->pools);
+    free(w->outstanding);
+    w->pools = NULL;
+    w->outstanding = NULL;
 }
 
-struct upconn *upstream_pick(struct worker *w, struct upconn *current)
+struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current)
 {
     /* A connection with a socket is up or connecting; either takes requests. */
-    if (current && current->sock) return current;
+    if (current && current->node == node && current->sock) return current;
+    struct pool *p = &w->pools[node];
     /* Prefer one that is up; one still connecting answers within connect_timeout_ms. */
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < w->npool; i++) {
-            struct upconn *u = &w->pool[w->next_up++ % (unsigned)w->npool];
+        for (int i = 0; i < p->n; i++) {
+            struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
             if (u->sock && (pass == 1 || u->state == UP_READY)) return u;
         }
     }
     return NULL;
 }
 
-struct upconn *upstream_pin_create(struct worker *w, struct client *owner)
+void upstream_node_lost(struct worker *w, int node)
+{
+    struct pool *p = &w->pools[node];
+    for (int i = 0; i < p->n; i++)
+        if (p->conns[i].sock && !TAILQ_EMPTY(&p->conns[i].inflight))
+            up_failed(&p->conns[i], "the node stopped answering probes");
+}
+
+const char *upstream_why(struct worker *w, int node)
+{
+    return w->pools[node].conns[0].why;
+}
+
+struct upconn *upstream_pin_create(struct worker *w, int node, struct client *owner)
 {
     struct upconn *u = malloc(sizeof(*u));
     if (!u) return NULL;
-    if (up_init(u, w, owner)) {
+    if (up_init(u, w, node, owner)) {
         free(u);
         return NULL;
     }
@@ -272,6 +309,7 @@ int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const c
     if (r) {
         r->up = u;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
+        u->w->outstanding[u->node]++;
     }
     return 0;
 }

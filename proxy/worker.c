@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "dataplane.h"
 #include "log.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,14 @@ struct worker_group {
     pthread_t *threads;
     struct shared shared;
     atomic_int running;
+    struct probe *probe;
+};
+
+/* What the main and probe threads send a worker on its control pipe. Smaller than
+ * PIPE_BUF, so each write is atomic. */
+struct control_msg {
+    char cmd;           /* 'd' drain, 'f' force close, 't' new topology */
+    struct topology *t; /* with 't': a reference the worker takes over */
 };
 
 struct req *worker_req_get(struct worker *w)
@@ -95,23 +104,37 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/* A new snapshot: route with it from now on. A replica that stopped answering
+ * (frozen, say) would hold the reads in flight to it forever: they end now. The
+ * master is left alone: a busy master is not a dead one. */
+static void set_topology(struct worker *w, struct topology *t)
+{
+    struct topology *old = w->topo;
+    w->topo = t;
+    for (size_t i = 0; i < t->nnodes; i++)
+        if ((int)i != t->master && !t->nodes[i].reachable && (!old || old->nodes[i].reachable))
+            upstream_node_lost(w, (int)i);
+    topo_release(&old);
+}
+
 static void control_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct worker *w = arg;
-    char cmd[16];
-    ssize_t n = read(fd, cmd, sizeof(cmd));
-    for (ssize_t i = 0; i < n; i++) {
+    struct control_msg m;
+    while (read(fd, &m, sizeof(m)) == (ssize_t)sizeof(m)) {
+        if (m.cmd == 't') {
+            set_topology(w, m.t);
+            continue;
+        }
         if (w->listener) {
             evconnlistener_free(w->listener);
             w->listener = NULL;
         }
-        if (cmd[i] == 'f') {
+        if (m.cmd == 'f') {
             client_close_all(w);
             event_base_loopexit(w->base, NULL);
-            return;
-        }
-        if (cmd[i] == 'd' && !w->draining) {
+        } else if (m.cmd == 'd' && !w->draining) {
             w->draining = 1;
             struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
                                  (w->cfg->shutdown_timeout_ms % 1000) * 1000};
@@ -121,6 +144,21 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
             worker_maybe_finish(w);
         }
     }
+}
+
+static void send_control(struct worker *w, char cmd, struct topology *t)
+{
+    struct control_msg m = {cmd, t};
+    if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
+}
+
+/* Runs on the probe thread: every worker gets its own reference. */
+static void publish_topology(void *arg, struct topology *t)
+{
+    struct worker_group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        send_control(&g->workers[i], 't', topo_acquire(t));
+    topo_release(&t);
 }
 
 static void *worker_main(void *arg)
@@ -134,6 +172,7 @@ static void *worker_main(void *arg)
 
     client_close_all(w);
     upstream_pool_deinit(w);
+    topo_release(&w->topo);
     atomic_fetch_sub(w->running, 1);
     return NULL;
 }
@@ -144,6 +183,10 @@ static void worker_deinit(struct worker *w)
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
     upstream_pool_deinit(w);
+    topo_release(&w->topo);
+    struct control_msg m;
+    while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
+        topo_release(&m.t); /* snapshots sent after the loop stopped */
     while (w->free_reqs) {
         struct req *r = w->free_reqs;
         w->free_reqs = TAILQ_NEXT(r, cq);
@@ -231,30 +274,61 @@ static int check_port_free(const struct addrinfo *ai, const struct config *cfg, 
 
 static struct worker_group *group_free(struct worker_group *g)
 {
+    probe_stop(&g->probe); /* first: it publishes to the workers */
     for (int i = 0; i < g->n; i++)
         worker_deinit(&g->workers[i]);
     free(g->workers);
     free(g->threads);
+    free(g->shared.nodes);
     free(g);
     return NULL;
 }
 
+/* Every configured node's address, in topology order (regions in file order). */
+static int resolve_nodes(const struct config *cfg, struct shared *sh, char *err, size_t errlen)
+{
+    for (size_t r = 0; r < cfg->nregions; r++)
+        sh->nnodes += cfg->regions[r].nnodes;
+    sh->nodes = calloc(sh->nnodes, sizeof(*sh->nodes));
+    if (!sh->nodes) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t i = 0;
+    for (size_t r = 0; r < cfg->nregions; r++)
+        for (size_t k = 0; k < cfg->regions[r].nnodes; k++, i++) {
+            const struct config_addr *a = &cfg->regions[r].nodes[k];
+            struct addrinfo *ai;
+            char why[512];
+            if (resolve(a, 0, &ai, why, sizeof(why))) {
+                snprintf(err, errlen, "regions[%zu].nodes[%zu]: %s", r, k, why);
+                return -1;
+            }
+            memcpy(&sh->nodes[i].sa, ai->ai_addr, ai->ai_addrlen);
+            sh->nodes[i].len = ai->ai_addrlen;
+            snprintf(sh->nodes[i].name, sizeof(sh->nodes[i].name), "%s:%d", a->host, a->port);
+            freeaddrinfo(ai);
+        }
+    return 0;
+}
+
 struct worker_group *workers_start(const struct config *cfg, char *err, size_t errlen)
 {
-    const struct config_addr *up = &config_primary_region(cfg)->nodes[0];
-    struct addrinfo *listen_ai = NULL, *up_ai = NULL;
+    struct addrinfo *listen_ai = NULL;
     struct worker_group *g = calloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) || resolve(up, 0, &up_ai, err, errlen) ||
-        check_port_free(listen_ai, cfg, err, errlen))
+    g->shared.policy = (struct route_policy){
+        .reads = (enum route_reads)cfg->routing.reads,
+        .max_lag_bytes = cfg->routing.max_lag_bytes,
+        .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
+        .no_replica_error = cfg->routing.no_replica_error,
+    };
+    if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
+        resolve_nodes(cfg, &g->shared, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
         goto fail;
-
-    memcpy(&g->shared.upstream_addr, up_ai->ai_addr, up_ai->ai_addrlen);
-    g->shared.upstream_addrlen = up_ai->ai_addrlen;
-    snprintf(g->shared.upstream_name, sizeof(g->shared.upstream_name), "%s:%d", up->host, up->port);
 
     g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
     g->threads = calloc((size_t)cfg->threads, sizeof(*g->threads));
@@ -268,37 +342,36 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
             g->n++; /* so it is cleaned up */
             goto fail;
         }
+
+    /* Start with a picture of the nodes, if they answer soon; respgate also starts
+     * without one (Redis down), and routes once the probe learns more. */
+    if (!(g->probe = probe_start(cfg, publish_topology, g, err, errlen))) goto fail;
+    struct topology *first =
+        probe_wait_first(g->probe, cfg->upstream.connect_timeout_ms + 2 * cfg->probe_interval_ms);
+    for (int i = 0; first && i < g->n; i++)
+        set_topology(&g->workers[i], topo_acquire(first));
+    topo_release(&first);
+
     for (int i = 0; i < g->n; i++) {
         atomic_fetch_add(&g->running, 1);
         if (pthread_create(&g->threads[i], NULL, worker_main, &g->workers[i])) {
             snprintf(err, errlen, "cannot start worker thread %d", i);
             /* threads already started own their workers: stop them the normal way */
             for (int k = 0; k < i; k++) {
-                ssize_t rc = write(g->workers[k].ctl_fd[1], "f", 1);
-                (void)rc;
+                send_control(&g->workers[k], 'f', NULL);
                 pthread_join(g->threads[k], NULL);
             }
             goto fail;
         }
     }
-    log_info("listening on %s:%d with %d worker threads, upstream %s", cfg->listen.host,
-             cfg->listen.port, g->n, g->shared.upstream_name);
+    log_info("listening on %s:%d with %d worker threads, %zu nodes", cfg->listen.host,
+             cfg->listen.port, g->n, g->shared.nnodes);
     freeaddrinfo(listen_ai);
-    freeaddrinfo(up_ai);
     return g;
 
 fail:
     if (listen_ai) freeaddrinfo(listen_ai);
-    if (up_ai) freeaddrinfo(up_ai);
     return group_free(g);
-}
-
-void workers_stop(struct worker_group *g, int force)
-{
-    for (int i = 0; i < g->n; i++) {
-        ssize_t rc = write(g->workers[i].ctl_fd[1], force ? "f" : "d", 1);
-        (void)rc;
-    }
 }
 
 int workers_running(struct worker_group *g)
@@ -306,10 +379,17 @@ int workers_running(struct worker_group *g)
     return atomic_load(&g->running);
 }
 
+void workers_stop(struct worker_group *g, int force)
+{
+    for (int i = 0; i < g->n; i++)
+        send_control(&g->workers[i], force ? 'f' : 'd', NULL);
+}
+
 void workers_join(struct worker_group **gp)
 {
     struct worker_group *g = *gp;
     if (!g) return;
+    probe_stop(&g->probe); /* no more snapshots while the workers wind down */
     for (int i = 0; i < g->n; i++)
         pthread_join(g->threads[i], NULL);
     *gp = group_free(g);

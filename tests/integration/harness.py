@@ -137,6 +137,7 @@ class Redis:
         os.makedirs(d, exist_ok=True)
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", d, "--daemonize", "no",
+                "--repl-diskless-sync-delay", "0",
                 "--logfile", os.path.join(d, "redis.log")] + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.h.track(self.proc)
@@ -159,6 +160,26 @@ class Redis:
         """SIGKILL, as a crash would."""
         self.proc.kill()
         self.proc.wait()
+
+    def freeze(self):
+        """SIGSTOP: the process holds its connections but answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def _commandstat(self, command, field):
+        stat = self.info("commandstats").get("cmdstat_" + command.lower(), "")
+        fields = dict(kv.split("=") for kv in stat.split(",") if "=" in kv)
+        return int(fields.get(field, 0))
+
+    def calls(self, command):
+        """How many times this node ran command (INFO commandstats)."""
+        return self._commandstat(command, "calls")
+
+    def rejected(self, command):
+        """How many times this node refused command (READONLY, wrong args...)."""
+        return self._commandstat(command, "rejected_calls")
 
     def info(self, section):
         c = self.client()
@@ -263,6 +284,13 @@ class Harness:
 
     def redis(self, **kw):
         return Redis(self, **kw)
+
+    def replica_of(self, master, **kw):
+        """A replica of master, returned once its link is up and it has synced."""
+        r = Redis(self, extra=["--replicaof", "127.0.0.1", str(master.port)] + list(kw.pop("extra", ())), **kw)
+        wait_until(lambda: r.info("replication").get("master_link_status") == "up",
+                   what="replica %d linked" % r.port)
+        return r
 
     def respgate(self, upstream_port, **kw):
         return Respgate(self, upstream_port, **kw)

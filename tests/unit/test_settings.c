@@ -100,6 +100,33 @@ Test(config, every_error_names_the_offending_key)
                        "regions[0].x: unknown key");
 }
 
+Test(config, routing_and_probe_keys_load_and_are_checked)
+{
+    struct config *cfg = load("{" REGION ", \"probe_interval_ms\": 50, \"routing\": {"
+                              "\"reads\": \"any\", \"max_lag_bytes\": 4096,"
+                              "\"read_your_writes\": false, \"no_replica\": \"error\"}}");
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg->probe_interval_ms, 50);
+    cr_assert_eq(cfg->routing.reads, 2);
+    cr_assert_eq(cfg->routing.max_lag_bytes, 4096);
+    cr_assert_eq(cfg->routing.read_your_writes, 0);
+    cr_assert_eq(cfg->routing.no_replica_error, 1);
+    config_destroy(&cfg);
+    cfg = load("{" REGION "}");
+    cr_assert_eq(cfg->probe_interval_ms, 100);
+    cr_assert_eq(cfg->routing.reads, 0, "reads from replicas by default");
+    cr_assert_eq(cfg->routing.max_lag_bytes, 1 << 20);
+    cr_assert_eq(cfg->routing.read_your_writes, 1);
+    cr_assert_eq(cfg->routing.no_replica_error, 0);
+    config_destroy(&cfg);
+    assert_error_names("{" REGION ", \"routing\": {\"reads\": \"replicas\"}}", "routing.reads");
+    assert_error_names("{" REGION ", \"routing\": {\"no_replica\": 1}}", "routing.no_replica");
+    assert_error_names("{" REGION ", \"routing\": {\"read_your_writes\": 1}}",
+                       "routing.read_your_writes");
+    assert_error_names("{" REGION ", \"routing\": {\"lag\": 1}}", "routing.lag: unknown key");
+    assert_error_names("{" REGION ", \"probe_interval_ms\": 1}", "probe_interval_ms");
+}
+
 Test(config, invalid_json_reports_its_line)
 {
     assert_error_names("{\n\"regions\": [\n", "line");

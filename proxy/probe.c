@@ -1,0 +1,349 @@
+/* probe: see probe.h. Runs on its own thread with its own event_base; nothing here
+ * is shared with the workers except the snapshots it publishes (and, at startup,
+ * the first one, handed over under a mutex). */
+#include "probe.h"
+#include "info.h"
+#include "log.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROBE_STALL_FACTOR 1.5 /* intervals without an answer: unreachable */
+#define PROBE_RESET_FACTOR 10  /* intervals without an answer: reconnect */
+
+struct probe_node {
+    struct probe *p;
+    size_t index;
+    struct config_addr addr;
+    char numeric[INET6_ADDRSTRLEN]; /* the address resolved once, to match INFO's master_host */
+    int region;
+    redisAsyncContext *ac;
+    int64_t sent_ns; /* when the INFO in flight was sent; 0: none in flight */
+    int answered;    /* has answered (or failed) at least once */
+    struct topo_node state;
+    char err[128];
+};
+
+struct probe {
+    const struct config *cfg;
+    struct event_base *base;
+    struct event *tick;
+    struct event *stop_ev;
+    pthread_t thread;
+    size_t nnodes;
+    struct probe_node *nodes;
+    uint64_t generation;
+    int master; /* index chosen in the last snapshot */
+    probe_publish_fn publish;
+    void *arg;
+    pthread_mutex_t lock; /* guards first and first_ready only */
+    pthread_cond_t cond;
+    struct topology *first;
+    int first_ready;
+};
+
+static const char *role_name(enum topo_role r)
+{
+    return r == TOPO_MASTER ? "master" : r == TOPO_REPLICA ? "replica" : "unknown";
+}
+
+/* The configured node a replica's master_host:master_port names, or -1. */
+static int node_index(struct probe *p, const struct config_addr *a)
+{
+    for (size_t i = 0; i < p->nnodes; i++) {
+        struct probe_node *n = &p->nodes[i];
+        if (n->addr.port == a->port &&
+            (strcmp(n->addr.host, a->host) == 0 || strcmp(n->numeric, a->host) == 0))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The writable master: the node that last said it is master, even if it is slow
+ * to answer now (busy is not dead: Sentinel decides that). With several (a
+ * misconfiguration, or a failover in progress), a reachable one over one that is
+ * not, then the one most replicas follow, then the first in the config. */
+static int choose_master(const struct topology *t)
+{
+    int best = -1, best_score = -1;
+    for (size_t i = 0; i < t->nnodes; i++) {
+        if (t->nodes[i].role != TOPO_MASTER) continue;
+        int score = t->nodes[i].reachable ? 1 << 20 : 0;
+        for (size_t k = 0; k < t->nnodes; k++)
+            score += t->nodes[k].role == TOPO_REPLICA && t->nodes[k].follows == (int)i;
+        if (score > best_score) {
+            best = (int)i;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+static void publish(struct probe *p)
+{
+    struct topology *t = topo_create(p->nnodes);
+    if (!t) return;
+    t->generation = ++p->generation;
+    for (size_t i = 0; i < p->nnodes; i++)
+        t->nodes[i] = p->nodes[i].state;
+    t->master = choose_master(t);
+
+    if (t->master != p->master) {
+        if (t->master >= 0)
+            log_info("master is now %s:%d (was %s)", t->nodes[t->master].addr.host,
+                     t->nodes[t->master].addr.port,
+                     p->master >= 0 ? p->nodes[p->master].addr.host : "none");
+        else
+            log_warn("no writable master: no reachable node reports role master");
+        p->master = t->master;
+    }
+
+    pthread_mutex_lock(&p->lock);
+    int all = 1;
+    for (size_t i = 0; i < p->nnodes; i++)
+        all &= p->nodes[i].answered;
+    if (all && !p->first_ready) {
+        p->first = topo_acquire(t);
+        p->first_ready = 1;
+        pthread_cond_broadcast(&p->cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+
+    p->publish(p->arg, t);
+}
+
+static void set_unreachable(struct probe_node *n, const char *why)
+{
+    if (n->state.reachable)
+        log_warn("node %s:%d (%s) unreachable: %s", n->addr.host, n->addr.port,
+                 role_name(n->state.role), why);
+    snprintf(n->err, sizeof(n->err), "%s", why);
+    n->state.reachable = 0;
+    n->answered = 1;
+}
+
+static void on_info(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct probe_node *n = privdata;
+    redisReply *reply = r;
+    int64_t sent = n->sent_ns;
+    n->sent_ns = 0;
+    if (!reply) return; /* disconnected: on_disconnect handles it */
+
+    struct info_replication info;
+    if (reply->type != REDIS_REPLY_STRING) {
+        set_unreachable(n, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected INFO reply");
+    } else if (info_parse(reply->str, reply->len, &info) < 0) {
+        set_unreachable(n, "unreadable INFO reply");
+    } else {
+        struct topo_node *s = &n->state;
+        if (!s->reachable || s->role != info.role)
+            log_info("node %s:%d is %s", n->addr.host, n->addr.port, role_name(info.role));
+        s->reachable = 1;
+        s->role = info.role;
+        s->offset = info.offset;
+        s->link_up = info.role == TOPO_REPLICA && info.link_up && !info.syncing && !info.loading;
+        s->follows = info.role == TOPO_REPLICA ? node_index(n->p, &info.master) : -1;
+        s->probed_ns = sent;
+        n->answered = 1;
+        n->err[0] = '\0';
+    }
+    publish(n->p);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct probe_node *n = ac->data;
+    if (status != REDIS_OK) { /* hiredis frees the context after this */
+        n->ac = NULL;
+        n->sent_ns = 0;
+        set_unreachable(n, ac->errstr);
+        publish(n->p);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct probe_node *n = ac->data;
+    n->ac = NULL;
+    n->sent_ns = 0;
+    if (status != REDIS_OK) {
+        set_unreachable(n, ac->errstr);
+        publish(n->p);
+    }
+}
+
+static void node_connect(struct probe_node *n)
+{
+    n->ac = redisAsyncConnect(n->addr.host, n->addr.port);
+    if (!n->ac) {
+        set_unreachable(n, "out of memory");
+        return;
+    }
+    if (n->ac->err) {
+        set_unreachable(n, n->ac->errstr);
+        redisAsyncFree(n->ac);
+        n->ac = NULL;
+        return;
+    }
+    n->ac->data = n;
+    redisLibeventAttach(n->ac, n->p->base);
+    redisAsyncSetConnectCallback(n->ac, on_connect);
+    redisAsyncSetDisconnectCallback(n->ac, on_disconnect);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct probe *p = arg;
+    int64_t now = topo_now_ns(), interval = (int64_t)p->cfg->probe_interval_ms * 1000000;
+
+    for (size_t i = 0; i < p->nnodes; i++) {
+        struct probe_node *n = &p->nodes[i];
+        if (n->sent_ns) { /* the last INFO is still unanswered */
+            int64_t waited = now - n->sent_ns;
+            if (waited > (int64_t)(interval * PROBE_STALL_FACTOR) && n->state.reachable) {
+                set_unreachable(n, "no answer to INFO in time");
+                publish(p);
+            }
+            if (waited > interval * PROBE_RESET_FACTOR && n->ac) {
+                redisAsyncDisconnect(n->ac); /* reconnect on a later tick */
+                n->sent_ns = 0;
+            }
+            continue;
+        }
+        if (!n->ac) node_connect(n);
+        if (!n->ac) continue;
+        if (redisAsyncCommand(n->ac, on_info, n, "INFO replication persistence") == REDIS_OK)
+            n->sent_ns = now;
+    }
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(((struct probe *)arg)->base, NULL);
+}
+
+static void *probe_main(void *arg)
+{
+    struct probe *p = arg;
+    log_set_thread_name("probe");
+    on_tick(-1, 0, p);
+    event_base_dispatch(p->base);
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].ac) {
+            p->nodes[i].ac->data = &p->nodes[i];
+            redisAsyncFree(p->nodes[i].ac); /* calls on_disconnect with REDIS_OK */
+        }
+    return NULL;
+}
+
+static void resolve_numeric(struct probe_node *n)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(n->addr.host, NULL, &hints, &ai) != 0) return;
+    getnameinfo(ai->ai_addr, ai->ai_addrlen, n->numeric, sizeof(n->numeric), NULL, 0,
+                NI_NUMERICHOST);
+    freeaddrinfo(ai);
+}
+
+static void probe_free(struct probe *p)
+{
+    if (p->tick) event_free(p->tick);
+    if (p->stop_ev) event_free(p->stop_ev);
+    if (p->base) event_base_free(p->base);
+    topo_release(&p->first);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->nodes);
+    free(p);
+}
+
+struct probe *probe_start(const struct config *cfg, probe_publish_fn publish_fn, void *arg,
+                          char *err, size_t errlen)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->cfg = cfg;
+    p->publish = publish_fn;
+    p->arg = arg;
+    p->master = -1;
+    for (size_t r = 0; r < cfg->nregions; r++)
+        p->nnodes += cfg->regions[r].nnodes;
+    p->nodes = calloc(p->nnodes, sizeof(*p->nodes));
+    p->base = event_base_new();
+    if (!p->nodes || !p->base) {
+        snprintf(err, errlen, "out of memory");
+        probe_free(p);
+        return NULL;
+    }
+    size_t i = 0;
+    for (size_t r = 0; r < cfg->nregions; r++)
+        for (size_t k = 0; k < cfg->regions[r].nnodes; k++, i++) {
+            struct probe_node *n = &p->nodes[i];
+            n->p = p;
+            n->index = i;
+            n->addr = cfg->regions[r].nodes[k];
+            n->state.addr = n->addr;
+            n->state.region = (int)r;
+            n->state.follows = -1;
+            resolve_numeric(n);
+        }
+    struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
+    p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
+    p->stop_ev = event_new(p->base, -1, 0, on_stop, p);
+    if (!p->tick || !p->stop_ev || event_add(p->tick, &tv) < 0 ||
+        pthread_create(&p->thread, NULL, probe_main, p)) {
+        snprintf(err, errlen, "cannot start the probe thread");
+        probe_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+struct topology *probe_wait_first(struct probe *p, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&p->lock);
+    while (!p->first_ready)
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &deadline) == ETIMEDOUT) break;
+    struct topology *t = topo_acquire(p->first);
+    pthread_mutex_unlock(&p->lock);
+    return t;
+}
+
+void probe_stop(struct probe **pp)
+{
+    struct probe *p = *pp;
+    if (!p) return;
+    event_active(p->stop_ev, 0, 0); /* the probe base is created with locking: see below */
+    pthread_join(p->thread, NULL);
+    probe_free(p);
+    *pp = NULL;
+}

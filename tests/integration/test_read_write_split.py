@@ -1,0 +1,117 @@
+"""Read/write splitting over a real master and two replicas: reads spread over the
+replicas, writes go to the master, and a client always reads its own writes."""
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Harness, RespError, encode, main, wait_until
+
+
+class SplitTestCase(unittest.TestCase):
+    respgate_options = {}
+
+    def setUp(self):
+        self.h = Harness()
+        try:
+            self.master = self.h.redis()
+            self.replicas = [self.h.replica_of(self.master) for _ in range(2)]
+            nodes = [self.master] + self.replicas
+            opts = dict(self.respgate_options)
+            opts["regions"] = [{"name": "local",
+                                "nodes": ["127.0.0.1:%d" % n.port for n in reversed(nodes)]}]
+            self.gate = self.h.respgate(self.master.port, **opts)
+        except BaseException:
+            self.h.close(ok=False)
+            raise
+
+    def tearDown(self):
+        for r in self.replicas:
+            r.thaw()
+        self.h.close()
+
+
+class ReadWriteSplit(SplitTestCase):
+    respgate_options = {"probe_interval_ms": 50}
+
+    def test_reads_go_to_the_replicas_and_spread_over_both_while_writes_go_to_the_master(self):
+        r = redis.Redis(port=self.gate.port)
+        r.set("spread", "x")
+        wait_until(lambda: all(x.info("replication")["slave_repl_offset"] ==
+                               self.master.info("replication")["master_repl_offset"]
+                               for x in self.replicas), what="replicas caught up")
+        time.sleep(0.2)  # a probe after the write: this client may read from replicas now
+        before = [n.calls("get") for n in [self.master] + self.replicas]
+        for _ in range(400):
+            self.assertEqual(r.get("spread"), b"x")
+        after = [n.calls("get") for n in [self.master] + self.replicas]
+        got = [a - b for a, b in zip(after, before)]
+        self.assertEqual(got[0], 0, "no GET on the master: %r" % got)
+        self.assertGreater(got[1], 100, got)
+        self.assertGreater(got[2], 100, got)
+        self.assertEqual(self.master.calls("set"), 1)
+
+    def test_writes_never_reach_a_replica(self):
+        r = redis.Redis(port=self.gate.port)
+        for i in range(500):
+            self.assertTrue(r.set("w%d" % i, i))  # READONLY would raise
+            r.incr("counter")
+        # Replicas run the writes they replicate; a write sent to one is rejected (READONLY).
+        for x in self.replicas:
+            self.assertEqual(x.rejected("set") + x.rejected("incr"), 0)
+        self.assertEqual(self.master.calls("set"), 500)
+
+    def test_set_then_get_on_one_connection_is_never_stale_while_a_replica_is_frozen(self):
+        self.replicas[0].freeze()
+        c = self.gate.client(timeout=5)  # a read stuck on the frozen replica would time out
+        stale = 0
+        for i in range(2000):
+            c.send(encode("SET", "ryw", i) + encode("GET", "ryw"))
+            self.assertEqual(c.read(), "OK")
+            stale += c.read() != str(i).encode()
+        # Slower pairs: probes run between the write and the read, so the read may go
+        # to a replica, but only to one that has the write.
+        for i in range(2000, 2030):
+            self.assertEqual(c.call("SET", "ryw", i), "OK")
+            time.sleep(0.07)
+            stale += c.call("GET", "ryw") != str(i).encode()
+        self.assertEqual(stale, 0)
+        self.assertGreater(self.replicas[1].calls("get"), 0, "caught-up replica took reads")
+
+    def test_reads_in_flight_on_a_replica_that_freezes_end_instead_of_hanging(self):
+        r = redis.Redis(port=self.gate.port)
+        r.set("k", "v")
+        time.sleep(0.2)
+        errors, ok = [], []
+
+        def reader():
+            c = self.gate.client(timeout=5)
+            for _ in range(300):
+                reply = c.call("GET", "k")
+                (errors if isinstance(reply, RespError) else ok).append(reply)
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.05)
+        self.replicas[0].freeze()
+        t.join(20)
+        self.assertFalse(t.is_alive(), "a read hung on the frozen replica")
+        self.assertEqual(len(ok) + len(errors), 300)
+        self.assertLessEqual(len(errors), 2, errors)  # only what was in flight at the freeze
+
+
+class ReadsFromMaster(SplitTestCase):
+    respgate_options = {"routing": {"reads": "master"}}
+
+    def test_reads_master_sends_everything_to_the_master(self):
+        r = redis.Redis(port=self.gate.port)
+        r.set("m", "1")
+        time.sleep(0.3)
+        for _ in range(100):
+            r.get("m")
+        self.assertEqual(sum(x.calls("get") for x in self.replicas), 0)
+        self.assertEqual(self.master.calls("get"), 100)
+
+
+if __name__ == "__main__":
+    main()
