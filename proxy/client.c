@@ -31,6 +31,8 @@ enum {
     C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
     C_LINGER = 1 << 6,         /* after a protocol error: half-close, then drain the input */
     C_SHUT = 1 << 7,           /* half-closed; waiting for EOF or the linger timeout */
+    C_TX_ABORTED = 1 << 8,     /* its MULTI died with its connection: refuse until EXEC/DISCARD */
+    C_WATCH_LOST = 1 << 9,     /* its WATCH died with its connection: the next EXEC fails */
 };
 #define LINGER_SECONDS 1
 #define C_NOREAD (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_HELD | C_CLOSING | C_NOINPUT)
@@ -50,6 +52,15 @@ struct client {
     int reading;
     struct route_horizon horizon; /* read-your-writes: where its last write is visible */
     int writes_inflight;          /* writes sent and not answered yet */
+    unsigned session;             /* S_*: state its pinned connection holds */
+};
+
+/* What keeps a client on its pinned connection once the replies are back. */
+enum {
+    S_MULTI = 1 << 0,  /* inside MULTI ... EXEC/DISCARD */
+    S_WATCH = 1 << 1,  /* keys watched */
+    S_DB = 1 << 2,     /* SELECT of a database other than 0 */
+    S_STICKY = 1 << 3, /* AUTH, HELLO, READONLY...: state we cannot undo; pinned for good */
 };
 
 static int client_process(struct client *c);
@@ -72,6 +83,15 @@ static void update_reading(struct client *c)
     sock_read(c->sock, want);
 }
 
+/* Stops waiting for u's output to drain (u is going away or being let go). */
+static void unwait(struct client *c, struct upconn *u)
+{
+    if ((c->flags & C_PAUSED_UP) && c->waiting == u) {
+        c->flags &= ~(unsigned)C_PAUSED_UP;
+        u->nwaiting--;
+    }
+}
+
 static void client_free(struct client *c)
 {
     struct worker *w = c->w;
@@ -87,7 +107,7 @@ static void client_free(struct client *c)
         worker_req_put(w, r);
     }
     if (c->flags & C_PAUSED_UP) c->waiting->nwaiting--;
-    upstream_pin_destroy(&c->pin);
+    upstream_pin_destroy(&c->pin); /* it may carry session state: never reused */
     resp_deinit(&c->rp);
     sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
@@ -172,7 +192,7 @@ static int protocol_error(struct client *c, const char *what)
     return maybe_finish(c);
 }
 
-/* Sends the framed message on u, queueing r (NULL for a pinned connection). */
+/* Sends the framed message on u, queueing r (NULL for a tunnel). */
 static void send_message(struct client *c, struct upconn *u, struct req *r)
 {
     struct evbuffer *in = input(c);
@@ -188,6 +208,23 @@ static void send_message(struct client *c, struct upconn *u, struct req *r)
         c->waiting = u;
         u->nwaiting++;
     }
+}
+
+/* A request in the client's queue, its reply to come from an upstream. */
+static struct req *enqueue(struct client *c, int write)
+{
+    struct req *r = worker_req_get(c->w);
+    r->client = c;
+    r->write = write;
+    c->writes_inflight += write;
+    TAILQ_INSERT_TAIL(&c->pending, r, cq);
+    if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
+    return r;
+}
+
+static int is_read(unsigned flags)
+{
+    return (flags & CMD_READONLY) && !(flags & CMD_WRITE);
 }
 
 /* Where a request goes: reads (commands Redis flags read-only) by the router,
@@ -220,7 +257,7 @@ static int choose_node(struct client *c, int read)
 
 static void forward_shared(struct client *c, unsigned flags)
 {
-    int read = (flags & CMD_READONLY) && !(flags & CMD_WRITE);
+    int read = is_read(flags);
     int node = choose_node(c, read);
     if (node == ROUTE_NONE) {
         discard_message(c);
@@ -237,24 +274,96 @@ static void forward_shared(struct client *c, unsigned flags)
         return;
     }
     if (to_master) c->up = u;
-    struct req *r = worker_req_get(c->w);
-    r->client = c;
-    r->write = !read;
-    c->writes_inflight += r->write;
-    TAILQ_INSERT_TAIL(&c->pending, r, cq);
-    if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
-    send_message(c, u, r);
+    send_message(c, u, enqueue(c, !read));
+}
+
+/* A session that died with its connection must not go on silently elsewhere:
+ * commands queued in the client's mind would run at once, and a transaction
+ * would run without its WATCH. Returns 1 if the command was answered here. */
+static int session_lost(struct client *c)
+{
+    const char *n = c->rp.name;
+    int exec = strcmp(n, "exec") == 0, discard = strcmp(n, "discard") == 0;
+    if (c->flags & C_TX_ABORTED) {
+        discard_message(c);
+        if (exec || discard) c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+        static const char execabort[] =
+            "-EXECABORT Transaction discarded because its connection to Redis was lost.\r\n";
+        if (exec)
+            local_reply(c, execabort, sizeof(execabort) - 1);
+        else if (discard)
+            local_reply(c, "+OK\r\n", 5);
+        else
+            local_error(c, "-ERR %s\r\n",
+                        "transaction aborted: its connection to Redis was "
+                        "lost; send EXEC or DISCARD");
+        return 1;
+    }
+    if ((c->flags & C_WATCH_LOST) && (discard || strcmp(n, "unwatch") == 0))
+        c->flags &= ~(unsigned)C_WATCH_LOST;
+    return 0;
+}
+
+/* Follows the state the command leaves on the pinned connection. */
+static void track_session(struct client *c)
+{
+    const char *n = c->rp.name;
+    if (strcmp(n, "multi") == 0)
+        c->session |= S_MULTI;
+    else if (strcmp(n, "exec") == 0 || strcmp(n, "discard") == 0)
+        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+    else if (strcmp(n, "watch") == 0)
+        c->session |= S_WATCH;
+    else if (strcmp(n, "unwatch") == 0)
+        c->session &= ~(unsigned)S_WATCH;
+    else if (strcmp(n, "select") == 0)
+        c->session =
+            strcmp(c->rp.arg1, "0") == 0 ? c->session & ~(unsigned)S_DB : c->session | S_DB;
+    else if (strcmp(n, "reset") == 0)
+        c->session = 0;
+    else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 || strcmp(n, "readwrite") == 0 ||
+             strcmp(n, "client") == 0)
+        c->session |= S_STICKY;
 }
 
 static void forward_pinned(struct client *c, unsigned flags)
+{
+    struct req *r = enqueue(c, !is_read(flags));
+    if ((c->flags & C_WATCH_LOST) && strcmp(c->rp.name, "exec") == 0) {
+        /* The watch is gone, so the keys may have changed: do what Redis does when
+         * a watched key changed - run nothing, answer nil. */
+        c->flags &= ~(unsigned)C_WATCH_LOST;
+        discard_message(c);
+        r->instead = "*-1\r\n";
+        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+        static const char discard[] = "*1\r\n$7\r\nDISCARD\r\n";
+        upstream_send(c->pin, r, NULL, discard, sizeof(discard) - 1);
+        return;
+    }
+    track_session(c);
+    send_message(c, c->pin, r);
+}
+
+static void forward_tunnel(struct client *c, unsigned flags)
 {
     send_message(c, c->pin, NULL);
     if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
 }
 
+/* Commands whose replies cannot be framed one per request: pushes, MONITOR's
+ * stream, CLIENT REPLY OFF/SKIP, RESP3 after HELLO, replication. */
+static int needs_tunnel(const struct client *c)
+{
+    static const char *const names[] = {"subscribe", "psubscribe", "ssubscribe", "monitor",
+                                        "hello",     "sync",       "psync",      "replconf"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(c->rp.name, names[i]) == 0) return 1;
+    return strcmp(c->rp.name, "client") == 0 && strcasecmp(c->rp.arg1, "reply") == 0;
+}
+
 /* Session commands need a connection of their own; they wait until the client's
- * replies from the shared connection are all back, so order is kept. */
-static void start_session(struct client *c, unsigned flags)
+ * replies from shared connections are all back, so order is kept. */
+static void start_session(struct client *c, unsigned flags, int tunnel)
 {
     if (c->npending) {
         c->flags |= C_HELD;
@@ -267,14 +376,25 @@ static void start_session(struct client *c, unsigned flags)
                     upstream_why(c->w, 0));
         return;
     }
-    c->pin = upstream_pin_create(c->w, master, c);
-    if (!c->pin) {
+    if (!(c->pin = upstream_pin_get(c->w, master, c, tunnel))) {
         discard_message(c);
         local_error(c, "-ERR %s\r\n", "out of memory");
         return;
     }
-    log_debug("client: '%s' starts a session on a dedicated upstream connection", c->rp.name);
-    forward_pinned(c, flags);
+    log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
+    if (tunnel)
+        forward_tunnel(c, flags);
+    else
+        forward_pinned(c, flags);
+}
+
+/* A tunnel is for good; a pinned connection goes back to the pool once the
+ * session state is gone and every reply is in. */
+static void maybe_unpin(struct client *c)
+{
+    if (!c->pin || c->pin->kind != UP_PINNED || c->session || c->npending) return;
+    unwait(c, c->pin);
+    upstream_pin_put(&c->pin);
 }
 
 /* CLIENT subcommands that must not reach a shared connection. Returns 1 if answered here. */
@@ -285,7 +405,7 @@ static int client_command_local(struct client *c)
         local_reply(c, "+OK\r\n", 5);
         return 1;
     }
-    if (strcasecmp(c->rp.arg1, "getname") == 0 && c->rp.argc == 2) {
+    if (strcasecmp(c->rp.arg1, "getname") == 0 && c->rp.argc == 2 && !c->pin) {
         discard_message(c); /* SETNAME starts a session, so here there is no name */
         local_reply(c, "$-1\r\n", 5);
         return 1;
@@ -301,16 +421,28 @@ static void dispatch(struct client *c)
         return;
     }
     unsigned flags = p->name_len <= RESP_NAME_MAX ? cmd_flags(p->name, p->name_len) : 0;
-    if (c->pin) {
-        forward_pinned(c, flags);
+    if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;
+    if (c->pin && c->pin->kind == UP_TUNNEL) {
+        forward_tunnel(c, flags);
     } else if (flags & CMD_QUIT) {
         discard_message(c);
         local_reply(c, "+OK\r\n", 5);
         c->flags |= C_CLOSING;
     } else if ((flags & CMD_CLIENT) && client_command_local(c)) {
         /* answered */
+    } else if (needs_tunnel(c)) {
+        if (c->npending) {
+            c->flags |= C_HELD; /* after the replies in flight, in order */
+        } else if (c->pin) {
+            c->pin->kind = UP_TUNNEL; /* nothing in flight: it becomes a tunnel for good */
+            forward_tunnel(c, flags);
+        } else {
+            start_session(c, flags, 1);
+        }
+    } else if (c->pin) {
+        forward_pinned(c, flags);
     } else if (flags & (CMD_SESSION | CMD_CLIENT)) {
-        start_session(c, flags);
+        start_session(c, flags, 0);
     } else {
         forward_shared(c, flags);
     }
@@ -351,11 +483,23 @@ static int release_replies(struct client *c)
         c->npending <= c->w->cfg->limits.max_pending_per_client / 2)
         c->flags &= ~(unsigned)C_PAUSED_PENDING;
     if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) c->flags |= C_PAUSED_OUT;
+    maybe_unpin(c);
     if ((c->flags & C_HELD) && c->npending == 0) {
         c->flags &= ~(unsigned)C_HELD;
         dispatch(c);
     }
     return client_process(c);
+}
+
+/* Moves r's reply (the first len bytes of src) to dst, or what replaces it. */
+static void take_reply(const struct req *r, struct evbuffer *src, size_t len, struct evbuffer *dst)
+{
+    if (r->instead) {
+        evbuffer_drain(src, len);
+        evbuffer_add(dst, r->instead, strlen(r->instead));
+    } else {
+        evbuffer_remove_buffer(src, dst, len);
+    }
 }
 
 void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
@@ -372,13 +516,13 @@ void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_
     }
     if (r != TAILQ_FIRST(&c->pending)) { /* an earlier reply is still out: keep this one */
         r->reply = evbuffer_new();
-        evbuffer_remove_buffer(src, r->reply, len);
+        take_reply(r, src, len, r->reply);
         r->done = 1;
         return;
     }
     TAILQ_REMOVE(&c->pending, r, cq);
     c->npending--;
-    evbuffer_remove_buffer(src, output(c), len);
+    take_reply(r, src, len, output(c));
     worker_req_put(w, r);
     release_replies(c);
 }
@@ -407,19 +551,27 @@ void client_tunnel_data(struct client *c, struct evbuffer *src)
     if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
 }
 
-void client_tunnel_lost(struct client *c, const char *why)
+void client_pin_lost(struct client *c, const char *why)
 {
-    if (!c->pin->got_data)
-        local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
-    else
+    struct upconn *pin = c->pin;
+    int tunnel = pin->kind == UP_TUNNEL;
+    unwait(c, pin);
+    c->pin = NULL; /* the caller destroys it */
+    if (tunnel && !pin->got_data) local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
+    /* A tunnel cannot be resumed mid-stream, nor a session whose database or
+     * authentication we could not carry to another connection: close the client.
+     * Otherwise the session simply ended (its requests get errors) and the client's
+     * next command runs normally. */
+    if (tunnel || (c->session & (S_DB | S_STICKY))) {
         log_debug("client: session connection lost (%s), closing the client", why);
-    if (c->flags & C_PAUSED_UP) {
-        c->flags &= ~(unsigned)C_PAUSED_UP;
-        c->waiting->nwaiting--;
+        c->flags |= C_CLOSING;
+        update_reading(c);
+    } else if (c->session & S_MULTI) {
+        c->flags |= C_TX_ABORTED;
+    } else if (c->session & S_WATCH) {
+        c->flags |= C_WATCH_LOST;
     }
-    upstream_pin_destroy(&c->pin);
-    c->flags |= C_CLOSING;
-    update_reading(c);
+    c->session = 0;
     maybe_finish(c);
 }
 

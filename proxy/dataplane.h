@@ -36,19 +36,28 @@ struct req {
     struct upconn *up;      /* where it was sent; NULL for a reply made here */
     struct evbuffer *reply; /* a reply that is ready before the client can take it */
     int done;
-    int write; /* not known to be read-only: its reply moves the client's
-                  read-your-writes horizon */
+    int write;           /* not known to be read-only: its reply moves the client's
+                            read-your-writes horizon */
+    const char *instead; /* a reply to give the client in place of the upstream's */
 };
 TAILQ_HEAD(req_queue, req);
 
 enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
+
+enum up_kind {
+    UP_SHARED, /* many clients, replies framed and matched FIFO */
+    UP_PINNED, /* one client's session (MULTI, WATCH, SELECT, blocking...), framed the same way */
+    UP_TUNNEL, /* one client, bytes relayed as they are (pub/sub, MONITOR, CLIENT REPLY) */
+};
 
 struct upconn {
     struct worker *w;
     int node;          /* index into the topology's nodes (and w->pools) */
     struct sock *sock; /* NULL while down */
     enum up_state state;
-    struct client *owner; /* pinned: the one client whose session this carries */
+    enum up_kind kind;
+    struct client *owner; /* pinned or tunnel: its client; NULL while idle in the pool */
+    TAILQ_ENTRY(upconn) idle_link;
     struct req_queue inflight;
     struct resp_parser rp; /* frames replies (shared connections only) */
     size_t scanned;
@@ -79,7 +88,9 @@ struct shared {
 struct pool {
     struct upconn *conns; /* cfg->upstream.connections_per_node of them */
     int n;
-    unsigned next; /* round-robin */
+    unsigned next;             /* round-robin */
+    TAILQ_HEAD(, upconn) idle; /* clean pinned connections kept for the next session */
+    int nidle;
 };
 
 struct worker {
@@ -110,9 +121,11 @@ void client_accept(struct worker *w, evutil_socket_t fd);
 void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
 /* An error reply for r (its upstream failed); takes r. */
 void client_fail(struct worker *w, struct req *r, const char *msg);
-/* Pinned connections relay bytes straight through. */
+/* Tunnels relay bytes straight through. */
 void client_tunnel_data(struct client *c, struct evbuffer *src);
-void client_tunnel_lost(struct client *c, const char *why);
+/* The client's pinned or tunnel connection failed: the client lets go of it (the
+ * caller answers its requests with errors and destroys it) and ends the session. */
+void client_pin_lost(struct client *c, const char *why);
 /* Output room came back on u: resume clients that waited for it. */
 void client_upstream_drained(struct upconn *u);
 void client_start_drain(struct worker *w);
@@ -124,7 +137,11 @@ void upstream_pool_deinit(struct worker *w);
 /* A shared connection to node for a client whose current one (may be NULL) is down
  * or to another node; NULL if the node has no usable connection. */
 struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
-struct upconn *upstream_pin_create(struct worker *w, int node, struct client *owner);
+/* A connection of its own to node for owner: a clean idle one if there is one (not
+ * for a tunnel), else a new one. */
+struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel);
+/* A pinned connection whose session ended cleanly: kept for reuse, or closed. */
+void upstream_pin_put(struct upconn **u);
 /* The node stopped answering: close its connections so nothing waits on it. */
 void upstream_node_lost(struct worker *w, int node);
 /* Why node's connections are down, for error replies. */

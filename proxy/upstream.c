@@ -20,9 +20,11 @@
 
 static void up_connect(struct upconn *u);
 
+#define PIN_IDLE_MAX 16 /* clean pinned connections a worker keeps per node */
+
 static int is_pinned(const struct upconn *u)
 {
-    return u->owner != NULL;
+    return u->kind != UP_SHARED;
 }
 
 static const char *node_name(const struct upconn *u)
@@ -73,15 +75,24 @@ static void up_failed(struct upconn *u, const char *why)
                  u->why);
     else
         snprintf(msg, sizeof(msg), "-ERR upstream unavailable (%s)\r\n", u->why);
+    /* A pinned connection leaves its client first, so nothing the errors below set
+     * off (the session ending, the client closing) can reach it. */
+    if (is_pinned(u)) {
+        if (u->owner) {
+            client_pin_lost(u->owner, u->why);
+        } else { /* idle in the pool */
+            TAILQ_REMOVE(&w->pools[u->node].idle, u, idle_link);
+            w->pools[u->node].nidle--;
+        }
+    }
     struct req *r;
     while ((r = TAILQ_FIRST(&u->inflight))) {
         unqueue(u, r);
         r->up = NULL;
         client_fail(w, r, msg);
     }
-
     if (is_pinned(u)) {
-        client_tunnel_lost(u->owner, u->why); /* destroys u */
+        upstream_pin_destroy(&u);
         return;
     }
     if (was_ready) {
@@ -101,7 +112,7 @@ static void up_readcb(void *arg)
     struct upconn *u = arg;
     struct evbuffer *in = sock_input(u->sock);
 
-    if (is_pinned(u)) {
+    if (u->kind == UP_TUNNEL) {
         u->got_data = 1;
         client_tunnel_data(u->owner, in);
         return;
@@ -185,11 +196,13 @@ static void up_connect(struct upconn *u)
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
 }
 
-static int up_init(struct upconn *u, struct worker *w, int node, struct client *owner)
+static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
+                   struct client *owner)
 {
     memset(u, 0, sizeof(*u));
     u->w = w;
     u->node = node;
+    u->kind = kind;
     u->owner = owner;
     u->state = UP_DOWN;
     TAILQ_INIT(&u->inflight);
@@ -222,9 +235,10 @@ int upstream_pool_init(struct worker *w)
     if (!w->pools || !w->outstanding) return -1;
     for (size_t i = 0; i < nnodes; i++) {
         struct pool *p = &w->pools[i];
+        TAILQ_INIT(&p->idle);
         if (!(p->conns = calloc((size_t)n, sizeof(*p->conns)))) return -1;
         for (; p->n < n; p->n++) {
-            if (up_init(&p->conns[p->n], w, (int)i, NULL)) return -1;
+            if (up_init(&p->conns[p->n], w, (int)i, UP_SHARED, NULL)) return -1;
             up_connect(&p->conns[p->n]);
         }
     }
@@ -234,6 +248,11 @@ int upstream_pool_init(struct worker *w)
 void upstream_pool_deinit(struct worker *w)
 {
     for (size_t i = 0; w->pools && i < w->shared->nnodes; i++) {
+        struct upconn *u;
+        while ((u = TAILQ_FIRST(&w->pools[i].idle))) {
+            TAILQ_REMOVE(&w->pools[i].idle, u, idle_link);
+            upstream_pin_destroy(&u);
+        }
         for (int k = 0; k < w->pools[i].n; k++)
             up_deinit(&w->pools[i].conns[k]);
         free(w->pools[i].conns);
@@ -272,16 +291,39 @@ const char *upstream_why(struct worker *w, int node)
     return w->pools[node].conns[0].why;
 }
 
-struct upconn *upstream_pin_create(struct worker *w, int node, struct client *owner)
+struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel)
 {
-    struct upconn *u = malloc(sizeof(*u));
-    if (!u) return NULL;
-    if (up_init(u, w, node, owner)) {
+    struct pool *p = &w->pools[node];
+    struct upconn *u = TAILQ_FIRST(&p->idle);
+    if (u && !tunnel) {
+        TAILQ_REMOVE(&p->idle, u, idle_link);
+        p->nidle--;
+        u->owner = owner;
+        return u;
+    }
+    if (!(u = malloc(sizeof(*u)))) return NULL;
+    if (up_init(u, w, node, tunnel ? UP_TUNNEL : UP_PINNED, owner)) {
         free(u);
         return NULL;
     }
     up_connect(u);
     return u;
+}
+
+void upstream_pin_put(struct upconn **up)
+{
+    struct upconn *u = *up;
+    struct pool *p = &u->w->pools[u->node];
+    *up = NULL;
+    if (u->kind != UP_PINNED || !u->sock || !TAILQ_EMPTY(&u->inflight) || u->nwaiting ||
+        p->nidle >= PIN_IDLE_MAX) {
+        upstream_pin_destroy(&u);
+        return;
+    }
+    u->owner = NULL;
+    sock_read(u->sock, 1); /* a client may have paused it */
+    TAILQ_INSERT_TAIL(&p->idle, u, idle_link);
+    p->nidle++;
 }
 
 void upstream_pin_destroy(struct upconn **up)

@@ -100,6 +100,43 @@ class ReadWriteSplit(SplitTestCase):
         self.assertLessEqual(len(errors), 2, errors)  # only what was in flight at the freeze
 
 
+class SessionsReturnToMultiplexing(SplitTestCase):
+    respgate_options = {"probe_interval_ms": 50}
+
+    def test_after_a_transaction_the_client_reads_from_replicas_again(self):
+        r = redis.Redis(port=self.gate.port)
+        p = r.pipeline(transaction=True)  # redis-py's default: MULTI ... EXEC
+        p.set("tx", "1")
+        p.incr("tx")
+        self.assertEqual(p.execute(), [True, 2])
+        time.sleep(0.2)
+        before = sum(x.calls("get") for x in self.replicas)
+        for _ in range(50):
+            self.assertEqual(r.get("tx"), b"2")
+        self.assertEqual(sum(x.calls("get") for x in self.replicas) - before, 50)
+
+    def test_transactions_reuse_pinned_connections(self):
+        r = redis.Redis(port=self.gate.port)
+        before = int(self.master.info("stats")["total_connections_received"])
+        for i in range(200):
+            p = r.pipeline(transaction=True)
+            p.incr("n")
+            p.get("n")
+            self.assertEqual(p.execute(), [i + 1, str(i + 1).encode()])
+        opened = int(self.master.info("stats")["total_connections_received"]) - before
+        self.assertLess(opened, 10, "each transaction opened a connection")
+
+    def test_a_blocking_pop_releases_its_connection_once_answered(self):
+        r = redis.Redis(port=self.gate.port)
+        redis.Redis(port=self.gate.port).rpush("q", "job")
+        self.assertEqual(r.blpop("q", timeout=1), (b"q", b"job"))
+        r.set("after", "x")
+        time.sleep(0.2)
+        before = sum(x.calls("get") for x in self.replicas)
+        self.assertEqual(r.get("after"), b"x")
+        self.assertEqual(sum(x.calls("get") for x in self.replicas) - before, 1)
+
+
 class ReadsFromMaster(SplitTestCase):
     respgate_options = {"routing": {"reads": "master"}}
 

@@ -113,6 +113,45 @@ class UpstreamFailures(ProxyTestCase):
         wait_until(lambda: self.gate.client().call("PING") == "PONG", what="recovery")
 
 
+class SessionFailures(ProxyTestCase):
+
+    def test_a_transaction_whose_connection_dies_is_aborted_and_the_client_stays(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertEqual(c.call("INCR", "t"), "QUEUED")
+        self.redis.kill()
+        self.redis.start()
+        wait_until(lambda: self.redis.ping(), what="restart")
+        # Commands the client means to queue must not run outside the transaction.
+        time.sleep(0.3)
+        reply = c.call("INCR", "t")
+        self.assertTrue(str(reply).startswith("ERR transaction aborted"), reply)
+        self.assertTrue(c.call("EXEC").startswith("EXECABORT"))
+        self.assertIsNone(redis.Redis(port=self.redis.port).get("t"))
+        wait_until(lambda: c.call("PING") == "PONG", what="the same client working again")
+
+    def test_a_watch_that_dies_with_its_connection_makes_exec_fail(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("WATCH", "w"), "OK")
+        self.redis.kill()
+        self.redis.start()
+        wait_until(lambda: self.redis.ping(), what="restart")
+        time.sleep(0.3)
+        wait_until(lambda: c.call("GET", "w") is None, what="the client reading again")
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertEqual(c.call("SET", "w", "mine"), "QUEUED")
+        self.assertIsNone(c.call("EXEC"), "EXEC after a lost WATCH must not run")
+        self.assertIsNone(redis.Redis(port=self.redis.port).get("w"))
+
+    def test_a_selected_database_is_never_silently_dropped(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("SELECT", "3"), "OK")
+        self.assertEqual(c.call("SET", "k", "db3"), "OK")
+        self.redis.kill()
+        # The client cannot be carried to database 3 on another connection: it is closed.
+        self.assertEqual(c.read_all_until_closed(), b"")
+
+
 class StartsWithoutUpstream(unittest.TestCase):
 
     def test_respgate_starts_while_redis_is_down_and_serves_once_it_is_up(self):
