@@ -53,7 +53,13 @@ struct client {
     struct route_horizon horizon; /* read-your-writes: where its last write is visible */
     int writes_inflight;          /* writes sent and not answered yet */
     unsigned session;             /* S_*: state its pinned connection holds */
+    int authed;                   /* passed respgate's own AUTH (or none is asked) */
+    unsigned long long id;        /* CLIENT ID */
+    char *name;                   /* CLIENT SETNAME */
 };
+
+#define ARGS_MAX_BYTES 4096 /* commands respgate reads whole (AUTH, HELLO, CLIENT SETNAME) */
+#define ARGS_MAX 8
 
 /* What keeps a client on its pinned connection once the replies are back. */
 enum {
@@ -109,6 +115,7 @@ static void client_free(struct client *c)
     if (c->flags & C_PAUSED_UP) c->waiting->nwaiting--;
     upstream_pin_destroy(&c->pin); /* it may carry session state: never reused */
     resp_deinit(&c->rp);
+    free(c->name);
     sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
     w->nclients--;
@@ -277,6 +284,118 @@ static void forward_shared(struct client *c, unsigned flags)
     send_message(c, u, enqueue(c, !read));
 }
 
+/* Copies the framed command's arguments into buf (cap bytes); argv/lens get up to
+ * ARGS_MAX of them. Returns the argument count, or -1 if the command is too large
+ * to read whole (the commands read here are small). */
+static int message_args(struct client *c, char *buf, size_t cap, const char **argv, size_t *lens)
+{
+    size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
+    if (len > cap) return -1;
+    if (c->rp.inl)
+        memcpy(buf, c->rp.inl, len);
+    else
+        evbuffer_copyout(input(c), buf, len);
+    /* The framer has checked the shape: *N CRLF, then $len CRLF data CRLF each. */
+    const char *p = memchr(buf, '\n', len) + 1, *end = buf + len;
+    int argc = 0;
+    while (p < end && argc < ARGS_MAX) {
+        size_t n = strtoul(p + 1, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
+        argv[argc] = p;
+        lens[argc++] = n;
+        p += n + 2;
+    }
+    return argc;
+}
+
+/* Compares without an early exit, so timing does not tell how much matched. */
+static int secret_equals(const char *secret, const char *given, size_t n)
+{
+    size_t len = strlen(secret);
+    unsigned char diff = len != n;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ secret[i % (len ? len : 1)]);
+    return diff == 0;
+}
+
+/* AUTH [user] password against auth.password (the default user) and auth.users. */
+static int credentials_ok(const struct config *cfg, const char *user, size_t ulen, const char *pass,
+                          size_t plen)
+{
+    if (!user || (ulen == 7 && memcmp(user, "default", 7) == 0))
+        return cfg->auth.password && secret_equals(cfg->auth.password, pass, plen);
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        const struct config_user *u = &cfg->auth.users[i];
+        if (strlen(u->name) == ulen && memcmp(u->name, user, ulen) == 0)
+            return secret_equals(u->password, pass, plen);
+    }
+    return 0;
+}
+
+static const char wrongpass[] =
+    "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+
+/* respgate's own authentication, when auth.* is configured: AUTH is answered here
+ * and never forwarded; HELLO's AUTH option is checked here and HELLO forwarded
+ * without it. Returns 1 if the command was answered. */
+static int auth_command(struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    char buf[ARGS_MAX_BYTES];
+    const char *argv[ARGS_MAX];
+    size_t lens[ARGS_MAX];
+    int hello = strcmp(c->rp.name, "hello") == 0;
+    if (!hello && strcmp(c->rp.name, "auth") != 0) return 0;
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+
+    if (!hello) {
+        discard_message(c);
+        if (argc < 2 || argc > 3) {
+            local_error(c, "-ERR %s\r\n", "wrong number of arguments for 'auth' command");
+        } else if (credentials_ok(cfg, argc == 3 ? argv[1] : NULL, argc == 3 ? lens[1] : 0,
+                                  argv[argc - 1], lens[argc - 1])) {
+            c->authed = 1;
+            local_reply(c, "+OK\r\n", 5);
+        } else {
+            local_reply(c, wrongpass, sizeof(wrongpass) - 1);
+        }
+        return 1;
+    }
+    for (int i = 2; i + 2 < argc; i++) { /* HELLO protover [AUTH user pass] [SETNAME n] */
+        if (lens[i] != 4 || strncasecmp(argv[i], "auth", 4) != 0) continue;
+        if (!credentials_ok(cfg, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
+            discard_message(c);
+            local_reply(c, wrongpass, sizeof(wrongpass) - 1);
+            return 1;
+        }
+        c->authed = 1;
+        /* Forward HELLO without its AUTH: respgate, not Redis, checked it. */
+        struct evbuffer *rebuilt = evbuffer_new();
+        evbuffer_add_printf(rebuilt, "*%d\r\n", argc - 3);
+        for (int k = 0; k < argc; k++)
+            if (k < i || k > i + 2) {
+                evbuffer_add_printf(rebuilt, "$%zu\r\n", lens[k]);
+                evbuffer_add(rebuilt, argv[k], lens[k]);
+                evbuffer_add(rebuilt, "\r\n", 2);
+            }
+        evbuffer_drain(input(c), c->rp.len);
+        evbuffer_prepend_buffer(input(c), rebuilt);
+        evbuffer_free(rebuilt);
+        next_message(c); /* framed again from the rebuilt bytes */
+        return 1;
+    }
+    if (!c->authed) {
+        discard_message(c);
+        local_error(c, "-NOAUTH %s\r\n",
+                    "HELLO must be called with the client already "
+                    "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can "
+                    "be used to authenticate the client and select the RESP protocol version at "
+                    "the same time");
+        return 1;
+    }
+    return 0;
+}
+
 /* A session that died with its connection must not go on silently elsewhere:
  * commands queued in the client's mind would run at once, and a transaction
  * would run without its WATCH. Returns 1 if the command was answered here. */
@@ -397,20 +516,49 @@ static void maybe_unpin(struct client *c)
     upstream_pin_put(&c->pin);
 }
 
-/* CLIENT subcommands that must not reach a shared connection. Returns 1 if answered here. */
+/* CLIENT subcommands about the client itself, answered for its own view (a shared
+ * connection's name and id belong to respgate). Returns 1 if answered here. */
 static int client_command_local(struct client *c)
 {
-    if (strcasecmp(c->rp.arg1, "setinfo") == 0 && c->rp.argc == 4) {
+    const char *sub = c->rp.arg1;
+    char buf[ARGS_MAX_BYTES], reply[64];
+    const char *argv[ARGS_MAX];
+    size_t lens[ARGS_MAX];
+    if (strcasecmp(sub, "setinfo") == 0 && c->rp.argc == 4) {
         discard_message(c); /* library name and version: nothing to keep per client yet */
         local_reply(c, "+OK\r\n", 5);
-        return 1;
+    } else if (strcasecmp(sub, "getname") == 0 && c->rp.argc == 2) {
+        discard_message(c);
+        if (!c->name) {
+            local_reply(c, "$-1\r\n", 5);
+        } else {
+            int n = snprintf(reply, sizeof(reply), "$%zu\r\n", strlen(c->name));
+            local_reply(c, reply, (size_t)n);
+            local_reply(c, c->name, strlen(c->name));
+            local_reply(c, "\r\n", 2);
+        }
+    } else if (strcasecmp(sub, "id") == 0 && c->rp.argc == 2) {
+        discard_message(c);
+        int n = snprintf(reply, sizeof(reply), ":%llu\r\n", c->id);
+        local_reply(c, reply, (size_t)n);
+    } else if (strcasecmp(sub, "setname") == 0 && c->rp.argc == 3) {
+        int argc = message_args(c, buf, sizeof(buf), argv, lens);
+        discard_message(c);
+        int ok = argc == 3;
+        for (size_t i = 0; ok && i < lens[2]; i++)
+            ok = argv[2][i] > ' ' && argv[2][i] <= '~';
+        if (!ok) {
+            local_error(c, "-ERR %s\r\n",
+                        "Client names cannot contain spaces, newlines or special characters.");
+            return 1;
+        }
+        free(c->name);
+        c->name = lens[2] ? strndup(argv[2], lens[2]) : NULL;
+        local_reply(c, "+OK\r\n", 5);
+    } else {
+        return 0;
     }
-    if (strcasecmp(c->rp.arg1, "getname") == 0 && c->rp.argc == 2 && !c->pin) {
-        discard_message(c); /* SETNAME starts a session, so here there is no name */
-        local_reply(c, "$-1\r\n", 5);
-        return 1;
-    }
-    return 0;
+    return 1;
 }
 
 static void dispatch(struct client *c)
@@ -421,6 +569,13 @@ static void dispatch(struct client *c)
         return;
     }
     unsigned flags = p->name_len <= RESP_NAME_MAX ? cmd_flags(p->name, p->name_len) : 0;
+    const struct config *cfg = c->w->cfg;
+    if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
+    if (!c->authed && !(flags & CMD_QUIT)) {
+        discard_message(c);
+        local_error(c, "-NOAUTH %s\r\n", "Authentication required.");
+        return;
+    }
     if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;
     if (c->pin && c->pin->kind == UP_TUNNEL) {
         forward_tunnel(c, flags);
@@ -655,6 +810,8 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     }
     c->w = w;
     c->reading = 1;
+    c->authed = !w->cfg->auth.password && !w->cfg->auth.nusers;
+    c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;
     resp_init(&c->rp, RESP_REQUEST,

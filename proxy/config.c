@@ -178,6 +178,49 @@ static int get_choice(json_t *obj, const char *path, const char *key, const char
     return fail(err, errlen, "%s.%s: expected one of %s", path, key, list);
 }
 
+/* An optional string (null counts as absent); *out is a copy. */
+static int get_string(json_t *obj, const char *path, const char *key, char **out, char *err,
+                      size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return fail(err, errlen, "%s.%s: expected a non-empty string or null", path, key);
+    if (!(*out = strdup(json_string_value(v)))) return fail(err, errlen, "out of memory");
+    return 0;
+}
+
+static int parse_auth(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"password", "users", NULL};
+    static const char *const user_keys[] = {"name", "password", NULL};
+    json_t *obj;
+    if (get_object(root, "", "auth", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (check_keys(obj, "auth", keys, err, errlen) ||
+        get_string(obj, "auth", "password", &cfg->auth.password, err, errlen))
+        return -1;
+    json_t *users = json_object_get(obj, "users");
+    if (!users || json_is_null(users)) return 0;
+    if (!json_is_array(users)) return fail(err, errlen, "auth.users: expected an array");
+    cfg->auth.users = calloc(json_array_size(users) + 1, sizeof(*cfg->auth.users));
+    if (!cfg->auth.users) return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < json_array_size(users); i++) {
+        json_t *u = json_array_get(users, i);
+        char path[48];
+        snprintf(path, sizeof(path), "auth.users[%zu]", i);
+        if (!json_is_object(u)) return fail(err, errlen, "%s: expected an object", path);
+        struct config_user *cu = &cfg->auth.users[cfg->auth.nusers++];
+        if (check_keys(u, path, user_keys, err, errlen) ||
+            get_string(u, path, "name", &cu->name, err, errlen) ||
+            get_string(u, path, "password", &cu->password, err, errlen))
+            return -1;
+        if (!cu->name || !cu->password)
+            return fail(err, errlen, "%s: needs \"name\" and \"password\"", path);
+    }
+    return 0;
+}
+
 static int parse_routing(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"reads", "max_lag_bytes", "read_your_writes", "no_replica",
@@ -205,8 +248,9 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
 {
     static const char *const keys[] = {"listen",  "threads",  "log",    "shutdown_timeout_ms",
                                        "regions", "upstream", "limits", "probe_interval_ms",
-                                       "routing", NULL};
-    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms", NULL};
+                                       "routing", "auth",     NULL};
+    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
+                                                "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
                                               "max_pending_per_client", NULL};
     static const char *const log_keys[] = {"level", NULL};
@@ -255,7 +299,11 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         v = cfg->upstream.connect_timeout_ms;
         if (get_int(obj, "upstream", "connect_timeout_ms", 1, 60000, &v, err, errlen)) return -1;
         cfg->upstream.connect_timeout_ms = (int)v;
+        if (get_string(obj, "upstream", "username", &cfg->upstream.username, err, errlen) ||
+            get_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen))
+            return -1;
     }
+    if (parse_auth(root, cfg, err, errlen)) return -1;
 
     if (get_object(root, "", "limits", &obj, err, errlen)) return -1;
     if (obj) {
@@ -336,6 +384,14 @@ void config_destroy(struct config **cfgp)
         free(cfg->regions[i].nodes);
     }
     free(cfg->regions);
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        free(cfg->auth.users[i].name);
+        free(cfg->auth.users[i].password);
+    }
+    free(cfg->auth.users);
+    free(cfg->auth.password);
+    free(cfg->upstream.username);
+    free(cfg->upstream.password);
     free(cfg);
     *cfgp = NULL;
 }

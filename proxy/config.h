@@ -20,6 +20,11 @@ struct config_region {
     struct config_addr *nodes; /* nodes[0] is the upstream for now */
 };
 
+struct config_user {
+    char *name;
+    char *password;
+};
+
 struct config {
     struct config_addr listen;
     int threads;
@@ -31,7 +36,14 @@ struct config {
     struct {
         int connections_per_node;
         int connect_timeout_ms;
+        char *username; /* AUTH towards Redis; NULL: none (or the default user) */
+        char *password; /* NULL: no AUTH */
     } upstream;
+    struct {
+        char *password; /* clients must AUTH; NULL: respgate asks for nothing */
+        size_t nusers;
+        struct config_user *users; /* AUTH <name> <password> */
+    } auth;
     struct {
         int reads; /* enum route_reads */
         long long max_lag_bytes;

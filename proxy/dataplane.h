@@ -39,6 +39,7 @@ struct req {
     int write;           /* not known to be read-only: its reply moves the client's
                             read-your-writes horizon */
     const char *instead; /* a reply to give the client in place of the upstream's */
+    int auth;            /* respgate's own AUTH on a new connection: no client waits */
 };
 TAILQ_HEAD(req_queue, req);
 
@@ -79,6 +80,7 @@ struct node_addr {
 /* Shared by all workers; set up before they start, read-only after (but nclients). */
 struct shared {
     atomic_int nclients;
+    atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
     size_t nnodes;
     struct node_addr *nodes; /* in topology order */
     struct route_policy policy;

@@ -124,7 +124,7 @@ static void publish(struct probe *p)
 
 static void set_unreachable(struct probe_node *n, const char *why)
 {
-    if (n->state.reachable)
+    if (n->state.reachable || !n->answered)
         log_warn("node %s:%d (%s) unreachable: %s", n->addr.host, n->addr.port,
                  role_name(n->state.role), why);
     snprintf(n->err, sizeof(n->err), "%s", why);
@@ -201,6 +201,12 @@ static void node_connect(struct probe_node *n)
     redisLibeventAttach(n->ac, n->p->base);
     redisAsyncSetConnectCallback(n->ac, on_connect);
     redisAsyncSetDisconnectCallback(n->ac, on_disconnect);
+    const struct config *cfg = n->p->cfg;
+    if (cfg->upstream.password && cfg->upstream.username)
+        redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s %s", cfg->upstream.username,
+                          cfg->upstream.password);
+    else if (cfg->upstream.password)
+        redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s", cfg->upstream.password);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -107,17 +107,38 @@ static void up_failed(struct upconn *u, const char *why)
     arm_timer(u, u->backoff_ms);
 }
 
+/* The reply to respgate's AUTH. Refused: the connection fails like a failed
+ * connect, so it backs off instead of retrying in a loop. Returns 1 if so. */
+static int auth_refused(struct upconn *u, struct req *r, struct evbuffer *in, size_t len)
+{
+    char text[160];
+    size_t n = evbuffer_copyout(in, text, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
+    evbuffer_drain(in, len);
+    worker_req_put(u->w, r);
+    if (n == 0 || text[0] != '-') return 0;
+    text[n] = '\0';
+    text[strcspn(text, "\r\n")] = '\0';
+    log_error("upstream %s: AUTH refused: %s (check upstream.username/password)", node_name(u),
+              text + 1);
+    u->state = UP_CONNECTING;
+    up_failed(u, "AUTH refused");
+    return 1;
+}
+
 static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
     struct evbuffer *in = sock_input(u->sock);
 
-    if (u->kind == UP_TUNNEL) {
-        u->got_data = 1;
-        client_tunnel_data(u->owner, in);
-        return;
-    }
     for (;;) {
+        /* A tunnel relays bytes as they are, once respgate's own AUTH is answered. */
+        if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
+            if (evbuffer_get_length(in)) {
+                u->got_data = 1;
+                client_tunnel_data(u->owner, in);
+            }
+            return;
+        }
         int rc = frame_next(&u->rp, in, &u->scanned);
         if (rc == RESP_MORE) return;
         if (rc == RESP_EPROTO) {
@@ -137,6 +158,10 @@ static void up_readcb(void *arg)
         size_t len = u->rp.len;
         resp_reset(&u->rp);
         u->scanned = 0;
+        if (r->auth) {
+            if (auth_refused(u, r, in, len)) return;
+            continue;
+        }
         client_deliver(u->w, r, in, len);
     }
 }
@@ -180,6 +205,23 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
         up_connect(u);
 }
 
+/* AUTH goes first on every connection; its reply is consumed here. */
+static void send_auth(struct upconn *u)
+{
+    const struct config *cfg = u->w->cfg;
+    const char *user = cfg->upstream.username, *pass = cfg->upstream.password;
+    struct evbuffer *out = sock_output(u->sock);
+    evbuffer_add_printf(out, "*%d\r\n$4\r\nAUTH\r\n", user ? 3 : 2);
+    if (user) evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(user), user);
+    evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(pass), pass);
+    struct req *r = worker_req_get(u->w);
+    r->auth = 1;
+    r->up = u;
+    TAILQ_INSERT_TAIL(&u->inflight, r, uq);
+    u->w->outstanding[u->node]++;
+    sock_flush(u->sock);
+}
+
 static void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
@@ -194,6 +236,7 @@ static void up_connect(struct upconn *u)
         return;
     }
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
+    if (w->cfg->upstream.password) send_auth(u);
 }
 
 static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
@@ -280,9 +323,11 @@ struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current)
 
 void upstream_node_lost(struct worker *w, int node)
 {
+    /* Only established connections can be stuck on a frozen node; one still
+     * connecting has its own timeout. */
     struct pool *p = &w->pools[node];
     for (int i = 0; i < p->n; i++)
-        if (p->conns[i].sock && !TAILQ_EMPTY(&p->conns[i].inflight))
+        if (p->conns[i].state == UP_READY && !TAILQ_EMPTY(&p->conns[i].inflight))
             up_failed(&p->conns[i], "the node stopped answering probes");
 }
 

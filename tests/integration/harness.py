@@ -125,10 +125,11 @@ class RespError(str):
 # --- processes -----------------------------------------------------------------
 
 class Redis:
-    def __init__(self, h, port=None, extra=()):
+    def __init__(self, h, port=None, extra=(), password=None):
         self.h = h
         self.port = port or free_port()
-        self.extra = list(extra)
+        self.password = password
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
         self.proc = None
         self.start()
 
@@ -145,7 +146,7 @@ class Redis:
 
     def ping(self):
         try:
-            c = Raw(self.port, timeout=1)
+            c = self.client(timeout=1)
             try:
                 return c.call("PING") == "PONG"
             finally:
@@ -153,8 +154,11 @@ class Redis:
         except OSError:
             return False
 
-    def client(self):
-        return Raw(self.port)
+    def client(self, timeout=10.0):
+        c = Raw(self.port, timeout=timeout)
+        if self.password:
+            c.call("AUTH", self.password)
+        return c
 
     def kill(self):
         """SIGKILL, as a crash would."""
