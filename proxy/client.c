@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "log.h"
 
+#include <ctype.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -561,6 +562,26 @@ static int client_command_local(struct client *c)
     return 1;
 }
 
+/* deny_commands: by the table built at startup, by name for commands the table
+ * does not know (module commands). */
+static int denied(const struct client *c, const struct cmd_info *ci)
+{
+    const struct shared *sh = c->w->shared;
+    if (ci) {
+        unsigned char d = sh->denied[cmd_index(ci)];
+        if (d != 2) return d;
+        char full[RESP_NAME_MAX + RESP_ARG1_MAX + 2];
+        int n = snprintf(full, sizeof(full), "%s|%s", c->rp.name, c->rp.arg1);
+        for (int i = (int)c->rp.name_len + 1; i < n; i++)
+            full[i] = (char)tolower((unsigned char)full[i]);
+        const struct cmd_info *sub = cmd_lookup(full, (size_t)n);
+        return sub && sh->denied[cmd_index(sub)] == 1;
+    }
+    for (size_t i = 0; i < c->w->cfg->ndeny; i++)
+        if (strcmp(c->w->cfg->deny[i], c->rp.name) == 0) return 1;
+    return 0;
+}
+
 static void dispatch(struct client *c)
 {
     struct resp_parser *p = &c->rp;
@@ -568,7 +589,15 @@ static void dispatch(struct client *c)
         discard_message(c);
         return;
     }
-    unsigned flags = p->name_len <= RESP_NAME_MAX ? cmd_flags(p->name, p->name_len) : 0;
+    const struct cmd_info *ci =
+        p->name_len <= RESP_NAME_MAX ? cmd_lookup(p->name, p->name_len) : NULL;
+    unsigned flags = cmd_flags_of(ci, p->name, p->name_len);
+    if (denied(c, ci)) {
+        local_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
+                    c->rp.name); /* before the message, and its name, are dropped */
+        discard_message(c);
+        return;
+    }
     const struct config *cfg = c->w->cfg;
     if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
     if (!c->authed && !(flags & CMD_QUIT)) {

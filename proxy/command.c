@@ -54,7 +54,16 @@ static unsigned policy(const char *name, size_t len, unsigned flags)
 
 unsigned cmd_flags(const char *name, size_t len)
 {
-    const struct cmd_info *c = cmd_lookup(name, len);
+    return cmd_flags_of(cmd_lookup(name, len), name, len);
+}
+
+size_t cmd_index(const struct cmd_info *c)
+{
+    return (size_t)(c - cmd_table);
+}
+
+unsigned cmd_flags_of(const struct cmd_info *c, const char *name, size_t len)
+{
     unsigned flags = c ? c->flags : 0;
     /* Only a few kinds carry policy, and names newer than the table (WAITAOF on a
      * Redis 7.2 upstream) must get it too; the common commands skip the scan. */

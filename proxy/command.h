@@ -42,6 +42,10 @@ struct cmd_info {
 const struct cmd_info *cmd_lookup(const char *name, size_t len);
 /* Its flags, policy included; 0 for unknown commands (they go to the master). */
 unsigned cmd_flags(const char *name, size_t len);
+/* Its flags, policy included, given its lookup (NULL: unknown). */
+unsigned cmd_flags_of(const struct cmd_info *c, const char *name, size_t len);
+/* The row's index, for per-command side tables. */
+size_t cmd_index(const struct cmd_info *c);
 /* Number of rows in the table, and row i (for tests). */
 size_t cmd_count(void);
 const struct cmd_info *cmd_at(size_t i);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "route.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -221,6 +222,47 @@ static int parse_auth(json_t *root, struct config *cfg, char *err, size_t errlen
     return 0;
 }
 
+/* Commands that would break respgate's view of the nodes, or other clients'. */
+static const char *const default_deny[] = {
+    "replicaof",    "slaveof",        "failover", "shutdown", "debug",    "client|kill",
+    "client|pause", "client|unpause", "sync",     "psync",    "replconf", NULL};
+
+static int add_deny(struct config *cfg, const char *name)
+{
+    char *copy = strdup(name);
+    if (!copy) return -1;
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    cfg->deny[cfg->ndeny++] = copy;
+    return 0;
+}
+
+static int parse_deny(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789_.|-";
+    json_t *list = json_object_get(root, "deny_commands");
+    size_t n = 0;
+    if (list && !json_is_array(list))
+        return fail(err, errlen, "deny_commands: expected an array of command names");
+    if (list)
+        n = json_array_size(list);
+    else
+        while (default_deny[n])
+            n++;
+    if (!(cfg->deny = calloc(n + 1, sizeof(*cfg->deny)))) return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = list ? json_string_value(json_array_get(list, i)) : default_deny[i];
+        if (!name || !*name || strlen(name) > 64 || strspn(name, name_chars) != strlen(name))
+            return fail(err, errlen,
+                        "deny_commands[%zu]: expected a command name like \"shutdown\" or "
+                        "\"client|kill\"",
+                        i);
+        if (add_deny(cfg, name)) return fail(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
 static int parse_routing(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"reads", "max_lag_bytes", "read_your_writes", "no_replica",
@@ -246,9 +288,10 @@ static int parse_routing(json_t *root, struct config *cfg, char *err, size_t err
 
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",  "threads",  "log",    "shutdown_timeout_ms",
-                                       "regions", "upstream", "limits", "probe_interval_ms",
-                                       "routing", "auth",     NULL};
+    static const char *const keys[] = {
+        "listen",  "threads",  "log",           "shutdown_timeout_ms",
+        "regions", "upstream", "limits",        "probe_interval_ms",
+        "routing", "auth",     "deny_commands", NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
@@ -303,7 +346,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
             get_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen))
             return -1;
     }
-    if (parse_auth(root, cfg, err, errlen)) return -1;
+    if (parse_auth(root, cfg, err, errlen) || parse_deny(root, cfg, err, errlen)) return -1;
 
     if (get_object(root, "", "limits", &obj, err, errlen)) return -1;
     if (obj) {
@@ -384,6 +427,9 @@ void config_destroy(struct config **cfgp)
         free(cfg->regions[i].nodes);
     }
     free(cfg->regions);
+    for (size_t i = 0; i < cfg->ndeny; i++)
+        free(cfg->deny[i]);
+    free(cfg->deny);
     for (size_t i = 0; i < cfg->auth.nusers; i++) {
         free(cfg->auth.users[i].name);
         free(cfg->auth.users[i].password);

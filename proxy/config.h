@@ -39,6 +39,8 @@ struct config {
         char *username; /* AUTH towards Redis; NULL: none (or the default user) */
         char *password; /* NULL: no AUTH */
     } upstream;
+    size_t ndeny;
+    char **deny; /* lowercased command names ("client|kill" for subcommands) refused here */
     struct {
         char *password; /* clients must AUTH; NULL: respgate asks for nothing */
         size_t nusers;

@@ -84,6 +84,9 @@ struct shared {
     size_t nnodes;
     struct node_addr *nodes; /* in topology order */
     struct route_policy policy;
+    /* Per command-table row: 1 refused (deny_commands), 2 a container with refused
+     * subcommands; built once at startup. Unknown names are checked by name. */
+    unsigned char *denied;
 };
 
 /* A worker's connections to one node. */

@@ -2,6 +2,7 @@
  * stop on its control pipe: 'd' stops accepting and lets in-flight replies go out
  * (bounded by shutdown_timeout_ms), 'f' closes everything at once. */
 #include "worker.h"
+#include "command.h"
 #include "dataplane.h"
 #include "log.h"
 #include "probe.h"
@@ -280,6 +281,7 @@ static struct worker_group *group_free(struct worker_group *g)
     free(g->workers);
     free(g->threads);
     free(g->shared.nodes);
+    free(g->shared.denied);
     free(g);
     return NULL;
 }
@@ -312,6 +314,21 @@ static int resolve_nodes(const struct config *cfg, struct shared *sh, char *err,
     return 0;
 }
 
+/* deny_commands as a table over the command-table rows, so the check per request
+ * is one byte read after the lookup dispatch does anyway. */
+static unsigned char *deny_table(const struct config *cfg)
+{
+    unsigned char *t = calloc(cmd_count(), 1);
+    for (size_t i = 0; t && i < cfg->ndeny; i++) {
+        const char *name = cfg->deny[i], *bar = strchr(name, '|');
+        const struct cmd_info *c = cmd_lookup(name, strlen(name));
+        if (c) t[cmd_index(c)] = 1;
+        if (bar && (c = cmd_lookup(name, (size_t)(bar - name))) && !t[cmd_index(c)])
+            t[cmd_index(c)] = 2;
+    }
+    return t;
+}
+
 struct worker_group *workers_start(const struct config *cfg, char *err, size_t errlen)
 {
     struct addrinfo *listen_ai = NULL;
@@ -326,6 +343,10 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
         .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
         .no_replica_error = cfg->routing.no_replica_error,
     };
+    if (!(g->shared.denied = deny_table(cfg))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
         resolve_nodes(cfg, &g->shared, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
         goto fail;
