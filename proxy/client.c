@@ -263,6 +263,44 @@ static int choose_node(struct client *c, int read)
     return node;
 }
 
+#define RETRY_COPY_MAX (16 * 1024) /* larger reads are not retried */
+
+/* A read going to a replica keeps a copy of itself, so that if the replica dies
+ * before answering it can be sent once more elsewhere. */
+static void keep_copy(struct client *c, struct req *r)
+{
+    size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
+    if (len > RETRY_COPY_MAX || !(r->copy = evbuffer_new())) return;
+    if (c->rp.inl) {
+        evbuffer_add(r->copy, c->rp.inl, len);
+    } else {
+        char buf[RETRY_COPY_MAX];
+        evbuffer_copyout(input(c), buf, len);
+        evbuffer_add(r->copy, buf, len);
+    }
+}
+
+int client_retry(struct worker *w, struct req *r)
+{
+    struct client *c = r->client;
+    if (!c || !r->copy || r->write) return 0;
+    struct evbuffer *copy = r->copy;
+    r->copy = NULL; /* once */
+    int node =
+        route_read(w->topo, &w->shared->policy,
+                   w->cfg->routing.read_your_writes ? &c->horizon : NULL, w->outstanding, &w->rr);
+    if (node == r->node || node == ROUTE_NONE) node = route_write(w->topo);
+    struct upconn *u = node == ROUTE_NONE ? NULL : upstream_pick(w, node, NULL);
+    if (!u || node == r->node) {
+        evbuffer_free(copy);
+        return 0;
+    }
+    log_debug("client: read retried on %s after its replica failed", w->shared->nodes[node].name);
+    upstream_send(u, r, copy, NULL, evbuffer_get_length(copy));
+    evbuffer_free(copy);
+    return 1;
+}
+
 static void forward_shared(struct client *c, unsigned flags)
 {
     int read = is_read(flags);
@@ -282,7 +320,9 @@ static void forward_shared(struct client *c, unsigned flags)
         return;
     }
     if (to_master) c->up = u;
-    send_message(c, u, enqueue(c, !read));
+    struct req *r = enqueue(c, !read);
+    if (!to_master) keep_copy(c, r);
+    send_message(c, u, r);
 }
 
 /* Copies the framed command's arguments into buf (cap bytes); argv/lens get up to

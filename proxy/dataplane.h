@@ -36,10 +36,12 @@ struct req {
     struct upconn *up;      /* where it was sent; NULL for a reply made here */
     struct evbuffer *reply; /* a reply that is ready before the client can take it */
     int done;
-    int write;           /* not known to be read-only: its reply moves the client's
-                            read-your-writes horizon */
-    const char *instead; /* a reply to give the client in place of the upstream's */
-    int auth;            /* respgate's own AUTH on a new connection: no client waits */
+    int write;             /* not known to be read-only: its reply moves the client's
+                              read-your-writes horizon */
+    const char *instead;   /* a reply to give the client in place of the upstream's */
+    int auth;              /* respgate's own AUTH on a new connection: no client waits */
+    struct evbuffer *copy; /* a read to a replica, kept to retry it once elsewhere */
+    int node;              /* where it was sent */
 };
 TAILQ_HEAD(req_queue, req);
 
@@ -126,6 +128,9 @@ void client_accept(struct worker *w, evutil_socket_t fd);
 void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
 /* An error reply for r (its upstream failed); takes r. */
 void client_fail(struct worker *w, struct req *r, const char *msg);
+/* r was in flight on a replica connection that failed: send it once more elsewhere.
+ * Returns 1 if it was re-sent (and still belongs to its client), 0 if not. */
+int client_retry(struct worker *w, struct req *r);
 /* Tunnels relay bytes straight through. */
 void client_tunnel_data(struct client *c, struct evbuffer *src);
 /* The client's pinned or tunnel connection failed: the client lets go of it (the

@@ -89,7 +89,7 @@ static void up_failed(struct upconn *u, const char *why)
     while ((r = TAILQ_FIRST(&u->inflight))) {
         unqueue(u, r);
         r->up = NULL;
-        client_fail(w, r, msg);
+        if (!client_retry(w, r)) client_fail(w, r, msg);
     }
     if (is_pinned(u)) {
         upstream_pin_destroy(&u);
@@ -395,6 +395,7 @@ int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const c
     sock_flush(u->sock);
     if (r) {
         r->up = u;
+        r->node = u->node;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
     }

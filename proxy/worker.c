@@ -52,6 +52,7 @@ struct req *worker_req_get(struct worker *w)
 
 void worker_req_put(struct worker *w, struct req *r)
 {
+    if (r->copy) evbuffer_free(r->copy);
     if (w->nfree_reqs >= REQ_CACHE_MAX) {
         free(r);
         return;

@@ -7,7 +7,9 @@
 #
 #   tests/bench/bench.sh [--out FILE]
 #   env: RESPGATE (binary), THREADS (respgate workers, 2), ROUNDS (3),
-#        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000)
+#        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000),
+#        MODE=replicas: the master gets two replicas; respgate reads from them and is
+#        compared with direct Redis (the peers here cannot split reads)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 RESPGATE=${RESPGATE:-$repo/build/respgate}
@@ -16,6 +18,7 @@ ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-400000}
 REQUESTS_P1=${REQUESTS_P1:-100000}
 REQUESTS_C1=${REQUESTS_C1:-20000}
+MODE=${MODE:-single}
 out=""
 [ "${1:-}" = "--out" ] && out=$2
 [ "$ROUNDS" -ge 3 ] || { echo "ROUNDS must be at least 3" >&2; exit 2; }
@@ -47,17 +50,32 @@ wait_ping "$redis_port" || { echo "redis-server did not start" >&2; exit 1; }
 declare -A port
 port[direct]=$redis_port
 targets=(direct)
+nodes="\"127.0.0.1:$redis_port\""
+if [ "$MODE" = replicas ]; then
+    for k in 1 2; do
+        rport=$(free_port)
+        mkdir -p "$dir/replica$k"
+        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir/replica$k" \
+            --logfile "$dir/replica$k.log" --daemonize no --replicaof 127.0.0.1 "$redis_port" &
+        pids+=($!)
+        wait_ping "$rport" || { echo "replica did not start" >&2; exit 1; }
+        nodes="$nodes, \"127.0.0.1:$rport\""
+    done
+    redis-cli -p "$redis_port" config set repl-diskless-sync-delay 0 >/dev/null
+    sleep 1
+fi
 
 port[respgate]=$(free_port)
 cat > "$dir/respgate.json" <<JSON
 {"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
- "regions": [{"name": "bench", "nodes": ["127.0.0.1:$redis_port"]}],
+ "regions": [{"name": "bench", "nodes": [$nodes]}],
  "upstream": {"connections_per_node": 2}}
 JSON
 "$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
 pids+=($!)
 if wait_ping "${port[respgate]}"; then targets+=(respgate); else echo "respgate did not start" >&2; fi
 
+[ "$MODE" = replicas ] && peers=no || peers=yes
 port[haproxy]=$(free_port)
 cat > "$dir/haproxy.cfg" <<CFG
 global
@@ -72,7 +90,9 @@ listen redis
     bind 127.0.0.1:${port[haproxy]}
     server r1 127.0.0.1:$redis_port
 CFG
-if command -v haproxy >/dev/null; then
+if [ "$peers" = no ]; then
+    :
+elif command -v haproxy >/dev/null; then
     haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
     pids+=($!)
     if wait_ping "${port[haproxy]}"; then targets+=(haproxy); else echo "haproxy did not start (n/a)" >&2; fi
@@ -93,7 +113,9 @@ bench:
   servers:
     - 127.0.0.1:$redis_port:1
 YML
-if command -v nutcracker >/dev/null; then
+if [ "$peers" = no ]; then
+    :
+elif command -v nutcracker >/dev/null; then
     nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" -s "$(free_port)" &
     pids+=($!)
     if wait_ping "${port[nutcracker]}"; then targets+=(nutcracker); else echo "nutcracker did not start (n/a)" >&2; fi
@@ -107,6 +129,7 @@ workloads=(
     "P1|-c 50 -P 1|$REQUESTS_P1"
     "C1|-c 1 -P 1|$REQUESTS_C1"
 )
+[ "$MODE" = replicas ] && workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1")
 results="$dir/results.csv" # target,workload,test,rps,p50_ms
 : > "$results"
 
@@ -130,6 +153,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 done
 
 report() {
+    [ "$MODE" = replicas ] && echo "Mode: a master and two replicas; respgate reads from the replicas, direct is the master alone."
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians; $(date -u +%Y-%m-%d)"
     echo
     python3 - "$results" "${targets[@]}" <<'PY'
@@ -155,6 +179,8 @@ for w in ("P16", "P1", "C1"):
             v = med(w, test, t, 0)
             cells.append("n/a" if v is None else "%.0f (%.2f×)" % (v, v / d))
         print("| %s %s | %.0f | %s |" % (test, names[w], d, " | ".join(cells)))
+if not any(k[0] == "C1" for k in data):
+    sys.exit(0)
 print()
 print("| -c 1 latency | direct p50 ms | " + " | ".join("%s p50 ms (added µs)" % t for t in peers) + " |")
 print("|---|---|" + "---|" * len(peers))
