@@ -98,6 +98,13 @@ static void publish(struct probe *p)
         t->nodes[i] = p->nodes[i].state;
     t->master = choose_master(t);
 
+    if (log_enabled(LOG_DEBUG))
+        for (size_t i = 0; i < t->nnodes; i++)
+            log_debug("snapshot %llu: %s:%d %s%s reachable=%d link=%d offset=%lld lag=%lld",
+                      (unsigned long long)t->generation, t->nodes[i].addr.host,
+                      t->nodes[i].addr.port, role_name(t->nodes[i].role),
+                      (int)i == t->master ? " (master)" : "", t->nodes[i].reachable,
+                      t->nodes[i].link_up, t->nodes[i].offset, topo_lag(t, i));
     if (t->master != p->master) {
         if (t->master >= 0)
             log_info("master is now %s:%d (was %s)", t->nodes[t->master].addr.host,

@@ -294,6 +294,14 @@ class Harness:
         r = Redis(self, extra=["--replicaof", "127.0.0.1", str(master.port)] + list(kw.pop("extra", ())), **kw)
         wait_until(lambda: r.info("replication").get("master_link_status") == "up",
                    what="replica %d linked" % r.port)
+        # After a diskless sync, Redis 7 streams writes to a replica only once it has
+        # sent its first REPLCONF ACK (once a second): wait until one arrives.
+        c = master.client()
+        c.call("SET", "__harness_sync", r.port)
+        c.close()
+        wait_until(lambda: r.info("replication")["slave_repl_offset"] ==
+                   master.info("replication")["master_repl_offset"],
+                   what="replica %d streaming" % r.port)
         return r
 
     def respgate(self, upstream_port, **kw):
