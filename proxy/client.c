@@ -312,8 +312,14 @@ static void forward_shared(struct client *c, unsigned flags)
     /* Whatever goes to the master stays on one connection per client, so Redis runs
      * the client's commands in its order and a WAIT covers its writes; reads to
      * replicas spread over the replica's pool. */
-    int to_master = node == route_write(c->w->topo);
+    int master = route_write(c->w->topo), to_master = node == master;
     struct upconn *u = upstream_pick(c->w, node, to_master ? c->up : NULL);
+    if (!u && !to_master && master != ROUTE_NONE) {
+        /* The replica went away before the probe noticed: the master has the data. */
+        node = master;
+        to_master = 1;
+        u = upstream_pick(c->w, node, c->up);
+    }
     if (!u) {
         discard_message(c);
         local_error(c, "-ERR upstream unavailable (%s)\r\n", upstream_why(c->w, node));
