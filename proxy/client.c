@@ -51,12 +51,13 @@ struct client {
     size_t scanned;
     unsigned flags;
     int reading;
-    struct route_horizon horizon; /* read-your-writes: where its last write is visible */
-    int writes_inflight;          /* writes sent and not answered yet */
-    unsigned session;             /* S_*: state its pinned connection holds */
-    int authed;                   /* passed respgate's own AUTH (or none is asked) */
-    unsigned long long id;        /* CLIENT ID */
-    char *name;                   /* CLIENT SETNAME */
+    struct route_horizon horizon;  /* read-your-writes: where its last write is visible */
+    int writes_inflight;           /* writes sent and not answered yet */
+    unsigned session;              /* S_*: state its pinned connection holds */
+    int authed;                    /* passed respgate's own AUTH (or none is asked) */
+    unsigned long long id;         /* CLIENT ID */
+    char *name;                    /* CLIENT SETNAME */
+    unsigned long long write_conn; /* id of the connection that carried its last write */
 };
 
 #define ARGS_MAX_BYTES 4096 /* commands respgate reads whole (AUTH, HELLO, CLIENT SETNAME) */
@@ -203,6 +204,7 @@ static int protocol_error(struct client *c, const char *what)
 /* Sends the framed message on u, queueing r (NULL for a tunnel). */
 static void send_message(struct client *c, struct upconn *u, struct req *r)
 {
+    if (r && r->write) c->write_conn = u->id;
     struct evbuffer *in = input(c);
     if (c->rp.inl) {
         evbuffer_drain(in, c->rp.len);
@@ -443,6 +445,53 @@ static int auth_command(struct client *c)
     return 0;
 }
 
+/* WAIT counts the replicas that have every write made on the connection it runs
+ * on, so it must run where this client's writes went; if that connection is gone
+ * (reconnected, master changed, or a transaction's connection since let go), no
+ * count would be true: it gets an error. On a shared connection it also stalls the
+ * clients behind it, so its timeout is capped (a smaller count on time-out is an
+ * answer WAIT may always give). Returns 1 if answered or rewritten here. */
+static int wait_command(struct client *c)
+{
+    struct worker *w = c->w;
+    int master = route_write(w->topo);
+    struct upconn *target = c->pin                 ? c->pin
+                            : master == ROUTE_NONE ? NULL
+                                                   : upstream_pick(w, master, c->up);
+    if (c->write_conn && (!target || target->id != c->write_conn)) {
+        discard_message(c);
+        local_error(c, "-ERR %s\r\n",
+                    "WAIT cannot count replicas for this client's writes: "
+                    "the connection that carried them is gone (reconnected, the master "
+                    "changed, or a transaction ended)");
+        return 1;
+    }
+    char buf[ARGS_MAX_BYTES];
+    const char *argv[ARGS_MAX];
+    size_t lens[ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+    if (argc < 3 || lens[argc - 1] > 18) return 0; /* Redis answers a malformed WAIT */
+    char num[20];
+    memcpy(num, argv[argc - 1], lens[argc - 1]);
+    num[lens[argc - 1]] = '\0';
+    long long timeout = strtoll(num, NULL, 10), cap = w->cfg->limits.max_wait_ms;
+    if (c->pin || (timeout > 0 && timeout <= cap)) return 0;
+    struct evbuffer *rebuilt = evbuffer_new();
+    evbuffer_add_printf(rebuilt, "*%d\r\n", argc);
+    for (int k = 0; k < argc - 1; k++) {
+        evbuffer_add_printf(rebuilt, "$%zu\r\n", lens[k]);
+        evbuffer_add(rebuilt, argv[k], lens[k]);
+        evbuffer_add(rebuilt, "\r\n", 2);
+    }
+    int n = snprintf(num, sizeof(num), "%lld", cap);
+    evbuffer_add_printf(rebuilt, "$%d\r\n%s\r\n", n, num);
+    evbuffer_drain(input(c), c->rp.len);
+    evbuffer_prepend_buffer(input(c), rebuilt);
+    evbuffer_free(rebuilt);
+    next_message(c); /* framed again, now within the cap */
+    return 1;
+}
+
 /* A session that died with its connection must not go on silently elsewhere:
  * commands queued in the client's mind would run at once, and a transaction
  * would run without its WATCH. Returns 1 if the command was answered here. */
@@ -652,6 +701,8 @@ static void dispatch(struct client *c)
         return;
     }
     if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;
+        if ((strcmp(p->name, "wait") == 0 || strcmp(p->name, "waitaof") == 0) && wait_command(c))
+        return;
     if (c->pin && c->pin->kind == UP_TUNNEL) {
         forward_tunnel(c, flags);
     } else if (flags & CMD_QUIT) {

@@ -295,7 +295,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
-                                              "max_pending_per_client", NULL};
+                                              "max_pending_per_client", "max_wait_ms", NULL};
     static const char *const log_keys[] = {"level", NULL};
     long long v;
     json_t *obj;
@@ -361,6 +361,9 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         if (get_int(obj, "limits", "max_pending_per_client", 1, 1000000, &v, err, errlen))
             return -1;
         cfg->limits.max_pending_per_client = (int)v;
+        v = cfg->limits.max_wait_ms;
+        if (get_int(obj, "limits", "max_wait_ms", 1, 600000, &v, err, errlen)) return -1;
+        cfg->limits.max_wait_ms = (int)v;
     }
 
     return parse_regions(root, cfg, err, errlen);
@@ -384,6 +387,7 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_clients = 10000;
     cfg->limits.max_query_buffer_bytes = 1LL << 30; /* Redis' client-query-buffer-limit */
     cfg->limits.max_pending_per_client = 1024;
+    cfg->limits.max_wait_ms = 1000;
 }
 
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */

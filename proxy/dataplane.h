@@ -55,8 +55,9 @@ enum up_kind {
 
 struct upconn {
     struct worker *w;
-    int node;          /* index into the topology's nodes (and w->pools) */
-    struct sock *sock; /* NULL while down */
+    int node;              /* index into the topology's nodes (and w->pools) */
+    unsigned long long id; /* unique in its worker per (re)connect: WAIT's coverage */
+    struct sock *sock;     /* NULL while down */
     enum up_state state;
     enum up_kind kind;
     struct client *owner; /* pinned or tunnel: its client; NULL while idle in the pool */
@@ -111,6 +112,7 @@ struct worker {
     unsigned *outstanding; /* requests in flight to node i from this worker */
     struct topology *topo; /* the newest snapshot; NULL until the first */
     unsigned rr;           /* round-robin cursor for reads */
+    unsigned long long next_conn_id;
     TAILQ_HEAD(, client) clients;
     int nclients;
     struct req *free_reqs; /* a small cache; linked through cq.tqe_next */

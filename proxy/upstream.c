@@ -229,6 +229,7 @@ static void up_connect(struct upconn *u)
     int err = 0;
 
     u->state = UP_CONNECTING;
+    u->id = ++w->next_conn_id;
     u->sock = sock_connect(w->io, (const struct sockaddr *)&a->sa, a->len, &up_handlers, u, &err);
     if (!u->sock) {
         snprintf(u->err, sizeof(u->err), "connect: %s", strerror(err));

@@ -194,6 +194,43 @@ class SessionsReturnToMultiplexing(SplitTestCase):
         self.assertEqual(sum(x.calls("get") for x in self.replicas) - before, 1)
 
 
+class Wait(SplitTestCase):
+    respgate_options = {"limits": {"max_wait_ms": 400}}
+
+    def test_wait_counts_the_replicas_that_have_this_clients_writes(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("SET", "w", "1"), "OK")
+        self.assertEqual(c.call("WAIT", "2", "1000"), 2)
+        t0 = time.monotonic()
+        self.assertEqual(c.call("WAIT", "2", "0"), 2, "timeout 0 is capped, not forever")
+        self.assertLess(time.monotonic() - t0, 1)
+
+    def test_wait_with_a_frozen_replica_returns_within_the_cap(self):
+        c = self.gate.client()
+        self.replicas[0].freeze()
+        self.assertEqual(c.call("SET", "w", "2"), "OK")
+        t0 = time.monotonic()
+        self.assertEqual(c.call("WAIT", "2", "0"), 1)
+        self.assertLess(time.monotonic() - t0, 2)
+
+    def test_wait_after_the_writes_connection_was_lost_is_an_error_not_a_count(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("SET", "w", "3"), "OK")
+        redis.Redis(port=self.master.port).client_kill_filter(_type="normal")
+        time.sleep(0.2)
+        reply = c.call("WAIT", "1", "100")
+        self.assertIsInstance(reply, RespError)
+        self.assertIn("WAIT cannot count replicas", reply)
+
+    def test_wait_after_a_transaction_is_an_error_not_an_overcount(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertEqual(c.call("SET", "w", "4"), "QUEUED")
+        self.assertEqual(c.call("EXEC"), ["OK"])
+        reply = c.call("WAIT", "2", "100")
+        self.assertIsInstance(reply, RespError)
+
+
 class ReadsFromMaster(SplitTestCase):
     respgate_options = {"routing": {"reads": "master"}}
 
