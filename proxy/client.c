@@ -11,6 +11,8 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -72,6 +74,7 @@ enum {
 };
 
 static int client_process(struct client *c);
+static int client_sub_is_stateful(const char *sub);
 
 static struct evbuffer *output(struct client *c)
 {
@@ -537,7 +540,7 @@ static void track_session(struct client *c)
     else if (strcmp(n, "reset") == 0)
         c->session = 0;
     else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 || strcmp(n, "readwrite") == 0 ||
-             strcmp(n, "client") == 0)
+             (strcmp(n, "client") == 0 && client_sub_is_stateful(c->rp.arg1)))
         c->session |= S_STICKY;
 }
 
@@ -612,6 +615,73 @@ static void maybe_unpin(struct client *c)
     upstream_pin_put(&c->pin);
 }
 
+static void addr_text(const struct sockaddr_storage *sa, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (getnameinfo((const struct sockaddr *)sa, sizeof(*sa), host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(out, n, sa->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* CLIENT INFO for the client's own connection to respgate. */
+static void client_info(struct client *c)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    char paddr[INET6_ADDRSTRLEN + 8] = "?", laddr[INET6_ADDRSTRLEN + 8] = "?", line[512];
+    evutil_socket_t fd = sock_fd(c->sock);
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+        addr_text(&peer, paddr, sizeof(paddr));
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+        addr_text(&local, laddr, sizeof(laddr));
+    int n = snprintf(line, sizeof(line),
+                     "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d "
+                     "proxy=respgate pinned=%s\n",
+                     c->id, paddr, laddr, c->name ? c->name : "", (c->session & S_DB) ? -1 : 0,
+                     (c->session & S_MULTI) ? 1 : -1, c->pin && c->pin->kind == UP_TUNNEL,
+                     !c->pin                     ? "no"
+                     : c->pin->kind == UP_TUNNEL ? "tunnel"
+                                                 : "session");
+    char hdr[32];
+    int h = snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
+    discard_message(c);
+    local_reply(c, hdr, (size_t)h);
+    local_reply(c, line, (size_t)n);
+    local_reply(c, "\r\n", 2);
+}
+
+/* RESET: what Redis does to a connection, done to the client's view. Its pinned
+ * connection, if any, is closed rather than reused (RESET there would have logged
+ * respgate's own connection out), and respgate's authentication is asked again. */
+static void reset_command(struct client *c)
+{
+    if (c->npending) { /* after the replies in flight, in order */
+        c->flags |= C_HELD;
+        return;
+    }
+    discard_message(c);
+    if (c->pin) {
+        unwait(c, c->pin);
+        upstream_pin_destroy(&c->pin); /* in-flight replies on it are answered with errors */
+    }
+    c->session = 0;
+    c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+    free(c->name);
+    c->name = NULL;
+    c->authed = !c->w->cfg->auth.password && !c->w->cfg->auth.nusers;
+    local_reply(c, "+RESET\r\n", 8);
+}
+
+/* Which CLIENT subcommands keep state on the connection: those pin the client. */
+static int client_sub_is_stateful(const char *sub)
+{
+    static const char *const stateful[] = {"tracking", "caching",  "no-evict",
+                                           "no-touch", "getredir", "trackinginfo"};
+    for (size_t i = 0; i < sizeof(stateful) / sizeof(stateful[0]); i++)
+        if (strcasecmp(sub, stateful[i]) == 0) return 1;
+    return 0;
+}
+
 /* CLIENT subcommands about the client itself, answered for its own view (a shared
  * connection's name and id belong to respgate). Returns 1 if answered here. */
 static int client_command_local(struct client *c)
@@ -637,6 +707,8 @@ static int client_command_local(struct client *c)
         discard_message(c);
         int n = snprintf(reply, sizeof(reply), ":%llu\r\n", c->id);
         local_reply(c, reply, (size_t)n);
+    } else if (strcasecmp(sub, "info") == 0 && c->rp.argc == 2) {
+        client_info(c);
     } else if (strcasecmp(sub, "setname") == 0 && c->rp.argc == 3) {
         int argc = message_args(c, buf, sizeof(buf), argv, lens);
         discard_message(c);
@@ -701,7 +773,7 @@ static void dispatch(struct client *c)
         return;
     }
     if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;
-        if ((strcmp(p->name, "wait") == 0 || strcmp(p->name, "waitaof") == 0) && wait_command(c))
+    if ((strcmp(p->name, "wait") == 0 || strcmp(p->name, "waitaof") == 0) && wait_command(c))
         return;
     if (c->pin && c->pin->kind == UP_TUNNEL) {
         forward_tunnel(c, flags);
@@ -711,6 +783,8 @@ static void dispatch(struct client *c)
         c->flags |= C_CLOSING;
     } else if ((flags & CMD_CLIENT) && client_command_local(c)) {
         /* answered */
+    } else if (strcmp(p->name, "reset") == 0) {
+        reset_command(c);
     } else if (needs_tunnel(c)) {
         if (c->npending) {
             c->flags |= C_HELD; /* after the replies in flight, in order */
@@ -722,7 +796,8 @@ static void dispatch(struct client *c)
         }
     } else if (c->pin) {
         forward_pinned(c, flags);
-    } else if (flags & (CMD_SESSION | CMD_CLIENT)) {
+    } else if ((flags & CMD_SESSION) ||
+               ((flags & CMD_CLIENT) && client_sub_is_stateful(c->rp.arg1))) {
         start_session(c, flags, 0);
     } else {
         forward_shared(c, flags);

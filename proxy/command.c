@@ -16,8 +16,8 @@ static const struct cmd_info cmd_table[] = {
  * upstream connection they would change it for every client on it. Blocking
  * commands are added by their flag. */
 static const char *const session_commands[] = {
-    "auth",     "hello", "monitor", "multi",      "psubscribe", "psync", "readonly", "readwrite",
-    "replconf", "reset", "select",  "ssubscribe", "subscribe",  "sync",  "watch",
+    "auth",      "hello",    "monitor", "multi",      "psubscribe", "psync", "readonly",
+    "readwrite", "replconf", "select",  "ssubscribe", "subscribe",  "sync",  "watch",
 };
 
 struct cmd_key {

@@ -83,6 +83,28 @@ class ClientAuth(AuthTestCase):
                          "WRONGPASS invalid username-password pair or user is disabled.")
 
 
+class Reset(AuthTestCase):
+
+    def test_reset_asks_for_auth_again_and_never_logs_out_a_shared_or_reused_connection(self):
+        a = self.gate.client()
+        self.assertEqual(a.call("AUTH", "gate-secret"), "OK")
+        self.assertEqual(a.call("MULTI"), "OK")  # a pinned connection...
+        self.assertEqual(a.call("DISCARD"), "OK")  # ...released to the pool
+        self.assertEqual(a.call("SELECT", "2"), "OK")
+        self.assertEqual(a.call("RESET"), "RESET")
+        self.assertEqual(a.call("GET", "k"), "NOAUTH Authentication required.")
+        self.assertEqual(a.call("AUTH", "gate-secret"), "OK")
+        self.assertEqual(a.call("SET", "k", "db0"), "OK")
+        # Other clients, on shared and reused pinned connections, are still logged in.
+        b = self.gate.client()
+        self.assertEqual(b.call("AUTH", "gate-secret"), "OK")
+        for _ in range(3):
+            self.assertEqual(b.call("MULTI"), "OK")
+            self.assertEqual(b.call("GET", "k"), "QUEUED")
+            self.assertEqual(b.call("EXEC"), [b"db0"])
+        self.assertEqual(b.call("GET", "k"), b"db0")
+
+
 class WrongUpstreamPassword(AuthTestCase):
     upstream_password = "not-it"
 
@@ -109,6 +131,10 @@ class ClientCommands(unittest.TestCase):
             self.assertIsNone(b.call("CLIENT", "GETNAME"), "names are per client")
             self.assertNotEqual(a.call("CLIENT", "ID"), b.call("CLIENT", "ID"))
             self.assertTrue(a.call("CLIENT", "SETNAME", "has space").startswith("ERR Client names"))
+            info = a.call("CLIENT", "INFO").decode()
+            self.assertIn("name=worker-a", info)
+            self.assertIn("id=%d" % a.call("CLIENT", "ID"), info)
+            self.assertIn(b"addr=", a.call("CLIENT", "LIST"))  # Redis answers, on a shared conn
             # Still multiplexed: no connection of its own was opened for the name.
             self.assertEqual(r.calls("client|setname"), 0)
         finally:

@@ -153,7 +153,7 @@ Test(command, session_commands_need_a_connection_of_their_own)
 {
     const char *session[] = {"multi",    "watch",  "blpop",     "brpop",      "blmove",
                              "bzpopmin", "xread",  "subscribe", "psubscribe", "ssubscribe",
-                             "monitor",  "select", "auth",      "hello",      "reset"};
+                             "monitor",  "select", "auth",      "hello"};
     for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++)
         cr_assert(cmd_flags(session[i], strlen(session[i])) & CMD_SESSION, "%s", session[i]);
 }
