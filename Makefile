@@ -9,7 +9,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Everything the build, the tests and the sandbox need, from Debian.
 DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev \
-        libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis
+        libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis \
+        redis-redisearch
 BENCH_DEPS := nutcracker haproxy
 
 all: build

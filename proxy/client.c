@@ -758,7 +758,10 @@ static void dispatch(struct client *c)
     }
     const struct cmd_info *ci =
         p->name_len <= RESP_NAME_MAX ? cmd_lookup(p->name, p->name_len) : NULL;
-    unsigned flags = cmd_flags_of(ci, p->name, p->name_len);
+    /* Names the built-in table lacks may be known to the master (modules, newer Redis). */
+    const struct cmd_info *fi =
+        ci || !c->w->topo ? ci : cmd_overlay_lookup(c->w->topo->commands, p->name, p->name_len);
+    unsigned flags = cmd_flags_of(fi, p->name, p->name_len);
     if (denied(c, ci)) {
         local_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
                     c->rp.name); /* before the message, and its name, are dropped */

@@ -2,6 +2,7 @@
  * unit test checks every row is found), plus respgate's policy flags. */
 #include "command.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,4 +81,106 @@ size_t cmd_count(void)
 const struct cmd_info *cmd_at(size_t i)
 {
     return i < CMD_COUNT ? &cmd_table[i] : NULL;
+}
+
+/* --- the run-time overlay --------------------------------------------------- */
+
+struct cmd_overlay {
+    atomic_int refs;
+    size_t n, cap;
+    struct cmd_info rows[];
+};
+
+struct cmd_overlay *cmd_overlay_create(size_t capacity)
+{
+    struct cmd_overlay *o = calloc(1, sizeof(*o) + capacity * sizeof(o->rows[0]));
+    if (!o) return NULL;
+    atomic_init(&o->refs, 1);
+    o->cap = capacity;
+    return o;
+}
+
+int cmd_overlay_add(struct cmd_overlay *o, const char *name, size_t len, int arity, int first_key,
+                    unsigned flags)
+{
+    char *copy;
+    if (o->n == o->cap || !(copy = malloc(len + 1))) return -1;
+    for (size_t i = 0; i < len; i++)
+        copy[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    copy[len] = '\0';
+    o->rows[o->n++] = (struct cmd_info){copy, len, arity, first_key, flags};
+    return 0;
+}
+
+static int row_compare(const void *a, const void *b)
+{
+    const struct cmd_info *x = a;
+    return cmd_compare(&(struct cmd_key){x->name, x->len}, b);
+}
+
+void cmd_overlay_finish(struct cmd_overlay *o)
+{
+    qsort(o->rows, o->n, sizeof(o->rows[0]), row_compare);
+}
+
+const struct cmd_info *cmd_overlay_lookup(const struct cmd_overlay *o, const char *name, size_t len)
+{
+    struct cmd_key key = {name, len};
+    return o ? bsearch(&key, o->rows, o->n, sizeof(o->rows[0]), cmd_compare) : NULL;
+}
+
+size_t cmd_overlay_count(const struct cmd_overlay *o)
+{
+    return o ? o->n : 0;
+}
+
+struct cmd_overlay *cmd_overlay_acquire(struct cmd_overlay *o)
+{
+    if (o) atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+    return o;
+}
+
+void cmd_overlay_release(struct cmd_overlay **op)
+{
+    struct cmd_overlay *o = *op;
+    *op = NULL;
+    if (!o || atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1) return;
+    for (size_t i = 0; i < o->n; i++)
+        free((char *)o->rows[i].name);
+    free(o);
+}
+
+unsigned cmd_flags_from_redis(const char *const *flags, size_t nflags,
+                              const char *const *categories, size_t ncategories, int first_key,
+                              int has_key_specs, int has_subcommands)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } flag_map[] = {{"write", CMD_WRITE},
+                    {"readonly", CMD_READONLY},
+                    {"admin", CMD_ADMIN},
+                    {"pubsub", CMD_PUBSUB},
+                    {"may_replicate", CMD_MAY_REPLICATE},
+                    {"movablekeys", CMD_MOVABLEKEYS},
+                    {"fast", CMD_FAST},
+                    {"noscript", CMD_NOSCRIPT}},
+      category_map[] = {{"@blocking", CMD_BLOCKING},
+                        {"@transaction", CMD_TRANSACTION},
+                        {"@connection", CMD_CONNECTION},
+                        {"@pubsub", CMD_PUBSUB},
+                        {"@scripting", CMD_SCRIPTING}};
+    unsigned out = 0;
+    int movable = 0;
+    for (size_t i = 0; i < nflags; i++) {
+        movable |= strcmp(flags[i], "movablekeys") == 0;
+        for (size_t k = 0; k < sizeof(flag_map) / sizeof(flag_map[0]); k++)
+            if (strcmp(flags[i], flag_map[k].name) == 0) out |= flag_map[k].flag;
+    }
+    for (size_t i = 0; i < ncategories; i++)
+        for (size_t k = 0; k < sizeof(category_map) / sizeof(category_map[0]); k++)
+            if (strcmp(categories[i], category_map[k].name) == 0) out |= category_map[k].flag;
+    if (first_key == 0 && !has_key_specs && !movable) out |= CMD_NOKEY;
+    if (has_subcommands) out |= CMD_CONTAINER;
+    return out;
 }

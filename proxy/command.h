@@ -46,6 +46,29 @@ unsigned cmd_flags(const char *name, size_t len);
 unsigned cmd_flags_of(const struct cmd_info *c, const char *name, size_t len);
 /* The row's index, for per-command side tables. */
 size_t cmd_index(const struct cmd_info *c);
+/* Commands the built-in table does not know (module commands, newer Redis), as the
+ * master's own COMMAND reply describes them. Immutable once finished; refcounted,
+ * since every topology snapshot carries the current one. */
+struct cmd_overlay;
+
+struct cmd_overlay *cmd_overlay_create(size_t capacity);
+/* Copies name; flags as cmd_flags_from_redis() makes them. Returns -1 when full. */
+int cmd_overlay_add(struct cmd_overlay *o, const char *name, size_t len, int arity, int first_key,
+                    unsigned flags);
+/* Sorts the rows; after this the overlay is read-only. */
+void cmd_overlay_finish(struct cmd_overlay *o);
+const struct cmd_info *cmd_overlay_lookup(const struct cmd_overlay *o, const char *name,
+                                          size_t len);
+size_t cmd_overlay_count(const struct cmd_overlay *o);
+struct cmd_overlay *cmd_overlay_acquire(struct cmd_overlay *o);
+void cmd_overlay_release(struct cmd_overlay **o);
+
+/* respgate's flags from a COMMAND reply's flags and ACL categories, as
+ * gen_commands.py maps them for the built-in table. */
+unsigned cmd_flags_from_redis(const char *const *flags, size_t nflags,
+                              const char *const *categories, size_t ncategories, int first_key,
+                              int has_key_specs, int has_subcommands);
+
 /* Number of rows in the table, and row i (for tests). */
 size_t cmd_count(void);
 const struct cmd_info *cmd_at(size_t i);

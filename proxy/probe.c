@@ -2,6 +2,7 @@
  * is shared with the workers except the snapshots it publishes (and, at startup,
  * the first one, handed over under a mutex). */
 #include "probe.h"
+#include "command.h"
 #include "info.h"
 #include "log.h"
 
@@ -50,7 +51,12 @@ struct probe {
     pthread_cond_t cond;
     struct topology *first;
     int first_ready;
+    struct cmd_overlay *commands; /* from the master's COMMAND: what the built-in table lacks */
+    int64_t commands_at;          /* when it was fetched; 0: never */
+    int commands_pending;
 };
+
+#define COMMANDS_REFRESH_NS (60LL * 1000000000) /* and whenever the master changes */
 
 static const char *role_name(enum topo_role r)
 {
@@ -89,11 +95,14 @@ static int choose_master(const struct topology *t)
     return best;
 }
 
+static void fetch_commands(struct probe *p, int master);
+
 static void publish(struct probe *p)
 {
     struct topology *t = topo_create(p->nnodes);
     if (!t) return;
     t->generation = ++p->generation;
+    t->commands = cmd_overlay_acquire(p->commands);
     for (size_t i = 0; i < p->nnodes; i++)
         t->nodes[i] = p->nodes[i].state;
     t->master = choose_master(t);
@@ -113,7 +122,11 @@ static void publish(struct probe *p)
         else
             log_warn("no writable master: no reachable node reports role master");
         p->master = t->master;
+        p->commands_at = 0; /* the new master may know other commands */
     }
+    if (t->master >= 0 && !p->commands_pending &&
+        (!p->commands_at || topo_now_ns() - p->commands_at > COMMANDS_REFRESH_NS))
+        fetch_commands(p, t->master);
 
     pthread_mutex_lock(&p->lock);
     int all = 1;
@@ -127,6 +140,79 @@ static void publish(struct probe *p)
     pthread_mutex_unlock(&p->lock);
 
     p->publish(p->arg, t);
+}
+
+static const char *reply_text(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) ? r->str : "";
+}
+
+/* Adds a COMMAND entry (and its subcommands) the built-in table does not know. */
+static void learn_command(struct cmd_overlay *o, const redisReply *e, size_t *unknown)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 6 || e->element[0]->type == REDIS_REPLY_NIL)
+        return;
+    const char *name = reply_text(e->element[0]);
+    size_t len = strlen(name);
+    char lower[128];
+    if (len == 0 || len >= sizeof(lower)) return;
+    for (size_t i = 0; i <= len; i++)
+        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    const redisReply *flags = e->element[2], *cats = e->elements > 6 ? e->element[6] : NULL,
+                     *specs = e->elements > 8 ? e->element[8] : NULL,
+                     *subs = e->elements > 9 ? e->element[9] : NULL;
+    if (!cmd_lookup(lower, len)) {
+        const char *f[32], *c[32];
+        size_t nf = 0, nc = 0;
+        for (size_t i = 0; flags->type == REDIS_REPLY_ARRAY && i < flags->elements && nf < 32; i++)
+            f[nf++] = reply_text(flags->element[i]);
+        for (size_t i = 0; cats && cats->type == REDIS_REPLY_ARRAY && i < cats->elements && nc < 32;
+             i++)
+            c[nc++] = reply_text(cats->element[i]);
+        int has_subs = subs && subs->type == REDIS_REPLY_ARRAY && subs->elements > 0;
+        unsigned fl = cmd_flags_from_redis(
+            f, nf, c, nc, (int)e->element[3]->integer,
+            specs && specs->type == REDIS_REPLY_ARRAY && specs->elements > 0, has_subs);
+        if (o)
+            cmd_overlay_add(o, lower, len, (int)e->element[1]->integer, (int)e->element[3]->integer,
+                            fl);
+        (*unknown)++;
+    }
+    for (size_t i = 0; subs && subs->type == REDIS_REPLY_ARRAY && i < subs->elements; i++)
+        learn_command(o, subs->element[i], unknown);
+}
+
+static void on_command(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct probe *p = privdata;
+    redisReply *reply = r;
+    p->commands_pending = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
+    size_t n = 0;
+    for (size_t i = 0; i < reply->elements; i++)
+        learn_command(NULL, reply->element[i], &n);
+    struct cmd_overlay *o = cmd_overlay_create(n);
+    if (!o) return;
+    n = 0;
+    for (size_t i = 0; i < reply->elements; i++)
+        learn_command(o, reply->element[i], &n);
+    cmd_overlay_finish(o);
+    if (cmd_overlay_count(o) != cmd_overlay_count(p->commands))
+        log_info("the master knows %zu commands the built-in table does not; routing them by "
+                 "its COMMAND flags",
+                 cmd_overlay_count(o));
+    cmd_overlay_release(&p->commands);
+    p->commands = o;
+    p->commands_at = topo_now_ns();
+    publish(p);
+}
+
+static void fetch_commands(struct probe *p, int master)
+{
+    struct probe_node *n = &p->nodes[master];
+    if (!n->ac) return;
+    if (redisAsyncCommand(n->ac, on_command, p, "COMMAND") == REDIS_OK) p->commands_pending = 1;
 }
 
 static void set_unreachable(struct probe_node *n, const char *why)
@@ -280,6 +366,7 @@ static void probe_free(struct probe *p)
     if (p->stop_ev) event_free(p->stop_ev);
     if (p->base) event_base_free(p->base);
     topo_release(&p->first);
+    cmd_overlay_release(&p->commands);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     free(p->nodes);

@@ -1,5 +1,6 @@
 /* topology: see topology.h. */
 #include "topology.h"
+#include "command.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -24,7 +25,10 @@ void topo_release(struct topology **tp)
 {
     struct topology *t = *tp;
     *tp = NULL;
-    if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) free(t);
+    if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        cmd_overlay_release(&t->commands);
+        free(t);
+    }
 }
 
 long long topo_lag(const struct topology *t, size_t i)

@@ -24,8 +24,11 @@ struct topo_node {
     int64_t probed_ns; /* CLOCK_MONOTONIC when the probe that measured this was sent */
 };
 
+struct cmd_overlay;
+
 struct topology {
     atomic_int refs;
+    struct cmd_overlay *commands; /* the master's commands the built-in table lacks */
     uint64_t generation;
     int master; /* index of the writable master, -1 if none is known */
     size_t nnodes;

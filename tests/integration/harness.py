@@ -173,7 +173,8 @@ class Redis:
         self.proc.send_signal(signal.SIGCONT)
 
     def _commandstat(self, command, field):
-        stat = self.info("commandstats").get("cmdstat_" + command.lower(), "")
+        stats = {k.lower(): v for k, v in self.info("commandstats").items()}  # modules keep case
+        stat = stats.get("cmdstat_" + command.lower(), "")
         fields = dict(kv.split("=") for kv in stat.split(",") if "=" in kv)
         return int(fields.get(field, 0))
 

@@ -11,12 +11,14 @@ from harness import Harness, RespError, encode, main, wait_until
 
 class SplitTestCase(unittest.TestCase):
     respgate_options = {}
+    redis_extra = []
 
     def setUp(self):
         self.h = Harness()
         try:
-            self.master = self.h.redis()
-            self.replicas = [self.h.replica_of(self.master) for _ in range(2)]
+            self.master = self.h.redis(extra=self.redis_extra)
+            self.replicas = [self.h.replica_of(self.master, extra=self.redis_extra)
+                             for _ in range(2)]
             nodes = [self.master] + self.replicas
             opts = dict(self.respgate_options)
             opts["regions"] = [{"name": "local",
@@ -229,6 +231,29 @@ class Wait(SplitTestCase):
         self.assertEqual(c.call("EXEC"), ["OK"])
         reply = c.call("WAIT", "2", "100")
         self.assertIsInstance(reply, RespError)
+
+
+REDISEARCH = "/usr/lib/redis/modules/redisearch.so"  # Debian's redis-redisearch
+
+
+class CommandsLearnedFromTheMaster(SplitTestCase):
+    # A module's commands are not in the built-in table; the master's COMMAND says
+    # FT.SEARCH is read-only, so it can go to the replicas (which load the module too).
+    redis_extra = ["--loadmodule", REDISEARCH]
+    respgate_options = {"probe_interval_ms": 50}
+
+    def test_a_module_read_only_command_goes_to_replicas(self):
+        r = redis.Redis(port=self.gate.port)
+        self.assertTrue(r.execute_command("FT.CREATE", "idx", "SCHEMA", "title", "TEXT"))
+        self.assertTrue(r.execute_command("FT.ADD", "idx", "doc1", "1.0", "FIELDS", "title",
+                                          "hello world"))
+        time.sleep(0.3)
+        before = sum(x.calls("ft.search") for x in self.replicas)
+        for _ in range(50):
+            self.assertEqual(r.execute_command("FT.SEARCH", "idx", "hello")[0], 1)
+        self.assertEqual(sum(x.calls("ft.search") for x in self.replicas) - before, 50)
+        self.assertEqual(self.master.calls("ft.search"), 0)
+        self.assertIn("commands the built-in table does not", self.gate.output())
 
 
 class ReadsFromMaster(SplitTestCase):

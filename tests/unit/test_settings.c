@@ -198,3 +198,33 @@ Test(command, every_row_is_found_and_the_table_is_sorted)
         if (i) cr_assert_lt(strcmp(cmd_at(i - 1)->name, c->name), 0, "%s", c->name);
     }
 }
+
+Test(command, flags_from_a_command_reply_map_like_the_generated_table)
+{
+    const char *ro[] = {"readonly", "fast"}, *w[] = {"write", "denyoom"};
+    const char *cats[] = {"@read", "@blocking"};
+    cr_assert_eq(cmd_flags_from_redis(ro, 2, NULL, 0, 1, 1, 0), CMD_READONLY | CMD_FAST);
+    cr_assert_eq(cmd_flags_from_redis(w, 2, cats, 2, 1, 1, 0), CMD_WRITE | CMD_BLOCKING);
+    cr_assert_eq(cmd_flags_from_redis(NULL, 0, NULL, 0, 0, 0, 1), CMD_NOKEY | CMD_CONTAINER);
+    const char *get_flags[] = {"readonly", "fast"}, *get_cats[] = {"@read", "@string", "@fast"};
+    cr_assert_eq(cmd_flags_from_redis(get_flags, 2, get_cats, 3, 1, 1, 0),
+                 cmd_lookup("get", 3)->flags, "the same mapping as gen_commands.py");
+}
+
+Test(command, an_overlay_finds_what_it_learned_and_nothing_else)
+{
+    struct cmd_overlay *o = cmd_overlay_create(3);
+    cr_assert_eq(cmd_overlay_add(o, "FT.SEARCH", 9, -1, 1, CMD_READONLY), 0);
+    cr_assert_eq(cmd_overlay_add(o, "ft.add", 6, -1, 1, CMD_WRITE), 0);
+    cr_assert_eq(cmd_overlay_add(o, "ft.create", 9, -1, 1, CMD_WRITE), 0);
+    cr_assert_eq(cmd_overlay_add(o, "ft.drop", 7, -1, 1, CMD_WRITE), -1, "full");
+    cmd_overlay_finish(o);
+    cr_assert_eq(cmd_overlay_lookup(o, "ft.search", 9)->flags, CMD_READONLY, "names lowercased");
+    cr_assert_not_null(cmd_overlay_lookup(o, "ft.add", 6));
+    cr_assert_null(cmd_overlay_lookup(o, "ft.ad", 5));
+    cr_assert_null(cmd_overlay_lookup(NULL, "ft.add", 6));
+    struct cmd_overlay *held = cmd_overlay_acquire(o);
+    cmd_overlay_release(&o);
+    cr_assert_eq(cmd_overlay_count(held), 3);
+    cmd_overlay_release(&held);
+}
