@@ -150,7 +150,10 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
 
 static void send_control(struct worker *w, char cmd, struct topology *t)
 {
-    struct control_msg m = {cmd, t};
+    struct control_msg m;
+    memset(&m, 0, sizeof(m)); /* padding too: it goes through a pipe */
+    m.cmd = cmd;
+    m.t = t;
     if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
 }
 
