@@ -60,6 +60,7 @@ struct client {
     unsigned long long id;         /* CLIENT ID */
     char *name;                    /* CLIENT SETNAME */
     unsigned long long write_conn; /* id of the connection that carried its last write */
+    int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
 };
 
 #define ARGS_MAX_BYTES 4096 /* commands respgate reads whole (AUTH, HELLO, CLIENT SETNAME) */
@@ -562,8 +563,24 @@ static void forward_pinned(struct client *c, unsigned flags)
     send_message(c, c->pin, r);
 }
 
+static int is_unsubscribe(const char *n)
+{
+    return strcmp(n, "unsubscribe") == 0 || strcmp(n, "punsubscribe") == 0 ||
+           strcmp(n, "sunsubscribe") == 0;
+}
+
+static int is_subscribe(const char *n)
+{
+    return strcmp(n, "subscribe") == 0 || strcmp(n, "psubscribe") == 0 ||
+           strcmp(n, "ssubscribe") == 0;
+}
+
 static void forward_tunnel(struct client *c, unsigned flags)
 {
+    const char *n = c->rp.name;
+    /* Anything but pub/sub (MONITOR, HELLO, CLIENT REPLY) keeps it a tunnel for good. */
+    if (!is_subscribe(n) && !is_unsubscribe(n) && strcmp(n, "ping") != 0) c->pin->frame_tunnel = 0;
+    c->sent_since_unsub = is_unsubscribe(n) ? 0 : c->sent_since_unsub + 1;
     send_message(c, c->pin, NULL);
     if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
 }
@@ -599,6 +616,7 @@ static void start_session(struct client *c, unsigned flags, int tunnel)
         local_error(c, "-ERR %s\r\n", "out of memory");
         return;
     }
+    c->pin->frame_tunnel = tunnel && is_subscribe(c->rp.name);
     log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
     if (tunnel)
         forward_tunnel(c, flags);
@@ -792,7 +810,8 @@ static void dispatch(struct client *c)
         if (c->npending) {
             c->flags |= C_HELD; /* after the replies in flight, in order */
         } else if (c->pin) {
-            c->pin->kind = UP_TUNNEL; /* nothing in flight: it becomes a tunnel for good */
+            c->pin->kind = UP_TUNNEL; /* nothing in flight: it becomes a tunnel */
+            c->pin->frame_tunnel = is_subscribe(c->rp.name);
             forward_tunnel(c, flags);
         } else {
             start_session(c, flags, 1);
@@ -901,6 +920,39 @@ void client_fail(struct worker *w, struct req *r, const char *msg)
     evbuffer_add(r->reply, msg, strlen(msg));
     r->done = 1;
     if (r == TAILQ_FIRST(&c->pending)) release_replies(c);
+}
+
+/* "*3 $11 unsubscribe <channel> :0": the subscription count fell to zero. */
+static int subscriptions_ended(struct evbuffer *msg, size_t len)
+{
+    static const char *const heads[] = {"*3\r\n$11\r\nunsubscribe\r\n",
+                                        "*3\r\n$12\r\npunsubscribe\r\n",
+                                        "*3\r\n$12\r\nsunsubscribe\r\n"};
+    char head[24], tail[6];
+    struct evbuffer_ptr at;
+    if (len < sizeof(head) || evbuffer_copyout(msg, head, sizeof(head)) != sizeof(head)) return 0;
+    int match = 0;
+    for (size_t i = 0; i < 3; i++)
+        match |= strncasecmp(head, heads[i], strlen(heads[i])) == 0;
+    if (!match || evbuffer_ptr_set(msg, &at, len - sizeof(tail), EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(msg, &at, tail, sizeof(tail)) != sizeof(tail))
+        return 0;
+    return memcmp(tail, "\r\n:0\r\n", 6) == 0;
+}
+
+int client_tunnel_message(struct client *c, struct evbuffer *src, size_t len)
+{
+    int ended = subscriptions_ended(src, len);
+    evbuffer_remove_buffer(src, output(c), len);
+    sock_flush(c->sock);
+    if (evbuffer_get_length(output(c)) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
+    /* Out of pub/sub with nothing else asked since: the connection is idle and clean. */
+    if (!ended || c->sent_since_unsub) return 0;
+    log_debug("client: no subscriptions left, back to multiplexing");
+    c->pin->kind = UP_PINNED;
+    c->pin->frame_tunnel = 0;
+    maybe_unpin(c);
+    return 1;
 }
 
 void client_tunnel_data(struct client *c, struct evbuffer *src)

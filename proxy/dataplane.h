@@ -62,6 +62,7 @@ struct upconn {
     enum up_kind kind;
     struct client *owner; /* pinned or tunnel: its client; NULL while idle in the pool */
     TAILQ_ENTRY(upconn) idle_link;
+    int frame_tunnel; /* a pub/sub tunnel: relayed message by message, watched for its end */
     struct req_queue inflight;
     struct resp_parser rp; /* frames replies (shared connections only) */
     size_t scanned;
@@ -135,6 +136,9 @@ void client_fail(struct worker *w, struct req *r, const char *msg);
 int client_retry(struct worker *w, struct req *r);
 /* Tunnels relay bytes straight through. */
 void client_tunnel_data(struct client *c, struct evbuffer *src);
+/* A pub/sub tunnel relays one framed message (the first len bytes of src). Returns 1
+ * if the subscription ended and the connection is a tunnel no more: stop reading it. */
+int client_tunnel_message(struct client *c, struct evbuffer *src, size_t len);
 /* The client's pinned or tunnel connection failed: the client lets go of it (the
  * caller answers its requests with errors and destroys it) and ends the session. */
 void client_pin_lost(struct client *c, const char *why);

@@ -131,8 +131,9 @@ static void up_readcb(void *arg)
     struct evbuffer *in = sock_input(u->sock);
 
     for (;;) {
-        /* A tunnel relays bytes as they are, once respgate's own AUTH is answered. */
-        if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
+        /* A tunnel relays bytes as they are, once respgate's own AUTH is answered;
+         * a pub/sub one message by message, to see when the last subscription ends. */
+        if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight) && !u->frame_tunnel) {
             if (evbuffer_get_length(in)) {
                 u->got_data = 1;
                 client_tunnel_data(u->owner, in);
@@ -146,6 +147,14 @@ static void up_readcb(void *arg)
                       u->rp.err);
             up_failed(u, "malformed reply");
             return;
+        }
+        if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
+            size_t len = u->rp.len;
+            resp_reset(&u->rp);
+            u->scanned = 0;
+            u->got_data = 1;
+            if (client_tunnel_message(u->owner, in, len)) return;
+            continue;
         }
         struct req *r = TAILQ_FIRST(&u->inflight);
         if (!r) {

@@ -185,6 +185,33 @@ class SessionsReturnToMultiplexing(SplitTestCase):
         opened = int(self.master.info("stats")["total_connections_received"]) - before
         self.assertLess(opened, 10, "each transaction opened a connection")
 
+    def test_after_the_last_unsubscribe_the_client_reads_from_replicas_again(self):
+        c = self.gate.client()
+        c.send(encode("SUBSCRIBE", "a", "b"))
+        self.assertEqual([c.read(), c.read()], [[b"subscribe", b"a", 1], [b"subscribe", b"b", 2]])
+        redis.Redis(port=self.gate.port).publish("a", "hi")
+        self.assertEqual(c.read(), [b"message", b"a", b"hi"])
+        c.send(encode("UNSUBSCRIBE"))
+        got = sorted([c.read(), c.read()], key=lambda m: m[2])
+        self.assertEqual([m[2] for m in got], [0, 1])
+        time.sleep(0.1)
+        self.assertEqual(c.call("SET", "k", "v"), "OK")
+        time.sleep(0.2)  # a probe after the write
+        before = sum(x.calls("get") for x in self.replicas)
+        for _ in range(20):
+            self.assertEqual(c.call("GET", "k"), b"v")
+        self.assertEqual(sum(x.calls("get") for x in self.replicas) - before, 20)
+
+    def test_a_command_pipelined_after_unsubscribe_is_answered_in_order(self):
+        c = self.gate.client()
+        c.send(encode("SUBSCRIBE", "a"))
+        self.assertEqual(c.read(), [b"subscribe", b"a", 1])
+        c.send(encode("UNSUBSCRIBE", "a") + encode("PING") + encode("SET", "x", "1") +
+               encode("GET", "x"))
+        self.assertEqual(c.read(), [b"unsubscribe", b"a", 0])
+        self.assertEqual([c.read(), c.read(), c.read()], ["PONG", "OK", b"1"])
+        self.assertEqual(c.call("GET", "x"), b"1")
+
     def test_a_blocking_pop_releases_its_connection_once_answered(self):
         r = redis.Redis(port=self.gate.port)
         redis.Redis(port=self.gate.port).rpush("q", "job")
