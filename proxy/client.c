@@ -747,6 +747,23 @@ static int client_command_local(struct client *c)
     return 1;
 }
 
+/* XREAD and XREADGROUP block only with BLOCK (which comes before STREAMS); without
+ * it they are an ordinary read (XREAD) or write (XREADGROUP). A command too large to
+ * look at whole counts as blocking. */
+static int stream_read_blocks(struct client *c)
+{
+    char buf[ARGS_MAX_BYTES];
+    const char *argv[ARGS_MAX];
+    size_t lens[ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+    if (argc < 0) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (lens[i] == 7 && strncasecmp(argv[i], "streams", 7) == 0) return 0;
+        if (lens[i] == 5 && strncasecmp(argv[i], "block", 5) == 0) return 1;
+    }
+    return argc == ARGS_MAX; /* STREAMS not seen among the arguments read */
+}
+
 /* deny_commands: by the table built at startup, by name for commands the table
  * does not know (module commands). */
 static int denied(const struct client *c, const struct cmd_info *ci)
@@ -780,6 +797,8 @@ static void dispatch(struct client *c)
     const struct cmd_info *fi =
         ci || !c->w->topo ? ci : cmd_overlay_lookup(c->w->topo->commands, p->name, p->name_len);
     unsigned flags = cmd_flags_of(fi, p->name, p->name_len);
+    if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !stream_read_blocks(c))
+        flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
     if (denied(c, ci)) {
         local_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
                     c->rp.name); /* before the message, and its name, are dropped */

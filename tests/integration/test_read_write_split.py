@@ -212,6 +212,23 @@ class SessionsReturnToMultiplexing(SplitTestCase):
         self.assertEqual([c.read(), c.read(), c.read()], ["PONG", "OK", b"1"])
         self.assertEqual(c.call("GET", "x"), b"1")
 
+    def test_xread_without_block_is_a_read_and_with_block_a_blocking_command(self):
+        r = redis.Redis(port=self.gate.port)
+        r.xadd("s", {"f": "v"})
+        time.sleep(0.2)
+        before = sum(x.calls("xread") for x in self.replicas)
+        for _ in range(10):
+            self.assertEqual(len(r.xread({"s": "0"}, count=10)[0][1]), 1)
+        self.assertEqual(sum(x.calls("xread") for x in self.replicas) - before, 10)
+        other = redis.Redis(port=self.gate.port)
+        result = []
+        t = threading.Thread(target=lambda: result.append(r.xread({"s": "$"}, block=5000)))
+        t.start()
+        time.sleep(0.3)
+        other.xadd("s", {"f": "w"})
+        t.join(10)
+        self.assertEqual(result[0][0][1][0][1], {b"f": b"w"})
+
     def test_a_blocking_pop_releases_its_connection_once_answered(self):
         r = redis.Redis(port=self.gate.port)
         redis.Redis(port=self.gate.port).rpush("q", "job")
