@@ -55,6 +55,18 @@ class ReadWriteSplit(SplitTestCase):
         self.assertGreater(got[2], 100, got)
         self.assertEqual(self.master.calls("set") - sets_before, 1)
 
+    def test_eval_is_a_write_and_eval_ro_a_read(self):
+        r = redis.Redis(port=self.gate.port)
+        self.assertEqual(r.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "e", "1"), b"OK")
+        time.sleep(0.2)
+        before = sum(x.calls("eval_ro") for x in self.replicas)
+        for _ in range(10):
+            self.assertEqual(r.execute_command("EVAL_RO", "return redis.call('GET', KEYS[1])",
+                                               1, "e"), b"1")
+        self.assertEqual(sum(x.calls("eval_ro") for x in self.replicas) - before, 10)
+        self.assertEqual(sum(x.rejected("eval") for x in self.replicas), 0)
+        self.assertEqual(self.master.calls("eval"), 1)
+
     def test_writes_never_reach_a_replica(self):
         r = redis.Redis(port=self.gate.port)
         sets_before = self.master.calls("set")
