@@ -799,17 +799,17 @@ static void dispatch(struct client *c)
     unsigned flags = cmd_flags_of(fi, p->name, p->name_len);
     if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !stream_read_blocks(c))
         flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
+    const struct config *cfg = c->w->cfg;
+    if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
+    if (!c->authed && !(flags & CMD_QUIT)) { /* as Redis: nothing else is said before AUTH */
+        discard_message(c);
+        local_error(c, "-NOAUTH %s\r\n", "Authentication required.");
+        return;
+    }
     if (denied(c, ci)) {
         local_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
                     c->rp.name); /* before the message, and its name, are dropped */
         discard_message(c);
-        return;
-    }
-    const struct config *cfg = c->w->cfg;
-    if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
-    if (!c->authed && !(flags & CMD_QUIT)) {
-        discard_message(c);
-        local_error(c, "-NOAUTH %s\r\n", "Authentication required.");
         return;
     }
     if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;

@@ -33,6 +33,8 @@ class ClientAuth(AuthTestCase):
         c = self.gate.client()
         self.assertEqual(c.call("PING"), "NOAUTH Authentication required.")
         self.assertEqual(c.call("GET", "k"), "NOAUTH Authentication required.")
+        self.assertEqual(c.call("SHUTDOWN"), "NOAUTH Authentication required.",
+                         "the deny-list is not told before AUTH")
         c.send(encode("QUIT"))
         self.assertEqual(c.read_all_until_closed(), b"+OK\r\n")
 
