@@ -277,13 +277,14 @@ static void keep_copy(struct client *c, struct req *r)
 {
     size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
     if (len > RETRY_COPY_MAX || !(r->copy = evbuffer_new())) return;
-    if (c->rp.inl) {
-        evbuffer_add(r->copy, c->rp.inl, len);
-    } else {
-        char buf[RETRY_COPY_MAX];
-        evbuffer_copyout(input(c), buf, len);
-        evbuffer_add(r->copy, buf, len);
-    }
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(r->copy, (ev_ssize_t)len, &v, 1) != 1) return;
+    if (c->rp.inl)
+        memcpy(v.iov_base, c->rp.inl, len);
+    else
+        evbuffer_copyout(input(c), v.iov_base, len);
+    v.iov_len = len;
+    evbuffer_commit_space(r->copy, &v, 1);
 }
 
 int client_retry(struct worker *w, struct req *r)
@@ -361,6 +362,23 @@ static int message_args(struct client *c, char *buf, size_t cap, const char **ar
     return argc;
 }
 
+/* Replaces the framed command with argv[0..argc) and frames it again: HELLO without
+ * its AUTH, WAIT within the timeout cap. */
+static void reframe(struct client *c, const char *const *argv, const size_t *lens, int argc)
+{
+    struct evbuffer *rebuilt = evbuffer_new();
+    evbuffer_add_printf(rebuilt, "*%d\r\n", argc);
+    for (int k = 0; k < argc; k++) {
+        evbuffer_add_printf(rebuilt, "$%zu\r\n", lens[k]);
+        evbuffer_add(rebuilt, argv[k], lens[k]);
+        evbuffer_add(rebuilt, "\r\n", 2);
+    }
+    evbuffer_drain(input(c), c->rp.len);
+    evbuffer_prepend_buffer(input(c), rebuilt);
+    evbuffer_free(rebuilt);
+    next_message(c);
+}
+
 /* Compares without an early exit, so timing does not tell how much matched. */
 static int secret_equals(const char *secret, const char *given, size_t n)
 {
@@ -423,18 +441,11 @@ static int auth_command(struct client *c)
         }
         c->authed = 1;
         /* Forward HELLO without its AUTH: respgate, not Redis, checked it. */
-        struct evbuffer *rebuilt = evbuffer_new();
-        evbuffer_add_printf(rebuilt, "*%d\r\n", argc - 3);
-        for (int k = 0; k < argc; k++)
-            if (k < i || k > i + 2) {
-                evbuffer_add_printf(rebuilt, "$%zu\r\n", lens[k]);
-                evbuffer_add(rebuilt, argv[k], lens[k]);
-                evbuffer_add(rebuilt, "\r\n", 2);
-            }
-        evbuffer_drain(input(c), c->rp.len);
-        evbuffer_prepend_buffer(input(c), rebuilt);
-        evbuffer_free(rebuilt);
-        next_message(c); /* framed again from the rebuilt bytes */
+        for (int k = i + 3; k < argc; k++) {
+            argv[k - 3] = argv[k];
+            lens[k - 3] = lens[k];
+        }
+        reframe(c, argv, lens, argc - 3);
         return 1;
     }
     if (!c->authed) {
@@ -480,19 +491,9 @@ static int wait_command(struct client *c)
     num[lens[argc - 1]] = '\0';
     long long timeout = strtoll(num, NULL, 10), cap = w->cfg->limits.max_wait_ms;
     if (c->pin || (timeout > 0 && timeout <= cap)) return 0;
-    struct evbuffer *rebuilt = evbuffer_new();
-    evbuffer_add_printf(rebuilt, "*%d\r\n", argc);
-    for (int k = 0; k < argc - 1; k++) {
-        evbuffer_add_printf(rebuilt, "$%zu\r\n", lens[k]);
-        evbuffer_add(rebuilt, argv[k], lens[k]);
-        evbuffer_add(rebuilt, "\r\n", 2);
-    }
-    int n = snprintf(num, sizeof(num), "%lld", cap);
-    evbuffer_add_printf(rebuilt, "$%d\r\n%s\r\n", n, num);
-    evbuffer_drain(input(c), c->rp.len);
-    evbuffer_prepend_buffer(input(c), rebuilt);
-    evbuffer_free(rebuilt);
-    next_message(c); /* framed again, now within the cap */
+    argv[argc - 1] = num;
+    lens[argc - 1] = (size_t)snprintf(num, sizeof(num), "%lld", cap);
+    reframe(c, argv, lens, argc);
     return 1;
 }
 
@@ -587,13 +588,9 @@ static void forward_tunnel(struct client *c, unsigned flags)
 
 /* Commands whose replies cannot be framed one per request: pushes, MONITOR's
  * stream, CLIENT REPLY OFF/SKIP, RESP3 after HELLO, replication. */
-static int needs_tunnel(const struct client *c)
+static int needs_tunnel(const struct client *c, unsigned flags)
 {
-    static const char *const names[] = {"subscribe", "psubscribe", "ssubscribe", "monitor",
-                                        "hello",     "sync",       "psync",      "replconf"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(c->rp.name, names[i]) == 0) return 1;
-    return strcmp(c->rp.name, "client") == 0 && strcasecmp(c->rp.arg1, "reply") == 0;
+    return (flags & CMD_TUNNEL) || ((flags & CMD_CLIENT) && strcasecmp(c->rp.arg1, "reply") == 0);
 }
 
 /* Session commands need a connection of their own; they wait until the client's
@@ -813,8 +810,7 @@ static void dispatch(struct client *c)
         return;
     }
     if ((c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c)) return;
-    if ((strcmp(p->name, "wait") == 0 || strcmp(p->name, "waitaof") == 0) && wait_command(c))
-        return;
+    if ((flags & CMD_WAIT) && wait_command(c)) return;
     if (c->pin && c->pin->kind == UP_TUNNEL) {
         forward_tunnel(c, flags);
     } else if (flags & CMD_QUIT) {
@@ -823,9 +819,9 @@ static void dispatch(struct client *c)
         c->flags |= C_CLOSING;
     } else if ((flags & CMD_CLIENT) && client_command_local(c)) {
         /* answered */
-    } else if (strcmp(p->name, "reset") == 0) {
+    } else if (flags & CMD_RESET) {
         reset_command(c);
-    } else if (needs_tunnel(c)) {
+    } else if (needs_tunnel(c, flags)) {
         if (c->npending) {
             c->flags |= C_HELD; /* after the replies in flight, in order */
         } else if (c->pin) {

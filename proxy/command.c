@@ -16,10 +16,8 @@ static const struct cmd_info cmd_table[] = {
 /* Commands that change the state of the connection they run on. On a shared
  * upstream connection they would change it for every client on it. Blocking
  * commands are added by their flag. */
-static const char *const session_commands[] = {
-    "auth",      "hello",    "monitor", "multi",      "psubscribe", "psync", "readonly",
-    "readwrite", "replconf", "select",  "ssubscribe", "subscribe",  "sync",  "watch",
-};
+static const char *const session_commands[] = {"auth",      "multi",  "readonly",
+                                               "readwrite", "select", "watch"};
 
 struct cmd_key {
     const char *name;
@@ -41,15 +39,32 @@ const struct cmd_info *cmd_lookup(const char *name, size_t len)
     return bsearch(&key, cmd_table, CMD_COUNT, sizeof(cmd_table[0]), cmd_compare);
 }
 
+/* Commands whose replies are not one per request (pushes, MONITOR's stream, RESP3
+ * after HELLO, replication). CLIENT REPLY is one too; dispatch checks that one. */
+static const char *const tunnel_commands[] = {"subscribe", "psubscribe", "ssubscribe", "monitor",
+                                              "hello",     "sync",       "psync",      "replconf"};
+
+static int in_list(const char *const *list, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && memcmp(list[i], name, len) == 0) return 1;
+    return 0;
+}
+
 static unsigned policy(const char *name, size_t len, unsigned flags)
 {
+    if (in_list(tunnel_commands, sizeof(tunnel_commands) / sizeof(tunnel_commands[0]), name, len))
+        return CMD_SESSION | CMD_TUNNEL;
+    if ((len == 4 && memcmp(name, "wait", 4) == 0) || (len == 7 && memcmp(name, "waitaof", 7) == 0))
+        return CMD_WAIT;
+    if (len == 5 && memcmp(name, "reset", 5) == 0) return CMD_RESET;
     if (flags & CMD_BLOCKING) return CMD_SESSION;
     if (len == 4 && memcmp(name, "quit", 4) == 0) return CMD_QUIT;
     if (len == 6 && memcmp(name, "client", 6) == 0) return CMD_CLIENT;
-    for (size_t i = 0; i < sizeof(session_commands) / sizeof(session_commands[0]); i++)
-        if (strlen(session_commands[i]) == len && memcmp(session_commands[i], name, len) == 0)
-            return CMD_SESSION;
-    return 0;
+    return in_list(session_commands, sizeof(session_commands) / sizeof(session_commands[0]), name,
+                   len)
+               ? CMD_SESSION
+               : 0;
 }
 
 unsigned cmd_flags(const char *name, size_t len)

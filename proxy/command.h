@@ -27,6 +27,9 @@ enum cmd_flag {
     CMD_SESSION = 1 << 16, /* changes connection state: needs a connection of its own */
     CMD_QUIT = 1 << 17,    /* answered here, then the client is closed */
     CMD_CLIENT = 1 << 18,  /* CLIENT: some subcommands are answered here */
+    CMD_TUNNEL = 1 << 19,  /* replies cannot be framed one per request: relay bytes */
+    CMD_WAIT = 1 << 20,    /* WAIT, WAITAOF: must run where the client's writes went */
+    CMD_RESET = 1 << 21,   /* RESET: done to the client's view */
 };
 
 struct cmd_info {
