@@ -34,7 +34,8 @@ class CustomDenyList(ProxyTestCase):
         self.assertTrue(c.call("CONFIG", "SET", "maxmemory", "0").startswith("ERR command 'config'"))
         self.assertEqual(c.call("CONFIG", "GET", "maxmemory"), [b"maxmemory", b"0"])
         self.assertEqual(c.call("GET", "k"), b"v")
-        self.assertIsInstance(c.call("DEBUG", "HELP"), (list, str))  # no longer refused here
+        reply = c.call("DEBUG", "HELP")  # no longer refused by respgate (Redis may refuse it)
+        self.assertFalse(str(reply).startswith("ERR command 'debug' is not allowed"), reply)
 
 
 if __name__ == "__main__":
