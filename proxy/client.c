@@ -36,9 +36,12 @@ enum {
     C_SHUT = 1 << 7,           /* half-closed; waiting for EOF or the linger timeout */
     C_TX_ABORTED = 1 << 8,     /* its MULTI died with its connection: refuse until EXEC/DISCARD */
     C_WATCH_LOST = 1 << 9,     /* its WATCH died with its connection: the next EXEC fails */
+    C_WAIT_MASTER = 1 << 10,   /* its parsed request waits for a writable master */
 };
 #define LINGER_SECONDS 1
-#define C_NOREAD (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_HELD | C_CLOSING | C_NOINPUT)
+#define C_NOREAD                                                                                   \
+    (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_HELD | C_CLOSING | C_NOINPUT | C_WAIT_MASTER)
+#define HOLD_CHECK_MS 20 /* how often held requests are checked for their deadline */
 
 struct client {
     struct worker *w;
@@ -61,6 +64,10 @@ struct client {
     char *name;                    /* CLIENT SETNAME */
     unsigned long long write_conn; /* id of the connection that carried its last write */
     int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
+    TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
+    int64_t hold_until; /* when its wait for a master ends; 0: not waiting. It stays set
+                           after a timeout, so requests behind fail at once, until a
+                           request reaches a master again */
 };
 
 #define ARGS_MAX_BYTES 4096 /* commands respgate reads whole (AUTH, HELLO, CLIENT SETNAME) */
@@ -76,6 +83,7 @@ enum {
 
 static int client_process(struct client *c);
 static int client_sub_is_stateful(const char *sub);
+static void dispatch(struct client *c);
 
 static struct evbuffer *output(struct client *c)
 {
@@ -119,6 +127,10 @@ static void client_free(struct client *c)
         worker_req_put(w, r);
     }
     if (c->flags & C_PAUSED_UP) c->waiting->nwaiting--;
+    if (c->flags & C_WAIT_MASTER) {
+        TAILQ_REMOVE(&w->held, c, hold_link);
+        w->nheld--;
+    }
     upstream_pin_destroy(&c->pin); /* it may carry session state: never reused */
     resp_deinit(&c->rp);
     free(c->name);
@@ -241,31 +253,119 @@ static int is_read(unsigned flags)
     return (flags & CMD_READONLY) && !(flags & CMD_WRITE);
 }
 
+/* Why there is no writable master to send to, for held and failed requests. */
+static const char *no_master_why(struct worker *w)
+{
+    const struct topology *t = w->topo;
+    if (!t) return "no topology yet: no node has answered";
+    if (t->master < 0) return t->why_no_master ? t->why_no_master : "no writable master";
+    return upstream_why(w, t->master);
+}
+
+static void hold_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* No writable master (failing over, or its connections being re-established): the
+ * request waits, and the client's later ones behind it, up to failover.hold_ms,
+ * then fails with -TRYAGAIN. Requests of other clients go on meanwhile. */
+static void hold(struct client *c)
+{
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    int64_t now = topo_now_ns();
+    int cap = (cfg->failover.max_held_requests + cfg->threads - 1) / cfg->threads;
+    char msg[512];
+    if (!c->hold_until) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
+    if (now >= c->hold_until || w->nheld >= cap) {
+        int n = snprintf(msg, sizeof(msg),
+                         now >= c->hold_until
+                             ? "-TRYAGAIN upstream unavailable: no writable master within "
+                               "failover.hold_ms (%d ms): %s\r\n"
+                             : "-TRYAGAIN upstream unavailable: too many requests wait for a "
+                               "writable master (failover.max_held_requests %d): %s\r\n",
+                         now >= c->hold_until ? cfg->failover.hold_ms
+                                              : cfg->failover.max_held_requests,
+                         no_master_why(w));
+        discard_message(c);
+        local_reply(c, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+        return;
+    }
+    if (!w->hold_timer) w->hold_timer = event_new(w->base, -1, EV_PERSIST, hold_timer_cb, w);
+    if (w->nheld == 0 && w->hold_timer) {
+        struct timeval tv = {0, HOLD_CHECK_MS * 1000};
+        event_add(w->hold_timer, &tv);
+    }
+    c->flags |= C_WAIT_MASTER;
+    TAILQ_INSERT_TAIL(&w->held, c, hold_link);
+    w->nheld++;
+}
+
+/* Takes the client off the held list and tries its request again. */
+static void unhold_and_retry(struct client *c)
+{
+    struct worker *w = c->w;
+    TAILQ_REMOVE(&w->held, c, hold_link);
+    w->nheld--;
+    c->flags &= ~(unsigned)C_WAIT_MASTER;
+    dispatch(c);
+    if (!(c->flags & C_WAIT_MASTER)) client_process(c); /* the rest of its pipeline */
+}
+
+static void hold_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    int64_t now = topo_now_ns();
+    struct client *c, *next;
+    for (c = TAILQ_FIRST(&w->held); c; c = next) {
+        next = TAILQ_NEXT(c, hold_link);
+        if (now >= c->hold_until) unhold_and_retry(c); /* it fails, unless a master is back */
+    }
+    if (!w->nheld) event_del(w->hold_timer);
+}
+
+void client_release_held(struct worker *w)
+{
+    /* Each gets one try, in the order they came; those still waiting queue again. */
+    TAILQ_HEAD(, client) batch = TAILQ_HEAD_INITIALIZER(batch);
+    TAILQ_CONCAT(&batch, &w->held, hold_link);
+    struct client *c;
+    while ((c = TAILQ_FIRST(&batch))) {
+        TAILQ_REMOVE(&batch, c, hold_link);
+        TAILQ_INSERT_TAIL(&w->held, c, hold_link); /* where unhold expects it */
+        unhold_and_retry(c);
+    }
+}
+
+void client_master_moved(struct worker *w, int old)
+{
+    struct client *c, *next;
+    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->pin && c->pin->node == old) upstream_pin_abort(c->pin, "the master changed");
+    }
+}
+
+enum { NODE_ANSWERED = -2 }; /* choose_node queued an error reply */
+
 /* Where a request goes: reads (commands Redis flags read-only) by the router,
  * everything else - writes, scripts, unknown commands - to the master. Returns a
- * node, or ROUTE_NONE with an error reply queued. */
+ * node; ROUTE_NONE if it needs a master and none is writable now (it waits);
+ * NODE_ANSWERED with an error reply queued. */
 static int choose_node(struct client *c, int read)
 {
     struct worker *w = c->w;
     int ryw = w->cfg->routing.read_your_writes;
-    int node;
-    if (read && ryw && c->writes_inflight) {
-        node = route_write(w->topo); /* behind its own write, on the same connection */
-    } else if (read) {
-        if (ryw) route_horizon_update(&c->horizon, w->topo);
-        node = route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding,
+    if (!read || (ryw && c->writes_inflight))
+        return route_write(w->topo); /* reads behind its own write: on the same connection */
+    if (ryw) route_horizon_update(&c->horizon, w->topo);
+    int node = route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding,
                           &w->rr);
-        if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
-            local_error(c, "-ERR no replica is eligible for reads %s\r\n",
-                        "(routing.no_replica is \"error\")");
-            return ROUTE_NONE;
-        }
-    } else {
-        node = route_write(w->topo);
+    if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
+        local_error(c, "-ERR no replica is eligible for reads %s\r\n",
+                    "(routing.no_replica is \"error\")");
+        return NODE_ANSWERED;
     }
-    if (node == ROUTE_NONE)
-        local_error(c, "-ERR upstream unavailable (no writable master; %s)\r\n",
-                    upstream_why(w, 0));
     return node;
 }
 
@@ -297,12 +397,14 @@ int client_retry(struct worker *w, struct req *r)
         route_read(w->topo, &w->shared->policy,
                    w->cfg->routing.read_your_writes ? &c->horizon : NULL, w->outstanding, &w->rr);
     if (node == r->node || node == ROUTE_NONE) node = route_write(w->topo);
-    struct upconn *u = node == ROUTE_NONE ? NULL : upstream_pick(w, node, NULL);
+    struct upconn *u = node == ROUTE_NONE                ? NULL
+                       : node == route_write(w->topo) ? upstream_pick_master(w, node, NULL)
+                                                      : upstream_pick(w, node, NULL);
     if (!u || node == r->node) {
         evbuffer_free(copy);
         return 0;
     }
-    log_debug("client: read retried on %s after its replica failed", w->shared->nodes[node].name);
+    log_debug("client: read retried on %s after its replica failed", upstream_node_name(w, node));
     upstream_send(u, r, copy, NULL, evbuffer_get_length(copy));
     evbuffer_free(copy);
     return 1;
@@ -312,29 +414,27 @@ static void forward_shared(struct client *c, unsigned flags)
 {
     int read = is_read(flags);
     int node = choose_node(c, read);
-    if (node == ROUTE_NONE) {
+    if (node == NODE_ANSWERED) {
         discard_message(c);
         return;
     }
     /* Whatever goes to the master stays on one connection per client, so Redis runs
      * the client's commands in its order and a WAIT covers its writes; reads to
      * replicas spread over the replica's pool. */
-    int master = route_write(c->w->topo), to_master = node == master;
-    struct upconn *u = upstream_pick(c->w, node, to_master ? c->up : NULL);
-    if (!u && !to_master && master != ROUTE_NONE) {
-        /* The replica went away before the probe noticed: the master has the data. */
-        node = master;
-        to_master = 1;
-        u = upstream_pick(c->w, node, c->up);
-    }
+    int master = route_write(c->w->topo);
+    struct upconn *u = NULL;
+    if (node != ROUTE_NONE && node != master && !(u = upstream_pick(c->w, node, NULL)))
+        node = master; /* the replica went away before the probe noticed: the master has it */
     if (!u) {
-        discard_message(c);
-        local_error(c, "-ERR upstream unavailable (%s)\r\n", upstream_why(c->w, node));
-        return;
+        if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up))) {
+            hold(c);
+            return;
+        }
+        c->up = u;
+        c->hold_until = 0;
     }
-    if (to_master) c->up = u;
     struct req *r = enqueue(c, !read);
-    if (!to_master) keep_copy(c, r);
+    if (node != master) keep_copy(c, r);
     send_message(c, u, r);
 }
 
@@ -472,7 +572,7 @@ static int wait_command(struct client *c)
     int master = route_write(w->topo);
     struct upconn *target = c->pin                 ? c->pin
                             : master == ROUTE_NONE ? NULL
-                                                   : upstream_pick(w, master, c->up);
+                                                   : upstream_pick_master(w, master, c->up);
     if (c->write_conn && (!target || target->id != c->write_conn)) {
         discard_message(c);
         local_error(c, "-ERR %s\r\n",
@@ -602,12 +702,11 @@ static void start_session(struct client *c, unsigned flags, int tunnel)
         return;
     }
     int master = route_write(c->w->topo);
-    if (master == ROUTE_NONE) {
-        discard_message(c);
-        local_error(c, "-ERR upstream unavailable (no writable master; %s)\r\n",
-                    upstream_why(c->w, 0));
+    if (master == ROUTE_NONE || !upstream_pick_master(c->w, master, NULL)) {
+        hold(c); /* a session starts only on a master a connection has just verified */
         return;
     }
+    c->hold_until = 0;
     if (!(c->pin = upstream_pin_get(c->w, master, c, tunnel))) {
         discard_message(c);
         local_error(c, "-ERR %s\r\n", "out of memory");

@@ -103,9 +103,59 @@ static int get_object(json_t *obj, const char *path, const char *key, json_t **o
     return 0;
 }
 
+/* An array of "host:port" strings with no duplicates: *out gets n addresses. */
+static int parse_addr_list(json_t *list, const char *path, struct config_addr **out, size_t *n,
+                           char *err, size_t errlen)
+{
+    *n = json_array_size(list);
+    if (!(*out = calloc(*n ? *n : 1, sizeof(**out)))) return fail(err, errlen, "out of memory");
+    for (size_t j = 0; j < *n; j++) {
+        json_t *v = json_array_get(list, j);
+        char why[128];
+        if (!json_is_string(v))
+            return fail(err, errlen, "%s[%zu]: expected a \"host:port\" string", path, j);
+        if (config_parse_addr(json_string_value(v), &(*out)[j], why, sizeof(why)))
+            return fail(err, errlen, "%s[%zu]: %s", path, j, why);
+        for (size_t k = 0; k < j; k++)
+            if (strcmp((*out)[k].host, (*out)[j].host) == 0 && (*out)[k].port == (*out)[j].port)
+                return fail(err, errlen, "%s[%zu]: duplicate of [%zu]", path, j, k);
+    }
+    return 0;
+}
+
+static int get_string(json_t *obj, const char *path, const char *key, char **out, char *err,
+                      size_t errlen);
+
+static int parse_sentinel(json_t *s, const char *rpath, struct config_region *reg, char *err,
+                          size_t errlen)
+{
+    static const char *const keys[] = {"addresses", "master_name", "username", "password", NULL};
+    char path[80];
+    snprintf(path, sizeof(path), "%s.sentinel", rpath);
+    if (!json_is_object(s)) return fail(err, errlen, "%s: expected an object", path);
+    if (check_keys(s, path, keys, err, errlen)) return -1;
+    json_t *list = json_object_get(s, "addresses");
+    char lpath[96];
+    snprintf(lpath, sizeof(lpath), "%s.addresses", path);
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return fail(err, errlen, "%s: expected a non-empty array of \"host:port\"", lpath);
+    if (parse_addr_list(list, lpath, &reg->sentinels, &reg->nsentinels, err, errlen) ||
+        get_string(s, path, "master_name", &reg->master_name, err, errlen) ||
+        get_string(s, path, "username", &reg->sentinel_username, err, errlen) ||
+        get_string(s, path, "password", &reg->sentinel_password, err, errlen))
+        return -1;
+    if (!reg->master_name)
+        return fail(err, errlen, "%s.master_name: required (the name Sentinel monitors)", path);
+    if (strlen(reg->master_name) > CONFIG_HOST_MAX - 1 || strpbrk(reg->master_name, " \r\n"))
+        return fail(err, errlen, "%s.master_name: must be one word", path);
+    if (reg->sentinel_username && !reg->sentinel_password)
+        return fail(err, errlen, "%s.password: required with a username", path);
+    return 0;
+}
+
 static int parse_region(json_t *r, size_t i, struct config_region *reg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "priority", "nodes", NULL};
+    static const char *const keys[] = {"name", "priority", "nodes", "sentinel", NULL};
     char path[64];
     snprintf(path, sizeof(path), "regions[%zu]", i);
 
@@ -121,25 +171,18 @@ static int parse_region(json_t *r, size_t i, struct config_region *reg, char *er
     reg->priority = 0;
     if (get_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen)) return -1;
 
+    json_t *sentinel = json_object_get(r, "sentinel");
+    if (sentinel && !json_is_null(sentinel) && parse_sentinel(sentinel, path, reg, err, errlen))
+        return -1;
+    /* With Sentinel, the nodes are discovered; listed ones are probed from the start. */
     json_t *nodes = json_object_get(r, "nodes");
-    if (!json_is_array(nodes) || json_array_size(nodes) == 0)
-        return fail(err, errlen, "%s.nodes: expected a non-empty array of \"host:port\"", path);
-    reg->nnodes = json_array_size(nodes);
-    reg->nodes = calloc(reg->nnodes, sizeof(*reg->nodes));
-    if (!reg->nodes) return fail(err, errlen, "out of memory");
-    for (size_t j = 0; j < reg->nnodes; j++) {
-        json_t *n = json_array_get(nodes, j);
-        char why[128];
-        if (!json_is_string(n))
-            return fail(err, errlen, "%s.nodes[%zu]: expected a \"host:port\" string", path, j);
-        if (config_parse_addr(json_string_value(n), &reg->nodes[j], why, sizeof(why)))
-            return fail(err, errlen, "%s.nodes[%zu]: %s", path, j, why);
-        for (size_t k = 0; k < j; k++)
-            if (strcmp(reg->nodes[k].host, reg->nodes[j].host) == 0 &&
-                reg->nodes[k].port == reg->nodes[j].port)
-                return fail(err, errlen, "%s.nodes[%zu]: duplicate of nodes[%zu]", path, j, k);
-    }
-    return 0;
+    char npath[80];
+    snprintf(npath, sizeof(npath), "%s.nodes", path);
+    if (!nodes && reg->nsentinels) return 0;
+    if (!json_is_array(nodes) || (json_array_size(nodes) == 0 && !reg->nsentinels))
+        return fail(err, errlen, "%s: expected a non-empty array of \"host:port\"%s", npath,
+                    " (or a \"sentinel\" object in the region)");
+    return parse_addr_list(nodes, npath, &reg->nodes, &reg->nnodes, err, errlen);
 }
 
 static int parse_regions(json_t *root, struct config *cfg, char *err, size_t errlen)
@@ -157,6 +200,18 @@ static int parse_regions(json_t *root, struct config *cfg, char *err, size_t err
         for (size_t k = 0; k < i; k++)
             if (strcmp(cfg->regions[k].name, cfg->regions[i].name) == 0)
                 return fail(err, errlen, "regions[%zu].name: duplicate of regions[%zu]", i, k);
+    }
+    /* Regions are parts of one replication group: their Sentinels watch one master. */
+    const struct config_region *first = NULL;
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct config_region *r = &cfg->regions[i];
+        if (!r->master_name) continue;
+        if (first && strcmp(first->master_name, r->master_name) != 0)
+            return fail(err, errlen,
+                        "regions[%zu].sentinel.master_name: \"%s\" differs from \"%s\" "
+                        "elsewhere; respgate follows one master",
+                        i, r->master_name, first->master_name);
+        if (!first) first = r;
     }
     return 0;
 }
@@ -291,7 +346,8 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     static const char *const keys[] = {
         "listen",  "threads",  "log",           "shutdown_timeout_ms",
         "regions", "upstream", "limits",        "probe_interval_ms",
-        "routing", "auth",     "deny_commands", NULL};
+        "routing", "auth",     "deny_commands", "failover",
+        NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
@@ -366,6 +422,19 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         cfg->limits.max_wait_ms = (int)v;
     }
 
+    static const char *const failover_keys[] = {"hold_ms", "max_held_requests", NULL};
+    if (get_object(root, "", "failover", &obj, err, errlen)) return -1;
+    if (obj) {
+        if (check_keys(obj, "failover", failover_keys, err, errlen)) return -1;
+        v = cfg->failover.hold_ms;
+        if (get_int(obj, "failover", "hold_ms", 0, 600000, &v, err, errlen)) return -1;
+        cfg->failover.hold_ms = (int)v;
+        v = cfg->failover.max_held_requests;
+        if (get_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen))
+            return -1;
+        cfg->failover.max_held_requests = (int)v;
+    }
+
     return parse_regions(root, cfg, err, errlen);
 }
 
@@ -388,6 +457,8 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_query_buffer_bytes = 1LL << 30; /* Redis' client-query-buffer-limit */
     cfg->limits.max_pending_per_client = 1024;
     cfg->limits.max_wait_ms = 1000;
+    cfg->failover.hold_ms = 15000;
+    cfg->failover.max_held_requests = 100000;
 }
 
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */
@@ -429,6 +500,10 @@ void config_destroy(struct config **cfgp)
     for (size_t i = 0; i < cfg->nregions; i++) {
         free(cfg->regions[i].name);
         free(cfg->regions[i].nodes);
+        free(cfg->regions[i].sentinels);
+        free(cfg->regions[i].master_name);
+        free(cfg->regions[i].sentinel_username);
+        free(cfg->regions[i].sentinel_password);
     }
     free(cfg->regions);
     for (size_t i = 0; i < cfg->ndeny; i++)

@@ -17,7 +17,11 @@ struct config_region {
     char *name;
     long long priority; /* lower is preferred */
     size_t nnodes;
-    struct config_addr *nodes; /* nodes[0] is the upstream for now */
+    struct config_addr *nodes; /* probed from the start; may be empty with Sentinel */
+    size_t nsentinels;         /* 0: no Sentinel for this region */
+    struct config_addr *sentinels;
+    char *master_name; /* the name Sentinel monitors; the same in every region */
+    char *sentinel_username, *sentinel_password;
 };
 
 struct config_user {
@@ -58,6 +62,10 @@ struct config {
         int max_pending_per_client;
         int max_wait_ms; /* WAIT/WAITAOF block a shared connection at most this long */
     } limits;
+    struct {
+        int hold_ms;           /* requests wait this long for a writable master */
+        int max_held_requests; /* beyond this many waiting, fail at once */
+    } failover;
 };
 
 /* Returns a new config, or NULL with a message in err. */

@@ -40,6 +40,7 @@ struct req {
                               read-your-writes horizon */
     const char *instead;   /* a reply to give the client in place of the upstream's */
     int auth;              /* respgate's own AUTH on a new connection: no client waits */
+    int role;              /* respgate's own ROLE, to verify the node is a master */
     struct evbuffer *copy; /* a read to a replica, kept to retry it once elsewhere */
     int node;              /* where it was sent */
 };
@@ -69,33 +70,32 @@ struct upconn {
     struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
     int got_data;  /* pinned: bytes were relayed to the client */
+    int verified;  /* ROLE said master on this connection since the master last changed */
+    int role_pending; /* a ROLE is in flight */
     int nwaiting;  /* clients paused until this connection's output drains */
     char err[96];  /* a connect error seen before any callback could run */
     char why[400]; /* the last failure, for error replies */
 };
 
-/* A configured node's address, resolved once at startup. */
-struct node_addr {
-    struct sockaddr_storage sa;
-    socklen_t len;
-    char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
-};
+struct probe;
 
 /* Shared by all workers; set up before they start, read-only after (but nclients). */
 struct shared {
     atomic_int nclients;
     atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
-    size_t nnodes;
-    struct node_addr *nodes; /* in topology order */
+    struct probe *probe;          /* told when a node contradicts the topology */
     struct route_policy policy;
     /* Per command-table row: 1 refused (deny_commands), 2 a container with refused
      * subcommands; built once at startup. Unknown names are checked by name. */
     unsigned char *denied;
 };
 
-/* A worker's connections to one node. */
+/* A worker's connections to one node; set up when a topology first lists it. */
 struct pool {
-    struct upconn *conns; /* cfg->upstream.connections_per_node of them */
+    struct sockaddr_storage sa; /* the node's address, as the control thread resolved it */
+    socklen_t salen;
+    char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
+    struct upconn *conns; /* cfg->upstream.connections_per_node of them; NULL until used */
     int n;
     unsigned next;             /* round-robin */
     TAILQ_HEAD(, upconn) idle; /* clean pinned connections kept for the next session */
@@ -109,8 +109,11 @@ struct worker {
     const struct config *cfg;
     struct shared *shared;
     struct evconnlistener *listener;
-    struct pool *pools;    /* one per node, in topology order */
+    struct pool *pools;    /* TOPO_MAX_NODES, by topology index */
     unsigned *outstanding; /* requests in flight to node i from this worker */
+    TAILQ_HEAD(, client) held; /* waiting for a writable master, in the order they came */
+    int nheld;
+    struct event *hold_timer; /* runs while anything is held: expires the overdue */
     struct topology *topo; /* the newest snapshot; NULL until the first */
     unsigned rr;           /* round-robin cursor for reads */
     unsigned long long next_conn_id;
@@ -145,6 +148,11 @@ void client_pin_lost(struct client *c, const char *why);
 /* Output room came back on u: resume clients that waited for it. */
 void client_upstream_drained(struct upconn *u);
 void client_start_drain(struct worker *w);
+/* A writable master may be there now: held clients try again, in order. */
+void client_release_held(struct worker *w);
+/* The master moved away from node old: sessions pinned there end (their next command
+ * runs on the new master); a write there now would be lost. */
+void client_master_moved(struct worker *w, int old);
 void client_close_all(struct worker *w);
 
 /* upstream.c */
@@ -153,6 +161,13 @@ void upstream_pool_deinit(struct worker *w);
 /* A shared connection to node for a client whose current one (may be NULL) is down
  * or to another node; NULL if the node has no usable connection. */
 struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
+/* Like upstream_pick, for the master: only a connection that is up and whose ROLE
+ * said master since the master last changed. NULL: hold the request. */
+struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current);
+/* A new topology (old may be NULL): pools for new nodes, and after a master change,
+ * every connection is verified again before it carries a write. */
+void upstream_topology_changed(struct worker *w, const struct topology *old,
+                               const struct topology *t);
 /* A connection of its own to node for owner: a clean idle one if there is one (not
  * for a tunnel), else a new one. */
 struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel);
@@ -162,7 +177,11 @@ void upstream_pin_put(struct upconn **u);
 void upstream_node_lost(struct worker *w, int node);
 /* Why node's connections are down, for error replies. */
 const char *upstream_why(struct worker *w, int node);
+const char *upstream_node_name(struct worker *w, int node);
 void upstream_pin_destroy(struct upconn **u);
+/* Ends a pinned or tunnel connection as if it had dropped: its client's session
+ * ends and what is in flight on it gets an error naming why. */
+void upstream_pin_abort(struct upconn *u, const char *why);
 /* Appends a request of len bytes taken from src (or copied from data when src is NULL)
  * and, for a shared connection, queues r for its reply. -1 if u has no socket. */
 int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,

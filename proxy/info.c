@@ -29,6 +29,36 @@ static int equals(const char *v, size_t n, const char *s)
     return n == strlen(s) && memcmp(v, s, n) == 0;
 }
 
+/* "slaveN:ip=10.0.0.2,port=6380,state=online,offset=...,lag=0": the address, if the
+ * replica is online (one still syncing has nothing to serve). */
+static void parse_replica(const char *v, size_t n, struct info_replication *out)
+{
+    char ip[CONFIG_HOST_MAX] = "";
+    long long port = 0;
+    int online = 0;
+    for (const char *p = v, *end = v + n; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p)), *eq;
+        size_t fn = (size_t)((comma ? comma : end) - p);
+        if ((eq = memchr(p, '=', fn))) {
+            size_t kn = (size_t)(eq - p), vn = fn - kn - 1;
+            if (kn == 2 && memcmp(p, "ip", 2) == 0 && vn < sizeof(ip)) {
+                memcpy(ip, eq + 1, vn);
+                ip[vn] = '\0';
+            } else if (kn == 4 && memcmp(p, "port", 4) == 0) {
+                if (parse_ll(eq + 1, vn, &port)) port = 0;
+            } else if (kn == 5 && memcmp(p, "state", 5) == 0) {
+                online = equals(eq + 1, vn, "online");
+            }
+        }
+        p = comma ? comma + 1 : end;
+    }
+    if (!ip[0] || port < 1 || port > 65535 || !online || out->nreplicas >= INFO_REPLICAS_MAX)
+        return;
+    struct config_addr *a = &out->replicas[out->nreplicas++];
+    memcpy(a->host, ip, sizeof(ip));
+    a->port = (int)port;
+}
+
 int info_parse(const char *text, size_t len, struct info_replication *out)
 {
     long long master_offset = -1, replica_offset = -1, port = 0;
@@ -64,6 +94,10 @@ int info_parse(const char *text, size_t len, struct info_replication *out)
             if (parse_ll(v, vn, &master_offset)) return -1;
         } else if (field_is(line, n, "slave_repl_offset", &v, &vn)) {
             if (parse_ll(v, vn, &replica_offset)) return -1;
+        } else if (n > 6 && memcmp(line, "slave", 5) == 0 && line[5] >= '0' && line[5] <= '9' &&
+                   (v = memchr(line, ':', n))) {
+            v++;
+            parse_replica(v, (size_t)(line + n - v), out);
         }
     }
     if (!have_role) return -1;

@@ -1,11 +1,13 @@
 /* info: reads what the control plane needs from an INFO reply (sections
- * replication and persistence): role, link state and replication offset. Pure. */
+ * replication and persistence): role, link state, replication offset and a master's replicas. Pure. */
 #ifndef RG_INFO_H
 #define RG_INFO_H
 
 #include <stddef.h>
 
 #include "topology.h"
+
+#define INFO_REPLICAS_MAX 32 /* more are ignored */
 
 struct info_replication {
     enum topo_role role;
@@ -14,6 +16,8 @@ struct info_replication {
     int loading;               /* loading:1 (a dataset is being loaded) */
     long long offset;          /* master_repl_offset on a master, slave_repl_offset on a replica */
     struct config_addr master; /* replica: master_host and master_port */
+    size_t nreplicas;          /* master: the replicas it lists (slaveN:ip=...,port=...) */
+    struct config_addr replicas[INFO_REPLICAS_MAX];
 };
 
 /* Returns 0, or -1 if the text has no role line or a malformed field. */

@@ -5,6 +5,7 @@
 #include "command.h"
 #include "info.h"
 #include "log.h"
+#include "sentinel.h"
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -21,16 +22,19 @@
 
 #define PROBE_STALL_FACTOR 1.5 /* intervals without an answer: unreachable */
 #define PROBE_RESET_FACTOR 10  /* intervals without an answer: reconnect */
+#define LISTED_NS (5LL * 1000000000) /* a discovered node no source lists is dropped after */
 
 struct probe_node {
     struct probe *p;
     size_t index;
     struct config_addr addr;
     char numeric[INET6_ADDRSTRLEN]; /* the address resolved once, to match INFO's master_host */
-    int region;
+    int configured;  /* from the config file: always part of the set */
+    int64_t seen_ns; /* discovered: when Sentinel or the master last listed it */
     redisAsyncContext *ac;
     int64_t sent_ns; /* when the INFO in flight was sent; 0: none in flight */
     int answered;    /* has answered (or failed) at least once */
+    int redialed;    /* reconnected once after a drop, before calling it unreachable */
     struct topo_node state;
     char err[128];
 };
@@ -40,11 +44,14 @@ struct probe {
     struct event_base *base;
     struct event *tick;
     struct event *stop_ev;
+    struct event *poke_ev; /* a worker saw a node contradict the topology */
     pthread_t thread;
     size_t nnodes;
-    struct probe_node *nodes;
+    struct probe_node *nodes; /* TOPO_MAX_NODES of them; the first nnodes in use */
+    struct sentinel *sentinel; /* NULL without Sentinel in the config */
     uint64_t generation;
-    int master; /* index chosen in the last snapshot */
+    int master;    /* index chosen in the last snapshot */
+    int reference; /* the last master there was */
     probe_publish_fn publish;
     void *arg;
     pthread_mutex_t lock; /* guards first and first_ready only */
@@ -63,7 +70,7 @@ static const char *role_name(enum topo_role r)
     return r == TOPO_MASTER ? "master" : r == TOPO_REPLICA ? "replica" : "unknown";
 }
 
-/* The configured node a replica's master_host:master_port names, or -1. */
+/* The node an address names (by name or resolved address), or -1. */
 static int node_index(struct probe *p, const struct config_addr *a)
 {
     for (size_t i = 0; i < p->nnodes; i++) {
@@ -74,6 +81,51 @@ static int node_index(struct probe *p, const struct config_addr *a)
     }
     return -1;
 }
+
+/* Resolves the address once: workers connect to the result, INFO matches by it. */
+static void resolve_node(struct probe_node *n)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", n->addr.port);
+    snprintf(n->state.name, sizeof(n->state.name), "%s:%d", n->addr.host, n->addr.port);
+    if (getaddrinfo(n->addr.host, port, &hints, &ai) != 0) return;
+    getnameinfo(ai->ai_addr, ai->ai_addrlen, n->numeric, sizeof(n->numeric), NULL, 0,
+                NI_NUMERICHOST);
+    if (ai->ai_addrlen <= sizeof(n->state.sa)) {
+        memcpy(&n->state.sa, ai->ai_addr, ai->ai_addrlen);
+        n->state.salen = ai->ai_addrlen;
+    }
+    freeaddrinfo(ai);
+}
+
+/* The node for an address, added if new (and there is room). -1 if not. */
+static int node_add(struct probe *p, const struct config_addr *a, int region, int configured)
+{
+    int i = node_index(p, a);
+    if (i >= 0) return i;
+    if (p->nnodes >= TOPO_MAX_NODES) {
+        static int warned;
+        if (!warned++)
+            log_error("more than %d nodes: %s:%d and later ones are not followed", TOPO_MAX_NODES,
+                      a->host, a->port);
+        return -1;
+    }
+    struct probe_node *n = &p->nodes[p->nnodes];
+    memset(n, 0, sizeof(*n));
+    n->p = p;
+    n->index = p->nnodes;
+    n->addr = *a;
+    n->configured = configured;
+    n->state.addr = *a;
+    n->state.region = region;
+    n->state.follows = -1;
+    resolve_node(n);
+    if (!configured) log_info("node %s:%d discovered", a->host, a->port);
+    return (int)p->nnodes++;
+}
+
+static void probe_node_now(struct probe_node *n);
 
 /* The writable master: the node that last said it is master, even if it is slow
  * to answer now (busy is not dead: Sentinel decides that). With several (a
@@ -95,17 +147,82 @@ static int choose_master(const struct topology *t)
     return best;
 }
 
+/* With Sentinel, the master is the one it names (the highest config epoch, fenced
+ * from the moment a failover selects a replica), and only once that node itself
+ * reports role master: a Sentinel may name a node not promoted yet, or one that
+ * was demoted since. Never a node Sentinel does not name, whatever it says. */
+static int sentinel_master(struct probe *p, const struct topology *t, const char **why)
+{
+    const struct sentinel_view *v = sentinel_view(p->sentinel);
+    if (!v->known) {
+        *why = "no Sentinel has named a master yet";
+        return -1;
+    }
+    int i = node_index(p, v->promoting ? &v->promoted : &v->master);
+    if (v->promoting && (i < 0 || t->nodes[i].role != TOPO_MASTER || !t->nodes[i].reachable)) {
+        *why = "failing over: Sentinel is promoting a replica, the old master is fenced";
+        return -1;
+    }
+    if (i < 0 || t->nodes[i].role != TOPO_MASTER) {
+        *why = "the master Sentinel names does not report role master (yet)";
+        sentinel_refresh(p->sentinel);
+        return -1;
+    }
+    return i;
+}
+
+/* Which nodes are part of the set now: configured ones, and discovered ones that
+ * Sentinel or the master listed lately. Nodes no longer listed are not probed. */
+static void update_listed(struct probe *p)
+{
+    int64_t now = topo_now_ns();
+    if (p->sentinel) {
+        const struct sentinel_view *v = sentinel_view(p->sentinel);
+        int region = 0;
+        for (size_t r = 0; r < p->cfg->nregions; r++)
+            if (p->cfg->regions[r].nsentinels) {
+                region = (int)r;
+                break;
+            }
+        int i;
+        if (v->known && (i = node_add(p, &v->master, region, 0)) >= 0) p->nodes[i].seen_ns = now;
+        if (v->promoting && (i = node_add(p, &v->promoted, region, 0)) >= 0)
+            p->nodes[i].seen_ns = now;
+        for (size_t k = 0; k < v->nreplicas; k++)
+            if ((i = node_add(p, &v->replicas[k], region, 0)) >= 0) p->nodes[i].seen_ns = now;
+    }
+    for (size_t i = 0; i < p->nnodes; i++) {
+        struct probe_node *n = &p->nodes[i];
+        int listed = n->configured || now - n->seen_ns < LISTED_NS;
+        if (listed != n->state.listed)
+            log_info("node %s:%d %s", n->addr.host, n->addr.port,
+                     listed ? "joins the set" : "is no longer listed; not following it");
+        n->state.listed = listed;
+    }
+}
+
 static void fetch_commands(struct probe *p, int master);
 
 static void publish(struct probe *p)
 {
+    update_listed(p);
     struct topology *t = topo_create(p->nnodes);
     if (!t) return;
     t->generation = ++p->generation;
     t->commands = cmd_overlay_acquire(p->commands);
     for (size_t i = 0; i < p->nnodes; i++)
         t->nodes[i] = p->nodes[i].state;
-    t->master = choose_master(t);
+    const char *why = "no reachable node reports role master";
+    const struct sentinel_view *v = p->sentinel ? sentinel_view(p->sentinel) : NULL;
+    if (v && (v->known || v->nreachable))
+        t->master = sentinel_master(p, t, &why);
+    else if (v && !v->known)
+        why = "no Sentinel answers and none has named a master";
+    else
+        t->master = choose_master(t);
+    if (t->master >= 0) p->reference = t->master;
+    t->reference = p->reference;
+    t->why_no_master = t->master < 0 ? why : NULL;
 
     if (log_enabled(LOG_DEBUG))
         for (size_t i = 0; i < t->nnodes; i++)
@@ -116,11 +233,10 @@ static void publish(struct probe *p)
                       t->nodes[i].link_up, t->nodes[i].offset, topo_lag(t, i));
     if (t->master != p->master) {
         if (t->master >= 0)
-            log_info("master is now %s:%d (was %s)", t->nodes[t->master].addr.host,
-                     t->nodes[t->master].addr.port,
-                     p->master >= 0 ? p->nodes[p->master].addr.host : "none");
+            log_warn("master is now %s (was %s)", t->nodes[t->master].name,
+                     p->master >= 0 ? p->nodes[p->master].state.name : "none");
         else
-            log_warn("no writable master: no reachable node reports role master");
+            log_warn("no writable master: %s", why);
         p->master = t->master;
         p->commands_at = 0; /* the new master may know other commands */
     }
@@ -129,9 +245,9 @@ static void publish(struct probe *p)
         fetch_commands(p, t->master);
 
     pthread_mutex_lock(&p->lock);
-    int all = 1;
+    int all = !p->sentinel || p->master >= 0;
     for (size_t i = 0; i < p->nnodes; i++)
-        all &= p->nodes[i].answered;
+        all &= p->nodes[i].answered || !p->nodes[i].state.listed;
     if (all && !p->first_ready) {
         p->first = topo_acquire(t);
         p->first_ready = 1;
@@ -250,7 +366,18 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
         s->follows = info.role == TOPO_REPLICA ? node_index(n->p, &info.master) : -1;
         s->probed_ns = sent;
         n->answered = 1;
+        n->redialed = 0;
         n->err[0] = '\0';
+        /* The master's own replica list: a replica added shows here well before
+         * Sentinel, which reads a master's INFO every ten seconds, lists it. */
+        struct probe *p = n->p;
+        for (size_t k = 0; (int)n->index == p->master && k < info.nreplicas; k++) {
+            size_t before = p->nnodes;
+            int i = node_add(p, &info.replicas[k], s->region, 0);
+            if (i < 0) continue;
+            p->nodes[i].seen_ns = topo_now_ns();
+            if (p->nnodes > before) probe_node_now(&p->nodes[i]);
+        }
     }
     publish(n->p);
 }
@@ -271,10 +398,16 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     struct probe_node *n = ac->data;
     n->ac = NULL;
     n->sent_ns = 0;
-    if (status != REDIS_OK) {
-        set_unreachable(n, ac->errstr);
-        publish(n->p);
+    if (status == REDIS_OK) return;
+    /* Sentinel kills the client connections of every node it reconfigures: one drop
+     * is not an outage. Ask again at once; a node that is gone refuses the connect. */
+    if (n->state.reachable && !n->redialed) {
+        n->redialed = 1;
+        probe_node_now(n);
+        return;
     }
+    set_unreachable(n, ac->errstr);
+    publish(n->p);
 }
 
 static void node_connect(struct probe_node *n)
@@ -302,6 +435,15 @@ static void node_connect(struct probe_node *n)
         redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s", cfg->upstream.password);
 }
 
+/* Sends INFO now, connecting first if needed (nothing if one is in flight). */
+static void probe_node_now(struct probe_node *n)
+{
+    if (n->sent_ns) return;
+    if (!n->ac) node_connect(n);
+    if (n->ac && redisAsyncCommand(n->ac, on_info, n, "INFO replication persistence") == REDIS_OK)
+        n->sent_ns = topo_now_ns();
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -311,6 +453,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     for (size_t i = 0; i < p->nnodes; i++) {
         struct probe_node *n = &p->nodes[i];
+        if (!n->state.listed && n->answered) { /* no longer part of the set */
+            if (n->ac) redisAsyncDisconnect(n->ac);
+            n->state.reachable = 0;
+            continue;
+        }
         if (n->sent_ns) { /* the last INFO is still unanswered */
             int64_t waited = now - n->sent_ns;
             if (waited > (int64_t)(interval * PROBE_STALL_FACTOR) && n->state.reachable) {
@@ -323,11 +470,36 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             }
             continue;
         }
-        if (!n->ac) node_connect(n);
-        if (!n->ac) continue;
-        if (redisAsyncCommand(n->ac, on_info, n, "INFO replication persistence") == REDIS_OK)
-            n->sent_ns = now;
+        probe_node_now(n);
     }
+}
+
+/* A worker saw a node answer against the topology (READONLY, ROLE): look again now. */
+static void on_poke(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct probe *p = arg;
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].state.listed) probe_node_now(&p->nodes[i]);
+    if (p->sentinel) sentinel_refresh(p->sentinel);
+}
+
+void probe_refresh(struct probe *p)
+{
+    if (p) event_active(p->poke_ev, 0, 0); /* the probe base locks: any thread may call */
+}
+
+/* Sentinel's view moved: new nodes are probed at once, and routing follows. */
+static void on_sentinel(void *arg, const char *why)
+{
+    struct probe *p = arg;
+    size_t before = p->nnodes;
+    log_debug("sentinel view changed (%s)", why);
+    update_listed(p);
+    for (size_t i = before; i < p->nnodes; i++)
+        probe_node_now(&p->nodes[i]);
+    publish(p);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -341,8 +513,10 @@ static void *probe_main(void *arg)
 {
     struct probe *p = arg;
     log_set_thread_name("probe");
+    p->sentinel = sentinel_create(p->base, p->cfg, on_sentinel, p);
     on_tick(-1, 0, p);
     event_base_dispatch(p->base);
+    sentinel_destroy(&p->sentinel);
     for (size_t i = 0; i < p->nnodes; i++)
         if (p->nodes[i].ac) {
             p->nodes[i].ac->data = &p->nodes[i];
@@ -351,19 +525,11 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
-static void resolve_numeric(struct probe_node *n)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(n->addr.host, NULL, &hints, &ai) != 0) return;
-    getnameinfo(ai->ai_addr, ai->ai_addrlen, n->numeric, sizeof(n->numeric), NULL, 0,
-                NI_NUMERICHOST);
-    freeaddrinfo(ai);
-}
-
 static void probe_free(struct probe *p)
 {
     if (p->tick) event_free(p->tick);
     if (p->stop_ev) event_free(p->stop_ev);
+    if (p->poke_ev) event_free(p->poke_ev);
     if (p->base) event_base_free(p->base);
     topo_release(&p->first);
     cmd_overlay_release(&p->commands);
@@ -386,32 +552,23 @@ struct probe *probe_start(const struct config *cfg, probe_publish_fn publish_fn,
     p->cfg = cfg;
     p->publish = publish_fn;
     p->arg = arg;
-    p->master = -1;
-    for (size_t r = 0; r < cfg->nregions; r++)
-        p->nnodes += cfg->regions[r].nnodes;
-    p->nodes = calloc(p->nnodes, sizeof(*p->nodes));
+    p->master = p->reference = -1;
+    p->nodes = calloc(TOPO_MAX_NODES, sizeof(*p->nodes));
     p->base = event_base_new();
     if (!p->nodes || !p->base) {
         snprintf(err, errlen, "out of memory");
         probe_free(p);
         return NULL;
     }
-    size_t i = 0;
     for (size_t r = 0; r < cfg->nregions; r++)
-        for (size_t k = 0; k < cfg->regions[r].nnodes; k++, i++) {
-            struct probe_node *n = &p->nodes[i];
-            n->p = p;
-            n->index = i;
-            n->addr = cfg->regions[r].nodes[k];
-            n->state.addr = n->addr;
-            n->state.region = (int)r;
-            n->state.follows = -1;
-            resolve_numeric(n);
-        }
+        for (size_t k = 0; k < cfg->regions[r].nnodes; k++)
+            node_add(p, &cfg->regions[r].nodes[k], (int)r, 1);
+    update_listed(p);
     struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
     p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
     p->stop_ev = event_new(p->base, -1, 0, on_stop, p);
-    if (!p->tick || !p->stop_ev || event_add(p->tick, &tv) < 0 ||
+    p->poke_ev = event_new(p->base, -1, 0, on_poke, p);
+    if (!p->tick || !p->stop_ev || !p->poke_ev || event_add(p->tick, &tv) < 0 ||
         pthread_create(&p->thread, NULL, probe_main, p)) {
         snprintf(err, errlen, "cannot start the probe thread");
         probe_free(p);

@@ -25,7 +25,10 @@ static int eligible(const struct topology *t, const struct route_policy *p,
                     const struct route_horizon *h, size_t i, long long *lag)
 {
     const struct topo_node *n = &t->nodes[i];
-    if (!n->reachable || !n->link_up) return 0;
+    if (!n->listed || !n->reachable) return 0;
+    /* A replica whose master is gone has a down link, and everything up to the crash:
+     * it keeps serving reads (within max_lag_bytes) while Sentinel elects another. */
+    if (!n->link_up && t->nodes[t->reference].reachable) return 0;
     *lag = topo_lag(t, i);
     if (*lag < 0 || *lag > p->max_lag_bytes) return 0;
     if (h && h->offset > n->offset) return 0;

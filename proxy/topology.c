@@ -11,6 +11,7 @@ struct topology *topo_create(size_t nnodes)
     if (!t) return NULL;
     atomic_init(&t->refs, 1);
     t->master = -1;
+    t->reference = -1;
     t->nnodes = nnodes;
     return t;
 }
@@ -33,9 +34,9 @@ void topo_release(struct topology **tp)
 
 long long topo_lag(const struct topology *t, size_t i)
 {
-    if (t->master < 0 || i >= t->nnodes) return -1;
-    const struct topo_node *m = &t->nodes[t->master], *n = &t->nodes[i];
-    if (n->role != TOPO_REPLICA || n->follows != t->master) return -1;
+    if (t->reference < 0 || i >= t->nnodes) return -1;
+    const struct topo_node *m = &t->nodes[t->reference], *n = &t->nodes[i];
+    if (n->role != TOPO_REPLICA || n->follows != t->reference) return -1;
     long long lag = m->offset - n->offset;
     return lag < 0 ? 0 : lag;
 }

@@ -8,14 +8,24 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "config.h"
 
 enum topo_role { TOPO_UNKNOWN = 0, TOPO_MASTER, TOPO_REPLICA };
 
+/* Nodes are configured or discovered (from Sentinel, or a master's replica list);
+ * a node keeps its index for the life of the process, so this bounds how many
+ * distinct addresses respgate will ever follow. */
+#define TOPO_MAX_NODES 64
+
 struct topo_node {
     struct config_addr addr;
-    int region; /* index into the config's regions */
+    char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
+    struct sockaddr_storage sa;     /* resolved by the control thread */
+    socklen_t salen;                /* 0: the address did not resolve */
+    int region;                     /* index into the config's regions */
+    int listed; /* part of the set now: configured, or listed by Sentinel or the master */
     enum topo_role role;
     int reachable;     /* answered the last probe in time */
     int link_up;       /* replica: link to its master up, not syncing, not loading */
@@ -30,9 +40,11 @@ struct topology {
     atomic_int refs;
     struct cmd_overlay *commands; /* the master's commands the built-in table lacks */
     uint64_t generation;
-    int master; /* index of the writable master, -1 if none is known */
+    int master;    /* index of the writable master; -1 while none is (unknown, failing over) */
+    int reference; /* the master replicas are measured against: master, or the last one */
+    const char *why_no_master; /* with master -1: a static string saying why */
     size_t nnodes;
-    struct topo_node nodes[]; /* same order as the config lists them, every time */
+    struct topo_node nodes[]; /* configured ones first; an index never changes meaning */
 };
 
 struct topology *topo_create(size_t nnodes);
@@ -42,7 +54,7 @@ void topo_release(struct topology **t);
 /* CLOCK_MONOTONIC in nanoseconds: the clock probes and read-your-writes share. */
 int64_t topo_now_ns(void);
 
-/* Bytes node i is behind the master, or -1 if it is not a replica of the master. */
+/* Bytes node i is behind the reference master, or -1 if it is not its replica. */
 long long topo_lag(const struct topology *t, size_t i);
 
 #endif

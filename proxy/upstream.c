@@ -6,6 +6,7 @@
 #include "dataplane.h"
 #include "frame.h"
 #include "log.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,7 +30,7 @@ static int is_pinned(const struct upconn *u)
 
 static const char *node_name(const struct upconn *u)
 {
-    return u->w->shared->nodes[u->node].name;
+    return u->w->pools[u->node].name;
 }
 
 /* r leaves u's in-flight queue. */
@@ -65,6 +66,7 @@ static void up_failed(struct upconn *u, const char *why)
     sock_destroy(&u->sock);
     evtimer_del(u->timer);
     u->state = UP_DOWN;
+    u->verified = u->role_pending = 0;
     resp_reset(&u->rp);
     u->scanned = 0;
 
@@ -125,6 +127,29 @@ static int auth_refused(struct upconn *u, struct req *r, struct evbuffer *in, si
     return 1;
 }
 
+/* The reply to respgate's ROLE. Writes go only over connections where it said
+ * master since the master last changed; a node the topology calls master that says
+ * otherwise makes the control thread look again at once. */
+static void role_answered(struct upconn *u, struct req *r, struct evbuffer *in, size_t len)
+{
+    static const char master[] = "*3\r\n$6\r\nmaster\r\n";
+    char head[sizeof(master) - 1];
+    struct worker *w = u->w;
+    u->verified = len > sizeof(head) && evbuffer_copyout(in, head, sizeof(head)) == sizeof(head) &&
+                  memcmp(head, master, sizeof(head)) == 0;
+    u->role_pending = 0;
+    evbuffer_drain(in, len);
+    worker_req_put(w, r);
+    if (!w->topo || w->topo->master != u->node) return;
+    if (u->verified) {
+        client_release_held(w);
+    } else {
+        log_warn("upstream %s: ROLE says it is not a master; holding writes and looking again",
+                 node_name(u));
+        probe_refresh(w->shared->probe);
+    }
+}
+
 static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
@@ -171,6 +196,10 @@ static void up_readcb(void *arg)
             if (auth_refused(u, r, in, len)) return;
             continue;
         }
+        if (r->role) {
+            role_answered(u, r, in, len);
+            continue;
+        }
         client_deliver(u->w, r, in, len);
     }
 }
@@ -214,6 +243,25 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
         up_connect(u);
 }
 
+/* A request of respgate's own on u: its reply is consumed here, no client waits. */
+static struct req *own_request(struct upconn *u)
+{
+    struct req *r = worker_req_get(u->w);
+    r->up = u;
+    TAILQ_INSERT_TAIL(&u->inflight, r, uq);
+    u->w->outstanding[u->node]++;
+    return r;
+}
+
+static void send_role(struct upconn *u)
+{
+    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
+    evbuffer_add(sock_output(u->sock), role, sizeof(role) - 1);
+    own_request(u)->role = 1;
+    u->role_pending = 1;
+    sock_flush(u->sock);
+}
+
 /* AUTH goes first on every connection; its reply is consumed here. */
 static void send_auth(struct upconn *u)
 {
@@ -223,30 +271,30 @@ static void send_auth(struct upconn *u)
     evbuffer_add_printf(out, "*%d\r\n$4\r\nAUTH\r\n", user ? 3 : 2);
     if (user) evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(user), user);
     evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(pass), pass);
-    struct req *r = worker_req_get(u->w);
-    r->auth = 1;
-    r->up = u;
-    TAILQ_INSERT_TAIL(&u->inflight, r, uq);
-    u->w->outstanding[u->node]++;
+    own_request(u)->auth = 1;
     sock_flush(u->sock);
 }
 
 static void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
-    const struct node_addr *a = &w->shared->nodes[u->node];
-    int err = 0;
+    const struct pool *p = &w->pools[u->node];
+    int err = EADDRNOTAVAIL;
 
     u->state = UP_CONNECTING;
     u->id = ++w->next_conn_id;
-    u->sock = sock_connect(w->io, (const struct sockaddr *)&a->sa, a->len, &up_handlers, u, &err);
+    u->sock = p->salen ? sock_connect(w->io, (const struct sockaddr *)&p->sa, p->salen,
+                                      &up_handlers, u, &err)
+                       : NULL;
     if (!u->sock) {
-        snprintf(u->err, sizeof(u->err), "connect: %s", strerror(err));
+        snprintf(u->err, sizeof(u->err), "connect: %s",
+                 p->salen ? strerror(err) : "the address did not resolve");
         arm_timer(u, 0); /* fail from the loop, not from inside our caller */
         return;
     }
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
     if (w->cfg->upstream.password) send_auth(u);
+    if (u->kind == UP_SHARED) send_role(u); /* pins are opened to a verified master only */
 }
 
 static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
@@ -281,26 +329,58 @@ static void up_deinit(struct upconn *u)
 
 int upstream_pool_init(struct worker *w)
 {
-    size_t nnodes = w->shared->nnodes;
-    int n = w->cfg->upstream.connections_per_node;
-    w->pools = calloc(nnodes, sizeof(*w->pools));
-    w->outstanding = calloc(nnodes, sizeof(*w->outstanding));
+    w->pools = calloc(TOPO_MAX_NODES, sizeof(*w->pools));
+    w->outstanding = calloc(TOPO_MAX_NODES, sizeof(*w->outstanding));
     if (!w->pools || !w->outstanding) return -1;
-    for (size_t i = 0; i < nnodes; i++) {
+    for (size_t i = 0; i < TOPO_MAX_NODES; i++)
+        TAILQ_INIT(&w->pools[i].idle);
+    return 0;
+}
+
+/* The first topology that lists a node opens the worker's connections to it. */
+static void pool_open(struct worker *w, int node, const struct topo_node *tn)
+{
+    struct pool *p = &w->pools[node];
+    int n = w->cfg->upstream.connections_per_node;
+    memcpy(&p->sa, &tn->sa, sizeof(p->sa));
+    p->salen = tn->salen;
+    snprintf(p->name, sizeof(p->name), "%s", tn->name);
+    if (!(p->conns = calloc((size_t)n, sizeof(*p->conns)))) return;
+    for (; p->n < n; p->n++) {
+        if (up_init(&p->conns[p->n], w, node, UP_SHARED, NULL)) break;
+        up_connect(&p->conns[p->n]);
+    }
+}
+
+void upstream_topology_changed(struct worker *w, const struct topology *old,
+                               const struct topology *t)
+{
+    for (size_t i = 0; i < t->nnodes; i++)
+        if (t->nodes[i].listed && !w->pools[i].conns) pool_open(w, (int)i, &t->nodes[i]);
+    int moved = !old || old->master != t->master;
+    for (size_t i = 0; i < t->nnodes; i++) {
         struct pool *p = &w->pools[i];
-        TAILQ_INIT(&p->idle);
-        if (!(p->conns = calloc((size_t)n, sizeof(*p->conns)))) return -1;
-        for (; p->n < n; p->n++) {
-            if (up_init(&p->conns[p->n], w, (int)i, UP_SHARED, NULL)) return -1;
-            up_connect(&p->conns[p->n]);
+        struct upconn *u;
+        /* Idle session connections may predate the change: a session starts fresh. */
+        while (moved && (u = TAILQ_FIRST(&p->idle))) {
+            TAILQ_REMOVE(&p->idle, u, idle_link);
+            p->nidle--;
+            upstream_pin_destroy(&u);
+        }
+        for (int k = 0; k < p->n; k++) {
+            u = &p->conns[k];
+            if ((int)i != t->master) {
+                if (moved) u->verified = 0;
+            } else if (u->state == UP_READY && !u->verified && !u->role_pending) {
+                send_role(u);
+            }
         }
     }
-    return 0;
 }
 
 void upstream_pool_deinit(struct worker *w)
 {
-    for (size_t i = 0; w->pools && i < w->shared->nnodes; i++) {
+    for (size_t i = 0; w->pools && i < TOPO_MAX_NODES; i++) {
         struct upconn *u;
         while ((u = TAILQ_FIRST(&w->pools[i].idle))) {
             TAILQ_REMOVE(&w->pools[i].idle, u, idle_link);
@@ -321,12 +401,25 @@ struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current)
     /* A connection with a socket is up or connecting; either takes requests. */
     if (current && current->node == node && current->sock) return current;
     struct pool *p = &w->pools[node];
+    if (!p->n) return NULL;
     /* Prefer one that is up; one still connecting answers within connect_timeout_ms. */
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < p->n; i++) {
             struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
             if (u->sock && (pass == 1 || u->state == UP_READY)) return u;
         }
+    }
+    return NULL;
+}
+
+struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current)
+{
+    if (current && current->node == node && current->state == UP_READY && current->verified)
+        return current;
+    struct pool *p = &w->pools[node];
+    for (int i = 0; i < p->n; i++) {
+        struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
+        if (u->state == UP_READY && u->verified) return u;
     }
     return NULL;
 }
@@ -343,7 +436,12 @@ void upstream_node_lost(struct worker *w, int node)
 
 const char *upstream_why(struct worker *w, int node)
 {
-    return w->pools[node].conns[0].why;
+    return w->pools[node].n ? w->pools[node].conns[0].why : "no connection to the node yet";
+}
+
+const char *upstream_node_name(struct worker *w, int node)
+{
+    return w->pools[node].name;
 }
 
 struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel)
@@ -379,6 +477,11 @@ void upstream_pin_put(struct upconn **up)
     sock_read(u->sock, 1); /* a client may have paused it */
     TAILQ_INSERT_TAIL(&p->idle, u, idle_link);
     p->nidle++;
+}
+
+void upstream_pin_abort(struct upconn *u, const char *why)
+{
+    up_failed(u, why);
 }
 
 void upstream_pin_destroy(struct upconn **up)

@@ -108,15 +108,21 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 /* A new snapshot: route with it from now on. A replica that stopped answering
  * (frozen, say) would hold the reads in flight to it forever: they end now. The
- * master is left alone: a busy master is not a dead one. */
+ * master is left alone: a busy master is not a dead one. When the master moves,
+ * sessions on the old one end, and every connection proves with ROLE that it
+ * reaches a master before it carries a write; held clients go once one has. */
 static void set_topology(struct worker *w, struct topology *t)
 {
     struct topology *old = w->topo;
     w->topo = t;
+    upstream_topology_changed(w, old, t);
     for (size_t i = 0; i < t->nnodes; i++)
-        if ((int)i != t->master && !t->nodes[i].reachable && (!old || old->nodes[i].reachable))
+        if ((int)i != t->master && !t->nodes[i].reachable &&
+            (!old || i >= old->nnodes || old->nodes[i].reachable))
             upstream_node_lost(w, (int)i);
+    if (old && old->master >= 0 && old->master != t->master) client_master_moved(w, old->master);
     topo_release(&old);
+    if (w->nheld) client_release_held(w);
 }
 
 static void control_cb(evutil_socket_t fd, short what, void *arg)
@@ -187,6 +193,7 @@ static void worker_deinit(struct worker *w)
     if (w->listener) evconnlistener_free(w->listener);
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
+    if (w->hold_timer) event_free(w->hold_timer);
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     struct control_msg m;
@@ -213,6 +220,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->running = running;
     w->ctl_fd[0] = w->ctl_fd[1] = -1;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->held);
 
     /* Only this thread touches its base: no locking inside libevent either. */
     struct event_config *ec = event_config_new();
@@ -284,35 +292,22 @@ static struct worker_group *group_free(struct worker_group *g)
         worker_deinit(&g->workers[i]);
     free(g->workers);
     free(g->threads);
-    free(g->shared.nodes);
     free(g->shared.denied);
     free(g);
     return NULL;
 }
 
-/* Every configured node's address, in topology order (regions in file order). */
-static int resolve_nodes(const struct config *cfg, struct shared *sh, char *err, size_t errlen)
+/* Every configured node must resolve at startup: a typo fails loudly here. */
+static int check_nodes_resolve(const struct config *cfg, char *err, size_t errlen)
 {
     for (size_t r = 0; r < cfg->nregions; r++)
-        sh->nnodes += cfg->regions[r].nnodes;
-    sh->nodes = calloc(sh->nnodes, sizeof(*sh->nodes));
-    if (!sh->nodes) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    size_t i = 0;
-    for (size_t r = 0; r < cfg->nregions; r++)
-        for (size_t k = 0; k < cfg->regions[r].nnodes; k++, i++) {
-            const struct config_addr *a = &cfg->regions[r].nodes[k];
+        for (size_t k = 0; k < cfg->regions[r].nnodes; k++) {
             struct addrinfo *ai;
             char why[512];
-            if (resolve(a, 0, &ai, why, sizeof(why))) {
+            if (resolve(&cfg->regions[r].nodes[k], 0, &ai, why, sizeof(why))) {
                 snprintf(err, errlen, "regions[%zu].nodes[%zu]: %s", r, k, why);
                 return -1;
             }
-            memcpy(&sh->nodes[i].sa, ai->ai_addr, ai->ai_addrlen);
-            sh->nodes[i].len = ai->ai_addrlen;
-            snprintf(sh->nodes[i].name, sizeof(sh->nodes[i].name), "%s:%d", a->host, a->port);
             freeaddrinfo(ai);
         }
     return 0;
@@ -352,7 +347,7 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
         goto fail;
     }
     if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
-        resolve_nodes(cfg, &g->shared, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
+        check_nodes_resolve(cfg, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
         goto fail;
 
     g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
@@ -371,6 +366,7 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
     /* Start with a picture of the nodes, if they answer soon; respgate also starts
      * without one (Redis down), and routes once the probe learns more. */
     if (!(g->probe = probe_start(cfg, publish_topology, g, err, errlen))) goto fail;
+    g->shared.probe = g->probe;
     struct topology *first =
         probe_wait_first(g->probe, cfg->upstream.connect_timeout_ms + 2 * cfg->probe_interval_ms);
     for (int i = 0; first && i < g->n; i++)
@@ -389,8 +385,8 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
             goto fail;
         }
     }
-    log_info("listening on %s:%d with %d worker threads, %zu nodes", cfg->listen.host,
-             cfg->listen.port, g->n, g->shared.nnodes);
+    log_info("listening on %s:%d with %d worker threads", cfg->listen.host, cfg->listen.port,
+             g->n);
     freeaddrinfo(listen_ai);
     return g;
 

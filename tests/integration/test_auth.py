@@ -10,6 +10,7 @@ from harness import Harness, RespError, encode, main
 
 class AuthTestCase(unittest.TestCase):
     upstream_password = "redis-secret"
+    extra_options = {}
 
     def setUp(self):
         self.h = Harness()
@@ -18,7 +19,8 @@ class AuthTestCase(unittest.TestCase):
             self.gate = self.h.respgate(
                 self.redis.port,
                 upstream={"password": self.upstream_password},
-                auth={"password": "gate-secret", "users": [{"name": "app", "password": "app-pw"}]})
+                auth={"password": "gate-secret", "users": [{"name": "app", "password": "app-pw"}]},
+                **self.extra_options)
         except BaseException:
             self.h.close(ok=False)
             raise
@@ -109,6 +111,7 @@ class Reset(AuthTestCase):
 
 class WrongUpstreamPassword(AuthTestCase):
     upstream_password = "not-it"
+    extra_options = {"failover": {"hold_ms": 200}}
 
     def test_a_refused_upstream_auth_is_an_error_that_says_so(self):
         c = self.gate.client()

@@ -1,5 +1,6 @@
 """Upstream failures: errors, never hangs; in-flight requests answered with an
-error; reconnection at once after a drop and with backoff while Redis is down."""
+error; reconnection at once after a drop and with backoff while Redis is down;
+requests that find no master wait for it up to failover.hold_ms."""
 import threading
 import time
 import unittest
@@ -42,7 +43,12 @@ class Load:
             t.join()
 
 
+def is_unavailable(e):
+    return e.startswith("ERR upstream") or e.startswith("TRYAGAIN upstream unavailable")
+
+
 class UpstreamFailures(ProxyTestCase):
+    respgate_options = {"failover": {"hold_ms": 300}}
 
     def test_redis_killed_and_restarted_under_load(self):
         load = Load(self.gate)
@@ -59,7 +65,7 @@ class UpstreamFailures(ProxyTestCase):
         self.assertEqual(load.closed, [])  # no client connection was closed by respgate
         self.assertEqual(load.hung, [])
         for e in load.errors:
-            self.assertTrue(e.startswith("ERR upstream"), e)
+            self.assertTrue(is_unavailable(e), e)
 
     def test_upstream_down_gives_a_prompt_error_not_a_hang(self):
         self.redis.kill()
@@ -67,9 +73,16 @@ class UpstreamFailures(ProxyTestCase):
         wait_until(lambda: isinstance(c.call("PING"), RespError), what="an error reply")
         t0 = time.monotonic()
         reply = c.call("GET", "x")
-        self.assertLess(time.monotonic() - t0, 1.0)
-        self.assertTrue(reply.startswith("ERR upstream unavailable"), reply)
+        self.assertLess(time.monotonic() - t0, 1.0)  # hold_ms is 300
+        self.assertTrue(reply.startswith("TRYAGAIN upstream unavailable"), reply)
+        self.assertIn("failover.hold_ms (300 ms)", reply)
         self.assertIn("127.0.0.1:%d" % self.redis.port, reply)
+        # A pipeline behind a request that timed out fails at once, not a hold each.
+        t0 = time.monotonic()
+        c.send(b"".join(encode("INCR", "x") for _ in range(20)))
+        replies = [c.read() for _ in range(20)]
+        self.assertLess(time.monotonic() - t0, 1.5)
+        self.assertTrue(all(r.startswith("TRYAGAIN") for r in replies), replies[:3])
 
     def test_killed_upstream_connections_are_reestablished_at_once(self):
         direct = redis.Redis(port=self.redis.port)
@@ -81,7 +94,7 @@ class UpstreamFailures(ProxyTestCase):
         # or the next command may see the error; after that, every command works.
         first = c.call("GET", "k")
         if isinstance(first, RespError):
-            self.assertTrue(first.startswith("ERR upstream"), first)
+            self.assertTrue(is_unavailable(first), first)
         else:
             self.assertEqual(first, b"v")
         t0 = time.monotonic()
@@ -152,6 +165,42 @@ class SessionFailures(ProxyTestCase):
         self.assertEqual(c.read_all_until_closed(), b"")
 
 
+class HeldWhileTheMasterIsAway(ProxyTestCase):
+    respgate_options = {"failover": {"hold_ms": 15000}}
+
+    def test_requests_wait_for_a_master_that_comes_back_and_none_fails(self):
+        c = self.gate.client(timeout=20)
+        self.assertEqual(c.call("SET", "k", "before"), "OK")
+        self.redis.kill()
+        wait_until(lambda: "unreachable" in self.gate.output(), what="the probe noticing")
+        # A pipeline of writes and reads: it waits, in order, and none of it fails.
+        c.send(encode("INCR", "n") + encode("GET", "k") + encode("INCR", "n"))
+        other = self.gate.client(timeout=20)
+        other.send(encode("SET", "o", "after"))
+        time.sleep(0.5)
+        self.redis.start()
+        self.assertEqual([c.read() for _ in range(3)], [1, None, 2])  # no persistence: empty
+        self.assertEqual(other.read(), "OK")
+
+    def test_held_requests_are_bounded_by_max_held_requests(self):
+        self.gate.stop()
+        self.h.gates.remove(self.gate)
+        gate = self.h.respgate(self.redis.port, threads=1,
+                               failover={"hold_ms": 5000, "max_held_requests": 2})
+        self.redis.kill()
+        wait_until(lambda: "unreachable" in gate.output(), what="the probe noticing")
+        held = [gate.client(timeout=10) for _ in range(2)]
+        for c in held:
+            c.send(encode("SET", "k", "v"))
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        reply = gate.client().call("SET", "k", "v")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertTrue(reply.startswith("TRYAGAIN upstream unavailable: too many requests"), reply)
+        self.redis.start()
+        self.assertEqual([c.read() for c in held], ["OK", "OK"])
+
+
 class StartsWithoutUpstream(unittest.TestCase):
 
     def test_respgate_starts_while_redis_is_down_and_serves_once_it_is_up(self):
@@ -159,9 +208,9 @@ class StartsWithoutUpstream(unittest.TestCase):
         try:
             r = h.redis()
             r.kill()
-            gate = h.respgate(r.port)
+            gate = h.respgate(r.port, failover={"hold_ms": 200})
             c = gate.client()
-            self.assertTrue(c.call("PING").startswith("ERR upstream unavailable"))
+            self.assertTrue(c.call("PING").startswith("TRYAGAIN upstream unavailable"))
             r.start()
             wait_until(lambda: c.call("PING") == "PONG", timeout=5, what="the first connection")
         finally:

@@ -11,9 +11,10 @@
 static struct topology *snapshot(size_t n, const long long *lags)
 {
     struct topology *t = topo_create(n);
-    t->master = 0;
+    t->master = t->reference = 0;
     for (size_t i = 0; i < n; i++) {
         struct topo_node *node = &t->nodes[i];
+        node->listed = 1;
         strcpy(node->addr.host, "127.0.0.1");
         node->addr.port = 7000 + (int)i;
         node->reachable = 1;
@@ -131,11 +132,30 @@ Test(route, writes_go_to_the_master_even_while_it_is_slow_to_answer_probes)
     t->nodes[0].reachable = 0; /* busy is not dead: Sentinel decides that */
     cr_assert_eq(route_write(t), 0);
     t->master = -1;
+    t->reference = -1;
     cr_assert_eq(route_write(t), ROUTE_NONE);
     unsigned rr = 0;
     cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), ROUTE_NONE,
-                 "without a master, no replica can be shown to be current");
+                 "with no master ever known, no replica can be shown to be current");
     cr_assert_eq(route_write(NULL), ROUTE_NONE);
+    topo_release(&t);
+}
+
+Test(route, while_the_master_is_gone_its_replicas_keep_serving_reads)
+{
+    long long lags[] = {0, 0, 4096};
+    struct topology *t = snapshot(3, lags);
+    unsigned rr = 0;
+    t->master = -1; /* failing over: no writable master, the last one is the reference */
+    t->nodes[0].reachable = 0;
+    t->nodes[1].link_up = t->nodes[2].link_up = 0; /* their master is dead */
+    cr_assert_eq(route_write(t), ROUTE_NONE);
+    cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), 1, "the least lagged one");
+    t->nodes[0].reachable = 1; /* a live master and a down link: that replica is adrift */
+    cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), ROUTE_NONE);
+    t->nodes[0].reachable = 0;
+    t->nodes[1].listed = t->nodes[2].listed = 0; /* no longer part of the set */
+    cr_assert_eq(route_read(t, &replicas, NULL, none, &rr), ROUTE_NONE);
     topo_release(&t);
 }
 
@@ -204,6 +224,23 @@ Test(info, a_master_reports_its_replication_offset)
     cr_assert_eq(r.role, TOPO_MASTER);
     cr_assert_eq(r.offset, 100);
     cr_assert(r.loading);
+    cr_assert_eq(r.nreplicas, 1);
+    cr_assert_str_eq(r.replicas[0].host, "127.0.0.1");
+    cr_assert_eq(r.replicas[0].port, 7001);
+}
+
+Test(info, a_master_lists_only_its_online_replicas)
+{
+    const char *text = "role:master\r\n"
+                       "slave0:ip=10.0.0.2,port=6380,state=wait_bgsave,offset=0,lag=0\r\n"
+                       "slave1:ip=10.0.0.3,port=6381,state=online,offset=7,lag=1\r\n"
+                       "slave2:ip=10.0.0.4,port=http,state=online\r\n"
+                       "slave_read_only:1\r\nmaster_repl_offset:7\r\n";
+    struct info_replication r;
+    cr_assert_eq(info_parse(text, strlen(text), &r), 0);
+    cr_assert_eq(r.nreplicas, 1);
+    cr_assert_str_eq(r.replicas[0].host, "10.0.0.3");
+    cr_assert_eq(r.replicas[0].port, 6381);
 }
 
 Test(info, text_without_a_role_or_with_bad_numbers_is_rejected)
