@@ -45,6 +45,7 @@ struct sentinel {
     int npeers;
     struct sentinel_view view;
     int64_t promoting_since;
+    int ever_answered;
     struct event *tick, *soon;
     int64_t last_forced;
     int all_down_logged;
@@ -118,7 +119,9 @@ static void recompute(struct sentinel *s, const char *why)
         if (!fresh(p, now)) continue;
         v->nreachable++;
         any_failover |= p->failover_in_progress;
-        if (!p->has_master) continue;
+        /* A leader in the middle of a failover reports the new config epoch with the
+         * old master's address until the very end: it says nothing reliable. */
+        if (!p->has_master || p->failover_in_progress) continue;
         /* The highest epoch wins; on a tie, the master we already follow. */
         if (!best || p->epoch > best->epoch ||
             (p->epoch == best->epoch && same_addr(&p->master, &v->master)))
@@ -143,7 +146,11 @@ static void recompute(struct sentinel *s, const char *why)
                  s->name, v->promoted.host, v->promoted.port, v->master.host, v->master.port);
         v->promoting = 0;
     }
-    if (v->nreachable == 0 && s->npeers && !s->all_down_logged) {
+    if (v->nreachable) s->ever_answered = 1;
+    int all_tried = 1;
+    for (int i = 0; i < s->npeers; i++)
+        all_tried &= s->peers[i].down;
+    if (v->nreachable == 0 && (s->ever_answered || all_tried) && !s->all_down_logged) {
         log_warn("sentinel: no Sentinel answers; routing on the last known topology");
         s->all_down_logged = 1;
     } else if (v->nreachable) {
@@ -238,13 +245,15 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
                (n > 5 && strcmp(w[4], "@") == 0 && strcmp(w[5], s->name) == 0);
     if (!ours) return;
     struct sentinel_view *v = &s->view;
+    struct config_addr a;
+    /* Events carry no epoch: a late one from an older, overlapping failover must not
+     * undo a newer one. So a switch is taken at once only if it completes the
+     * promotion the view already follows; otherwise the queries it sets off decide. */
     if (strcmp(channel, "+switch-master") == 0 && n >= 5) {
-        struct config_addr to;
-        if (set_addr(&to, w[3], w[4]) == 0) {
-            log_warn("sentinel: +switch-master %s from %s:%s to %s:%d", s->name, w[1], w[2],
-                     to.host, to.port);
-            v->known = 1;
-            v->master = to;
+        log_warn("sentinel %s:%d: +switch-master %s from %s:%s to %s:%s", p->addr.host,
+                 p->addr.port, s->name, w[1], w[2], w[3], w[4]);
+        if (v->promoting && set_addr(&a, w[3], w[4]) == 0 && same_addr(&a, &v->promoted)) {
+            v->master = a;
             v->promoting = 0;
             s->changed(s->arg, "+switch-master");
         }
@@ -261,7 +270,8 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
             s->promoting_since = topo_now_ns();
             s->changed(s->arg, channel);
         }
-    } else if (strncmp(channel, "-failover-abort", 15) == 0 && v->promoting) {
+    } else if (strncmp(channel, "-failover-abort", 15) == 0 && v->promoting && n >= 4 &&
+               set_addr(&a, w[2], w[3]) == 0 && same_addr(&a, &v->master)) {
         log_warn("sentinel: %s: %s:%d stays the master", channel, v->master.host, v->master.port);
         v->promoting = 0;
         s->changed(s->arg, channel);
@@ -416,7 +426,7 @@ struct sentinel *sentinel_create(struct event_base *base, const struct config *c
         sentinel_destroy(&s);
         return NULL;
     }
-    query_round(s);
+    sentinel_refresh(s); /* the first round, from the loop: never call back from here */
     return s;
 }
 
