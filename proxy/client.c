@@ -263,6 +263,16 @@ static const char *no_master_why(struct worker *w)
 }
 
 static void hold_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void resend_waiting(struct worker *w, int64_t now);
+
+static void arm_hold_timer(struct worker *w)
+{
+    if (!w->hold_timer) w->hold_timer = event_new(w->base, -1, EV_PERSIST, hold_timer_cb, w);
+    if (w->hold_timer && !evtimer_pending(w->hold_timer, NULL)) {
+        struct timeval tv = {0, HOLD_CHECK_MS * 1000};
+        event_add(w->hold_timer, &tv);
+    }
+}
 
 /* No writable master (failing over, or its connections being re-established): the
  * request waits, and the client's later ones behind it, up to failover.hold_ms,
@@ -289,11 +299,7 @@ static void hold(struct client *c)
         local_reply(c, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
         return;
     }
-    if (!w->hold_timer) w->hold_timer = event_new(w->base, -1, EV_PERSIST, hold_timer_cb, w);
-    if (w->nheld == 0 && w->hold_timer) {
-        struct timeval tv = {0, HOLD_CHECK_MS * 1000};
-        event_add(w->hold_timer, &tv);
-    }
+    arm_hold_timer(w);
     c->flags |= C_WAIT_MASTER;
     TAILQ_INSERT_TAIL(&w->held, c, hold_link);
     w->nheld++;
@@ -317,15 +323,17 @@ static void hold_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     int64_t now = topo_now_ns();
     struct client *c, *next;
+    resend_waiting(w, now);
     for (c = TAILQ_FIRST(&w->held); c; c = next) {
         next = TAILQ_NEXT(c, hold_link);
         if (now >= c->hold_until) unhold_and_retry(c); /* it fails, unless a master is back */
     }
-    if (!w->nheld) event_del(w->hold_timer);
+    if (!w->nheld && !w->nresend) event_del(w->hold_timer);
 }
 
 void client_release_held(struct worker *w)
 {
+    if (w->nresend) resend_waiting(w, topo_now_ns());
     /* Each gets one try, in the order they came; those still waiting queue again. */
     TAILQ_HEAD(, client) batch = TAILQ_HEAD_INITIALIZER(batch);
     TAILQ_CONCAT(&batch, &w->held, hold_link);
@@ -369,45 +377,92 @@ static int choose_node(struct client *c, int read)
     return node;
 }
 
-#define RETRY_COPY_MAX (16 * 1024) /* larger reads are not retried */
+#define RETRY_COPY_MAX (16 * 1024) /* larger requests are not sent twice */
 
-/* A read going to a replica keeps a copy of itself, so that if the replica dies
- * before answering it can be sent once more elsewhere. */
+/* A request keeps a copy of itself, so that it can be sent once more: a read whose
+ * replica dies before answering, a request a node refuses because it is not what
+ * the topology said (a demoted master, a replica that lost its master). */
 static void keep_copy(struct client *c, struct req *r)
 {
     size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
-    if (len > RETRY_COPY_MAX || !(r->copy = evbuffer_new())) return;
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(r->copy, (ev_ssize_t)len, &v, 1) != 1) return;
+    if (len > RETRY_COPY_MAX || !(r->copy = malloc(len))) return;
+    r->copy_len = len;
     if (c->rp.inl)
-        memcpy(v.iov_base, c->rp.inl, len);
+        memcpy(r->copy, c->rp.inl, len);
     else
-        evbuffer_copyout(input(c), v.iov_base, len);
-    v.iov_len = len;
-    evbuffer_commit_space(r->copy, &v, 1);
+        evbuffer_copyout(input(c), r->copy, len);
+}
+
+/* Sends r's copy again: a read to an eligible replica other than avoid, or the
+ * master; anything else to the master, over a verified connection. 0 if there is
+ * nowhere to send it now. */
+static int resend(struct worker *w, struct req *r, int avoid)
+{
+    struct client *c = r->client;
+    int master = route_write(w->topo), node = master;
+    if (!r->write) {
+        int n = route_read(w->topo, &w->shared->policy,
+                           w->cfg->routing.read_your_writes ? &c->horizon : NULL, w->outstanding,
+                           &w->rr);
+        if (n != ROUTE_NONE && n != avoid) node = n;
+    }
+    if (node == ROUTE_NONE || node == avoid) return 0;
+    struct upconn *u = node == master ? upstream_pick_master(w, node, c->up)
+                                      : upstream_pick(w, node, NULL);
+    if (!u) return 0;
+    log_debug("client: request sent again, to %s", upstream_node_name(w, node));
+    if (node == master) c->up = u;
+    if (r->write) c->write_conn = u->id;
+    upstream_send(u, r, NULL, r->copy, r->copy_len);
+    return 1;
 }
 
 int client_retry(struct worker *w, struct req *r)
 {
-    struct client *c = r->client;
-    if (!c || !r->copy || r->write) return 0;
-    struct evbuffer *copy = r->copy;
-    r->copy = NULL; /* once */
-    int node =
-        route_read(w->topo, &w->shared->policy,
-                   w->cfg->routing.read_your_writes ? &c->horizon : NULL, w->outstanding, &w->rr);
-    if (node == r->node || node == ROUTE_NONE) node = route_write(w->topo);
-    struct upconn *u = node == ROUTE_NONE                ? NULL
-                       : node == route_write(w->topo) ? upstream_pick_master(w, node, NULL)
-                                                      : upstream_pick(w, node, NULL);
-    if (!u || node == r->node) {
-        evbuffer_free(copy);
-        return 0;
-    }
-    log_debug("client: read retried on %s after its replica failed", upstream_node_name(w, node));
-    upstream_send(u, r, copy, NULL, evbuffer_get_length(copy));
-    evbuffer_free(copy);
+    if (!r->client || !r->copy || r->write) return 0;
+    int sent = resend(w, r, r->node);
+    free(r->copy); /* once */
+    r->copy = NULL;
+    return sent;
+}
+
+static void arm_hold_timer(struct worker *w);
+
+int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len)
+{
+    if (!r->client) return 0;
+    evbuffer_drain(in, len);
+    if (!r->resend_until)
+        r->resend_until = topo_now_ns() + (int64_t)w->cfg->failover.hold_ms * 1000000;
+    if (resend(w, r, r->node)) return 1;
+    arm_hold_timer(w);
+    TAILQ_INSERT_TAIL(&w->resend, r, uq);
+    w->nresend++;
     return 1;
+}
+
+/* Requests a demoted master refused go, in order, where they can go now. */
+static void resend_waiting(struct worker *w, int64_t now)
+{
+    struct req_queue again = TAILQ_HEAD_INITIALIZER(again);
+    struct req *r;
+    int nagain = 0;
+    while ((r = TAILQ_FIRST(&w->resend))) {
+        TAILQ_REMOVE(&w->resend, r, uq); /* first: sending links it into a connection */
+        w->nresend--;
+        if (!r->client) {
+            worker_req_put(w, r);
+        } else if (now >= r->resend_until) {
+            client_fail(w, r,
+                        "-TRYAGAIN upstream unavailable: refused by a node that is no master, "
+                        "and no writable master within failover.hold_ms\r\n");
+        } else if (!resend(w, r, -1)) {
+            TAILQ_INSERT_TAIL(&again, r, uq);
+            nagain++;
+        }
+    }
+    TAILQ_CONCAT(&w->resend, &again, uq);
+    w->nresend += nagain;
 }
 
 static void forward_shared(struct client *c, unsigned flags)
@@ -434,7 +489,7 @@ static void forward_shared(struct client *c, unsigned flags)
         c->hold_until = 0;
     }
     struct req *r = enqueue(c, !read);
-    if (node != master) keep_copy(c, r);
+    keep_copy(c, r);
     send_message(c, u, r);
 }
 

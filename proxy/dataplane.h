@@ -41,7 +41,10 @@ struct req {
     const char *instead;   /* a reply to give the client in place of the upstream's */
     int auth;              /* respgate's own AUTH on a new connection: no client waits */
     int role;              /* respgate's own ROLE, to verify the node is a master */
-    struct evbuffer *copy; /* a read to a replica, kept to retry it once elsewhere */
+    char *copy;            /* the request (up to 16 KiB), to send it again: a read whose
+                              replica failed, a request a demoted master refused */
+    size_t copy_len;
+    int64_t resend_until;  /* refused by a demoted master: how long it may wait for another */
     int node;              /* where it was sent */
 };
 TAILQ_HEAD(req_queue, req);
@@ -113,6 +116,8 @@ struct worker {
     unsigned *outstanding; /* requests in flight to node i from this worker */
     TAILQ_HEAD(, client) held; /* waiting for a writable master, in the order they came */
     int nheld;
+    struct req_queue resend; /* requests refused by a demoted master, waiting for the next */
+    int nresend;
     struct event *hold_timer; /* runs while anything is held: expires the overdue */
     struct topology *topo; /* the newest snapshot; NULL until the first */
     unsigned rr;           /* round-robin cursor for reads */
@@ -137,6 +142,10 @@ void client_fail(struct worker *w, struct req *r, const char *msg);
 /* r was in flight on a replica connection that failed: send it once more elsewhere.
  * Returns 1 if it was re-sent (and still belongs to its client), 0 if not. */
 int client_retry(struct worker *w, struct req *r);
+/* r got -READONLY, -MASTERDOWN or -LOADING (the first len bytes of in): the node is
+ * not what the topology says. Returns 1 if r was taken to be sent again (now, or
+ * once a master is verified), 0 if the reply must go to the client as it is. */
+int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len);
 /* Tunnels relay bytes straight through. */
 void client_tunnel_data(struct client *c, struct evbuffer *src);
 /* A pub/sub tunnel relays one framed message (the first len bytes of src). Returns 1
@@ -175,6 +184,9 @@ struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner
 void upstream_pin_put(struct upconn **u);
 /* The node stopped answering: close its connections so nothing waits on it. */
 void upstream_node_lost(struct worker *w, int node);
+/* The node refused a write as a replica: none of its connections carries one until
+ * ROLE says master again. */
+void upstream_node_unverify(struct worker *w, int node);
 /* Why node's connections are down, for error replies. */
 const char *upstream_why(struct worker *w, int node);
 const char *upstream_node_name(struct worker *w, int node);

@@ -150,6 +150,26 @@ static void role_answered(struct upconn *u, struct req *r, struct evbuffer *in, 
     }
 }
 
+/* An error reply saying the node is not (or not yet) what the topology makes it: a
+ * replica refusing a write, a replica whose master is down, a node loading. */
+static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
+{
+    char head[12];
+    size_t n = evbuffer_copyout(in, head, len < sizeof(head) ? len : sizeof(head));
+    int readonly = n >= 10 && memcmp(head, "-READONLY ", 10) == 0;
+    if (!readonly && !(n >= 12 && memcmp(head, "-MASTERDOWN ", 12) == 0) &&
+        !(n >= 9 && memcmp(head, "-LOADING ", 9) == 0))
+        return 0;
+    struct worker *w = u->w;
+    if (readonly && w->topo && w->topo->master == u->node && u->verified) {
+        log_warn("upstream %s: refused a write as a replica; holding writes and looking again",
+                 node_name(u));
+        upstream_node_unverify(w, u->node);
+        probe_refresh(w->shared->probe);
+    }
+    return 1;
+}
+
 static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
@@ -190,6 +210,7 @@ static void up_readcb(void *arg)
         }
         unqueue(u, r);
         size_t len = u->rp.len;
+        char type = u->rp.type;
         resp_reset(&u->rp);
         u->scanned = 0;
         if (r->auth) {
@@ -200,6 +221,9 @@ static void up_readcb(void *arg)
             role_answered(u, r, in, len);
             continue;
         }
+        if (type == '-' && r->copy && refused_by_role(u, in, len) &&
+            client_redirect(u->w, r, in, len))
+            continue;
         client_deliver(u->w, r, in, len);
     }
 }
@@ -432,6 +456,12 @@ void upstream_node_lost(struct worker *w, int node)
     for (int i = 0; i < p->n; i++)
         if (p->conns[i].state == UP_READY && !TAILQ_EMPTY(&p->conns[i].inflight))
             up_failed(&p->conns[i], "the node stopped answering probes");
+}
+
+void upstream_node_unverify(struct worker *w, int node)
+{
+    for (int i = 0; i < w->pools[node].n; i++)
+        w->pools[node].conns[i].verified = 0;
 }
 
 const char *upstream_why(struct worker *w, int node)

@@ -52,7 +52,7 @@ struct req *worker_req_get(struct worker *w)
 
 void worker_req_put(struct worker *w, struct req *r)
 {
-    if (r->copy) evbuffer_free(r->copy);
+    free(r->copy);
     if (w->nfree_reqs >= REQ_CACHE_MAX) {
         free(r);
         return;
@@ -122,7 +122,7 @@ static void set_topology(struct worker *w, struct topology *t)
             upstream_node_lost(w, (int)i);
     if (old && old->master >= 0 && old->master != t->master) client_master_moved(w, old->master);
     topo_release(&old);
-    if (w->nheld) client_release_held(w);
+    if (w->nheld || w->nresend) client_release_held(w);
 }
 
 static void control_cb(evutil_socket_t fd, short what, void *arg)
@@ -182,6 +182,11 @@ static void *worker_main(void *arg)
     sock_loop_run(w->io);
 
     client_close_all(w);
+    struct req *r;
+    while ((r = TAILQ_FIRST(&w->resend))) { /* their clients are gone now */
+        TAILQ_REMOVE(&w->resend, r, uq);
+        worker_req_put(w, r);
+    }
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     atomic_fetch_sub(w->running, 1);
@@ -221,6 +226,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->ctl_fd[0] = w->ctl_fd[1] = -1;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->held);
+    TAILQ_INIT(&w->resend);
 
     /* Only this thread touches its base: no locking inside libevent either. */
     struct event_config *ec = event_config_new();
