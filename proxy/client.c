@@ -417,16 +417,27 @@ static int resend(struct worker *w, struct req *r, int avoid)
     return 1;
 }
 
+static void arm_hold_timer(struct worker *w);
+
+/* r waits on the worker's resend list until it can be sent, or hold_ms passes. */
+static void wait_to_resend(struct worker *w, struct req *r)
+{
+    arm_hold_timer(w);
+    TAILQ_INSERT_TAIL(&w->resend, r, uq);
+    w->nresend++;
+}
+
+/* A read that was in flight on a node that died is sent elsewhere, or waits for a
+ * node to send it to (the master, once its replacement is verified). */
 int client_retry(struct worker *w, struct req *r)
 {
     if (!r->client || !r->copy || r->write) return 0;
-    int sent = resend(w, r, r->node);
-    free(r->copy); /* once */
-    r->copy = NULL;
-    return sent;
+    int64_t now = topo_now_ns();
+    if (!r->resend_until) r->resend_until = now + (int64_t)w->cfg->failover.hold_ms * 1000000;
+    if (now >= r->resend_until) return 0;
+    if (!resend(w, r, r->node)) wait_to_resend(w, r);
+    return 1;
 }
-
-static void arm_hold_timer(struct worker *w);
 
 int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len)
 {
@@ -434,10 +445,7 @@ int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t
     evbuffer_drain(in, len);
     if (!r->resend_until)
         r->resend_until = topo_now_ns() + (int64_t)w->cfg->failover.hold_ms * 1000000;
-    if (resend(w, r, r->node)) return 1;
-    arm_hold_timer(w);
-    TAILQ_INSERT_TAIL(&w->resend, r, uq);
-    w->nresend++;
+    if (!resend(w, r, r->node)) wait_to_resend(w, r);
     return 1;
 }
 
@@ -454,8 +462,8 @@ static void resend_waiting(struct worker *w, int64_t now)
             worker_req_put(w, r);
         } else if (now >= r->resend_until) {
             client_fail(w, r,
-                        "-TRYAGAIN upstream unavailable: refused by a node that is no master, "
-                        "and no writable master within failover.hold_ms\r\n");
+                        "-TRYAGAIN upstream unavailable: its node failed or refused it, and no "
+                        "other could take it within failover.hold_ms\r\n");
         } else if (!resend(w, r, -1)) {
             TAILQ_INSERT_TAIL(&again, r, uq);
             nagain++;

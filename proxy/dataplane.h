@@ -139,8 +139,9 @@ void client_accept(struct worker *w, evutil_socket_t fd);
 void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
 /* An error reply for r (its upstream failed); takes r. */
 void client_fail(struct worker *w, struct req *r, const char *msg);
-/* r was in flight on a replica connection that failed: send it once more elsewhere.
- * Returns 1 if it was re-sent (and still belongs to its client), 0 if not. */
+/* r was in flight on a connection that failed: a read is sent again elsewhere, or
+ * waits (up to failover.hold_ms) for a node to take it. Returns 1 if r was taken, 0 if
+ * it must be answered with an error (a write, or a read too large to have a copy). */
 int client_retry(struct worker *w, struct req *r);
 /* r got -READONLY, -MASTERDOWN or -LOADING (the first len bytes of in): the node is
  * not what the topology says. Returns 1 if r was taken to be sent again (now, or

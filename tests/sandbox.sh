@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The local sandbox behind `make run`: a Redis master on 127.0.0.1:7400, two replicas
-# on 7401 and 7402, and respgate in front on 127.0.0.1:7379 (config/sandbox.json).
-# Ctrl-C stops everything.
+# on 7401 and 7402, three Sentinels on 27400-27402 watching them as "sandbox", and
+# respgate in front on 127.0.0.1:7379 (config/sandbox.json). Ctrl-C stops everything.
 set -euo pipefail
 bin=${1:-build/respgate}
 config=${2:-config/sandbox.json}
 ports=(7400 7401 7402)
+sentinels=(27400 27401 27402)
 dir=$(mktemp -d -t respgate-sandbox-XXXXXX)
 pids=()
 
@@ -19,7 +20,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-for port in "${ports[@]}"; do
+for port in "${ports[@]}" "${sentinels[@]}"; do
     if redis-cli -p "$port" ping >/dev/null 2>&1; then
         echo "port $port is already in use; stop whatever holds it first" >&2
         exit 1
@@ -36,23 +37,40 @@ done
 for port in "${ports[@]}"; do
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
+# Sentinel rewrites its config file: each gets its own copy.
+for port in "${sentinels[@]}"; do
+    cat >"$dir/sentinel-$port.conf" <<CONF
+port $port
+bind 127.0.0.1
+dir $dir
+logfile $dir/sentinel-$port.log
+sentinel monitor sandbox 127.0.0.1 ${ports[0]} 2
+sentinel down-after-milliseconds sandbox 1000
+sentinel failover-timeout sandbox 5000
+CONF
+    redis-sentinel "$dir/sentinel-$port.conf" &
+    pids+=($!)
+done
 
 "$bin" --config "$config" &
-pids+=($!)
+pids+=($!) # last: the script waits on it
 for _ in $(seq 50); do redis-cli -p 7379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 cat <<MSG
 
 respgate sandbox is up:
   Redis master   127.0.0.1:${ports[0]}   replicas 127.0.0.1:${ports[1]}, 127.0.0.1:${ports[2]}
-  respgate       127.0.0.1:7379   (config $config; Redis logs in $dir)
+  Sentinels      127.0.0.1:${sentinels[0]}-${sentinels[2]} (master name "sandbox")
+  respgate       127.0.0.1:7379   (config $config; logs in $dir)
 
 Reads go to the replicas, writes to the master; see it with
   redis-cli -p ${ports[1]} info commandstats
+Fail over and watch respgate follow (no client notices):
+  redis-cli -p ${sentinels[0]} sentinel failover sandbox
 
 Connect:   redis-cli -p 7379
 Benchmark: redis-benchmark -p 7379 -t set,get -P 16 -q
 Ctrl-C stops everything.
 
 MSG
-wait "${pids[${#ports[@]}]}"
+wait "${pids[-1]}"

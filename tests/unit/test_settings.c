@@ -127,6 +127,53 @@ Test(config, routing_and_probe_keys_load_and_are_checked)
     assert_error_names("{" REGION ", \"probe_interval_ms\": 1}", "probe_interval_ms");
 }
 
+Test(config, sentinel_and_failover_keys_load_and_are_checked)
+{
+    struct config *cfg = load(
+        "{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": "
+        "[\"10.0.0.1:26379\", \"s2:26380\"], \"master_name\": \"orders\", \"password\": \"pw\"}},"
+        "{\"name\": \"b\", \"priority\": 2, \"nodes\": [\"h:1\"], \"sentinel\": {\"addresses\": "
+        "[\"s3:1\"], \"master_name\": \"orders\"}}],"
+        "\"failover\": {\"hold_ms\": 2500, \"max_held_requests\": 7}}");
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg->regions[0].nnodes, 0, "nodes may be left to Sentinel");
+    cr_assert_eq(cfg->regions[0].nsentinels, 2);
+    cr_assert_str_eq(cfg->regions[0].sentinels[1].host, "s2");
+    cr_assert_eq(cfg->regions[0].sentinels[1].port, 26380);
+    cr_assert_str_eq(cfg->regions[0].master_name, "orders");
+    cr_assert_str_eq(cfg->regions[0].sentinel_password, "pw");
+    cr_assert_null(cfg->regions[0].sentinel_username);
+    cr_assert_eq(cfg->regions[1].nnodes, 1);
+    cr_assert_eq(cfg->failover.hold_ms, 2500);
+    cr_assert_eq(cfg->failover.max_held_requests, 7);
+    config_destroy(&cfg);
+
+    cfg = load("{" REGION "}");
+    cr_assert_eq(cfg->failover.hold_ms, 15000);
+    cr_assert_eq(cfg->failover.max_held_requests, 100000);
+    config_destroy(&cfg);
+
+    assert_error_names("{\"regions\": [{\"name\": \"a\"}]}", "regions[0].nodes");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": "
+                       "[\"h:1\"]}}]}",
+                       "regions[0].sentinel.master_name");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": [], "
+                       "\"master_name\": \"m\"}}]}",
+                       "regions[0].sentinel.addresses");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": "
+                       "[\"h:1\", \"h:1\"], \"master_name\": \"m\"}}]}",
+                       "regions[0].sentinel.addresses[1]");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": "
+                       "[\"h:1\"], \"master_name\": \"m\", \"quorum\": 2}}]}",
+                       "regions[0].sentinel.quorum");
+    assert_error_names("{\"regions\": [{\"name\": \"a\", \"sentinel\": {\"addresses\": "
+                       "[\"h:1\"], \"master_name\": \"m\"}}, {\"name\": \"b\", \"sentinel\": "
+                       "{\"addresses\": [\"h:2\"], \"master_name\": \"other\"}}]}",
+                       "regions[1].sentinel.master_name");
+    assert_error_names("{" REGION ", \"failover\": {\"hold_ms\": -1}}", "failover.hold_ms");
+    assert_error_names("{" REGION ", \"failover\": {\"hold\": 1}}", "failover.hold");
+}
+
 Test(config, invalid_json_reports_its_line)
 {
     assert_error_names("{\n\"regions\": [\n", "line");
