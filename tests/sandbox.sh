@@ -47,6 +47,8 @@ logfile $dir/sentinel-$port.log
 sentinel monitor sandbox 127.0.0.1 ${ports[0]} 2
 sentinel down-after-milliseconds sandbox 1000
 sentinel failover-timeout sandbox 5000
+sentinel known-replica sandbox 127.0.0.1 ${ports[1]}
+sentinel known-replica sandbox 127.0.0.1 ${ports[2]}
 CONF
     redis-sentinel "$dir/sentinel-$port.conf" &
     pids+=($!)
