@@ -385,7 +385,8 @@ static int choose_node(struct client *c, int read)
 static void keep_copy(struct client *c, struct req *r)
 {
     size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
-    if (len > RETRY_COPY_MAX || !(r->copy = malloc(len))) return;
+    if (len > RETRY_COPY_MAX) return;
+    if (!(r->copy = len <= sizeof(r->small) ? r->small : malloc(len))) return;
     r->copy_len = len;
     if (c->rp.inl)
         memcpy(r->copy, c->rp.inl, len);

@@ -29,6 +29,8 @@ struct client;
 struct upconn;
 struct worker;
 
+#define REQ_SMALL_COPY 112 /* copies up to this size live inside the request */
+
 struct req {
     TAILQ_ENTRY(req) cq;    /* in the client's queue, in command order */
     TAILQ_ENTRY(req) uq;    /* in the upstream's in-flight queue, once sent */
@@ -46,6 +48,8 @@ struct req {
     size_t copy_len;
     int64_t resend_until;  /* refused by a demoted master: how long it may wait for another */
     int node;              /* where it was sent */
+    char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
+                                   a request is cleared up to it, not through it */
 };
 TAILQ_HEAD(req_queue, req);
 

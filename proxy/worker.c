@@ -8,6 +8,7 @@
 #include "probe.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -46,13 +47,13 @@ struct req *worker_req_get(struct worker *w)
         log_error("out of memory allocating a request");
         abort(); /* as Redis does: nothing sensible can continue */
     }
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, offsetof(struct req, small));
     return r;
 }
 
 void worker_req_put(struct worker *w, struct req *r)
 {
-    free(r->copy);
+    if (r->copy != r->small) free(r->copy);
     if (w->nfree_reqs >= REQ_CACHE_MAX) {
         free(r);
         return;

@@ -176,16 +176,21 @@ class NodeWatch:
         self.thread.start()
 
     def _run(self):
-        try:
-            c = self.node.client(timeout=2)
-            while not self.stopping.is_set():
+        c = None
+        while not self.stopping.is_set():
+            try:
+                c = c or self.node.client(timeout=2)
+            except OSError:
+                return  # killed
+            try:
                 text = c.call("INFO", "replication", "commandstats").decode()
-                role = re.search(r"^role:(\w+)", text, re.M).group(1)
-                m = re.search(r"^cmdstat_incr:calls=(\d+)", text, re.M)
-                self.samples.append((time.monotonic(), role, int(m.group(1)) if m else 0))
-                time.sleep(0.05)
-        except (ConnectionClosed, OSError):
-            pass  # killed
+            except (ConnectionClosed, OSError):
+                c = None  # demoting a master, Sentinel ends its clients (CLIENT KILL TYPE normal)
+                continue
+            role = re.search(r"^role:(\w+)", text, re.M).group(1)
+            m = re.search(r"^cmdstat_incr:calls=(\d+)", text, re.M)
+            self.samples.append((time.monotonic(), role, int(m.group(1)) if m else 0))
+            time.sleep(0.05)
 
     def stop(self):
         self.stopping.set()
