@@ -347,7 +347,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         "listen",  "threads",  "log",           "shutdown_timeout_ms",
         "regions", "upstream", "limits",        "probe_interval_ms",
         "routing", "auth",     "deny_commands", "failover",
-        NULL};
+        "admin",   NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
@@ -422,6 +422,23 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         cfg->limits.max_wait_ms = (int)v;
     }
 
+    static const char *const admin_keys[] = {"listen", "token", NULL};
+    if (get_object(root, "", "admin", &obj, err, errlen)) return -1;
+    if (obj) {
+        if (check_keys(obj, "admin", admin_keys, err, errlen) ||
+            get_string(obj, "admin", "token", &cfg->admin.token, err, errlen))
+            return -1;
+        json_t *l = json_object_get(obj, "listen");
+        char why[128];
+        if (l && json_is_null(l)) {
+            cfg->admin.enabled = 0;
+        } else if (l && (!json_is_string(l) ||
+                         config_parse_addr(json_string_value(l), &cfg->admin.listen, why,
+                                           sizeof(why)))) {
+            return fail(err, errlen, "admin.listen: %s",
+                        json_is_string(l) ? why : "expected \"host:port\" or null");
+        }
+    }
     static const char *const failover_keys[] = {"hold_ms", "max_held_requests", NULL};
     if (get_object(root, "", "failover", &obj, err, errlen)) return -1;
     if (obj) {
@@ -458,6 +475,9 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_pending_per_client = 1024;
     cfg->limits.max_wait_ms = 1000;
     cfg->failover.hold_ms = 15000;
+    cfg->admin.enabled = 1;
+    strcpy(cfg->admin.listen.host, "127.0.0.1");
+    cfg->admin.listen.port = 7380;
     cfg->failover.max_held_requests = 100000;
 }
 
@@ -515,6 +535,7 @@ void config_destroy(struct config **cfgp)
     }
     free(cfg->auth.users);
     free(cfg->auth.password);
+    free(cfg->admin.token);
     free(cfg->upstream.username);
     free(cfg->upstream.password);
     free(cfg);

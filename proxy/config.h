@@ -63,6 +63,11 @@ struct config {
         int max_wait_ms; /* WAIT/WAITAOF block a shared connection at most this long */
     } limits;
     struct {
+        int enabled;               /* admin.listen is not null */
+        struct config_addr listen; /* the admin HTTP endpoint */
+        char *token;               /* Authorization: Bearer <token>; NULL: none asked */
+    } admin;
+    struct {
         int hold_ms;           /* requests wait this long for a writable master */
         int max_held_requests; /* beyond this many waiting, fail at once */
     } failover;

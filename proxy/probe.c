@@ -2,6 +2,7 @@
  * is shared with the workers except the snapshots it publishes (and, at startup,
  * the first one, handed over under a mutex). */
 #include "probe.h"
+#include "admin.h"
 #include "command.h"
 #include "info.h"
 #include "log.h"
@@ -52,6 +53,9 @@ struct probe {
     uint64_t generation;
     int master;    /* index chosen in the last snapshot */
     int reference; /* the last master there was */
+    int64_t master_since_ns;
+    struct topology *latest; /* the newest snapshot, for the admin endpoint */
+    struct admin *admin;
     probe_publish_fn publish;
     void *arg;
     pthread_mutex_t lock; /* guards first and first_ready only */
@@ -221,6 +225,8 @@ static void publish(struct probe *p)
     else
         t->master = choose_master(t);
     if (t->master >= 0) p->reference = t->master;
+    if (t->master != p->master) p->master_since_ns = topo_now_ns();
+    t->master_since_ns = p->master_since_ns;
     t->reference = p->reference;
     t->why_no_master = t->master < 0 ? why : NULL;
 
@@ -255,6 +261,8 @@ static void publish(struct probe *p)
     }
     pthread_mutex_unlock(&p->lock);
 
+    topo_release(&p->latest);
+    p->latest = topo_acquire(t);
     p->publish(p->arg, t);
 }
 
@@ -525,11 +533,19 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
+/* Runs on the probe thread (the admin endpoint shares its loop). */
+static struct topology *latest_snapshot(void *arg)
+{
+    return topo_acquire(((struct probe *)arg)->latest);
+}
+
 static void probe_free(struct probe *p)
 {
     if (p->tick) event_free(p->tick);
     if (p->stop_ev) event_free(p->stop_ev);
     if (p->poke_ev) event_free(p->poke_ev);
+    admin_stop(&p->admin);
+    topo_release(&p->latest);
     if (p->base) event_base_free(p->base);
     topo_release(&p->first);
     cmd_overlay_release(&p->commands);
@@ -557,6 +573,11 @@ struct probe *probe_start(const struct config *cfg, probe_publish_fn publish_fn,
     p->base = event_base_new();
     if (!p->nodes || !p->base) {
         snprintf(err, errlen, "out of memory");
+        probe_free(p);
+        return NULL;
+    }
+    p->admin = admin_start(p->base, cfg, latest_snapshot, p, err, errlen);
+    if (!p->admin && err[0]) {
         probe_free(p);
         return NULL;
     }

@@ -35,6 +35,13 @@ static int eligible(const struct topology *t, const struct route_policy *p,
     return 1;
 }
 
+int route_read_eligible(const struct topology *t, const struct route_policy *p, size_t i)
+{
+    long long lag;
+    if ((int)i == t->master) return p->reads != ROUTE_READS_REPLICA;
+    return p->reads != ROUTE_READS_MASTER && eligible(t, p, NULL, i, &lag);
+}
+
 /* Where node i stands for a read: its lag bucket (lower is better), or -1 if it
  * cannot take reads. */
 static long long read_bucket(const struct topology *t, const struct route_policy *p,

@@ -35,6 +35,8 @@ enum { ROUTE_NONE = -1 };
  * caller's count of requests in flight to node i; *rr is a round-robin cursor. */
 int route_read(const struct topology *t, const struct route_policy *p,
                const struct route_horizon *h, const unsigned *outstanding, unsigned *rr);
+/* Whether node i may take reads now (no read-your-writes horizon), for reports. */
+int route_read_eligible(const struct topology *t, const struct route_policy *p, size_t i);
 /* The node for a write: the master, reachable or not; ROUTE_NONE if none is known. */
 int route_write(const struct topology *t);
 /* Updates h with what t shows: once a probe sent after the write has measured the

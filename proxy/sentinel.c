@@ -62,6 +62,7 @@ static int set_addr(struct config_addr *a, const char *host, const char *port)
 {
     long p = strtol(port, NULL, 10);
     if (!host || strlen(host) >= sizeof(a->host) || p < 1 || p > 65535) return -1;
+    memset(a, 0, sizeof(*a)); /* whole: views are compared with memcmp */
     strcpy(a->host, host);
     a->port = (int)p;
     return 0;

@@ -64,6 +64,7 @@ respgate sandbox is up:
   Redis master   127.0.0.1:${ports[0]}   replicas 127.0.0.1:${ports[1]}, 127.0.0.1:${ports[2]}
   Sentinels      127.0.0.1:${sentinels[0]}-${sentinels[2]} (master name "sandbox")
   respgate       127.0.0.1:7379   (config $config; logs in $dir)
+  admin          http://127.0.0.1:7380/topology  (/healthz, /readyz)
 
 Reads go to the replicas, writes to the master; see it with
   redis-cli -p ${ports[1]} info commandstats

@@ -69,7 +69,7 @@ port[respgate]=$(free_port)
 cat > "$dir/respgate.json" <<JSON
 {"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
  "regions": [{"name": "bench", "nodes": [$nodes]}],
- "upstream": {"connections_per_node": 2}}
+ "upstream": {"connections_per_node": 2}, "admin": {"listen": null}}
 JSON
 "$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
 pids+=($!)

@@ -18,6 +18,13 @@ the last acknowledged value) and the time from the trigger to +switch-master.
 
     /usr/bin/python3 tests/bench/failover.py [--respgate BIN] [--rounds N]
 
+Reading the figures: a client only notices a lost write if it later reads its counter
+back lower, so writes acknowledged by a master that is then thrown away show up as
+"lost on new master" until the client is moved to the new master, and as "INCR
+regress" after. Times are seconds after the trigger; Sentinel publishes
++switch-master on the other Sentinels first, and on the failover leader only at
++failover-end (the "first/all" column).
+
 Not a test: it asserts nothing, and timings on a shared machine are noisy.
 """
 import argparse
@@ -279,7 +286,7 @@ def run(target, scenario, opts):
         gap, ga, gb = longest_gap(writers, load.started, load.stopped)
         rel = lambda x: None if x is None else x - t0  # noqa: E731
         r.update(
-            ok=True, t0=t0, new_port=new.port, old_port=old.port,
+            ok=True, new_port=new.port, old_port=old.port,
             ops=sum(len(c.ok_times) for c in clients),
             write_errors=sum(1 for c in writers for _, e in c.errors if e != "connection closed"),
             read_errors=sum(1 for c in load.readers for _, e in c.errors if e != "connection closed"),
@@ -299,20 +306,21 @@ def run(target, scenario, opts):
         )
         ok = True
     except Exception as e:  # a target that cannot do this yet is a result, not a crash
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
         r.update(ok=False, trace=traceback.format_exc(),
-                 failed="%s: %s" % (type(e).__name__, (str(e).strip() or "?").splitlines()[0]))
+                 failed="%s: %s" % (type(e).__name__, " / ".join(lines[:2])[:160]))
     finally:
         try:
             h.close(ok=ok)
-        except AssertionError as e:
-            r["note"] = str(e).strip().splitlines()[0]
+        except AssertionError as e:  # respgate exited uncleanly, or a sanitizer spoke
+            r["note"] = " / ".join(l.strip() for l in str(e).splitlines() if l.strip())[:300]
         if not ok:
             r["dir"] = h.dir
     return r
 
 
-def fmt(x, unit=""):
-    return "-" if x is None else "%.2f%s" % (x, unit)
+def fmt(x):
+    return "-" if x is None else "%.2f" % x
 
 
 def node_name(r, port):
@@ -348,12 +356,15 @@ def details(name, rnd, r, verbose):
         print("  %4d x %s" % (n, kind))
     if r["error_kinds"]:
         print("  error replies from %s to %s" % (fmt(r["first_error"]), fmt(r["last_error"])))
+    # The milestones, first occurrence of each (per kind of instance: +sdown master
+    # and +sdown slave differ), unless asked for everything.
     keep = ("+sdown", "+odown", "+elected-leader", "+promoted-slave", "+failover-end",
             "+switch-master", "+convert-to-slave")
     seen = set()
     for t, port, ch, payload in r["sentinel_events"]:
-        if verbose or (ch in keep and (ch, "master" in payload) not in seen):
-            seen.add((ch, "master" in payload))
+        key = (ch, payload.split(" ", 1)[0])
+        if verbose or (ch in keep and key not in seen):
+            seen.add(key)
             print("  %6.2f  sentinel %d  %s %s" % (t, port, ch, payload))
     for t, port, state in r["proxy_changes"]:
         print("  %6.2f  proxy marks %s %s" % (t, node_name(r, port), state))

@@ -211,6 +211,7 @@ class Respgate:
             "regions": [{"name": "local", "priority": 1,
                          "nodes": ["127.0.0.1:%d" % upstream_port]}],
             "upstream": {"connections_per_node": 2, "connect_timeout_ms": 500},
+            "admin": {"listen": "127.0.0.1:%d" % free_port()},
         }
         for k, v in overrides.items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):

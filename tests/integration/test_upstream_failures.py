@@ -68,8 +68,9 @@ class UpstreamFailures(ProxyTestCase):
             self.assertTrue(is_unavailable(e), e)
 
     def test_upstream_down_gives_a_prompt_error_not_a_hang(self):
-        self.redis.kill()
         c = self.gate.client(timeout=5)
+        self.assertEqual(c.call("PING"), "PONG")  # respgate knows the master
+        self.redis.kill()
         wait_until(lambda: isinstance(c.call("PING"), RespError), what="an error reply")
         t0 = time.monotonic()
         reply = c.call("GET", "x")
@@ -112,9 +113,10 @@ class UpstreamFailures(ProxyTestCase):
         time.sleep(0.2)
         self.redis.kill()
         replies = [c.read() for _ in range(6)]
-        for r in replies:
+        self.assertTrue(replies[0].startswith("ERR upstream connection lost"), replies[0])
+        for r in replies[1:]:  # on a slow machine (valgrind) some were not sent yet: held
             self.assertIsInstance(r, RespError)
-            self.assertTrue(r.startswith("ERR upstream connection lost"), r)
+            self.assertTrue(is_unavailable(r), r)
 
     def test_a_session_whose_connection_dies_ends_with_the_connection_closed(self):
         c = self.gate.client()

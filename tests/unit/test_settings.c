@@ -170,6 +170,16 @@ Test(config, sentinel_and_failover_keys_load_and_are_checked)
                        "[\"h:1\"], \"master_name\": \"m\"}}, {\"name\": \"b\", \"sentinel\": "
                        "{\"addresses\": [\"h:2\"], \"master_name\": \"other\"}}]}",
                        "regions[1].sentinel.master_name");
+    cfg = load("{" REGION ", \"admin\": {\"listen\": \"0.0.0.0:9100\", \"token\": \"t\"}}");
+    cr_assert(cfg->admin.enabled);
+    cr_assert_eq(cfg->admin.listen.port, 9100);
+    cr_assert_str_eq(cfg->admin.token, "t");
+    config_destroy(&cfg);
+    cfg = load("{" REGION ", \"admin\": {\"listen\": null}}");
+    cr_assert(!cfg->admin.enabled);
+    config_destroy(&cfg);
+    assert_error_names("{" REGION ", \"admin\": {\"listen\": 80}}", "admin.listen");
+    assert_error_names("{" REGION ", \"admin\": {\"port\": 80}}", "admin.port");
     assert_error_names("{" REGION ", \"failover\": {\"hold_ms\": -1}}", "failover.hold_ms");
     assert_error_names("{" REGION ", \"failover\": {\"hold\": 1}}", "failover.hold");
 }
