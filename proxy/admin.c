@@ -37,8 +37,7 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
 static int token_ok(const struct admin *a, struct evhttp_request *req)
 {
     if (!a->cfg->admin.token) return 1;
-    const char *h =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
     const char *given = h + 7, *want = a->cfg->admin.token;
     size_t n = strlen(given), len = strlen(want);
@@ -61,25 +60,23 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
         const struct topo_node *n = &t->nodes[i];
         long long lag = topo_lag(t, i);
         json_array_append_new(
-            nodes,
-            json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:b, s:b, s:f}", "address",
-                      n->name, "region", a->cfg->regions[n->region].name, "role",
-                      role_name(n->role), "listed", n->listed, "reachable", n->reachable,
-                      "link_up", n->link_up, "offset", (json_int_t)n->offset, "lag_bytes",
-                      lag >= 0 ? json_integer(lag) : json_null(), "follows",
-                      n->follows >= 0 ? json_string(t->nodes[n->follows].name) : json_null(),
-                      "master", (int)i == t->master, "eligible_for_reads",
-                      route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
-                      n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
+            nodes, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:b, s:b, s:f}",
+                             "address", n->name, "region", a->cfg->regions[n->region].name, "role",
+                             role_name(n->role), "listed", n->listed, "reachable", n->reachable,
+                             "link_up", n->link_up, "offset", (json_int_t)n->offset, "lag_bytes",
+                             lag >= 0 ? json_integer(lag) : json_null(), "follows",
+                             n->follows >= 0 ? json_string(t->nodes[n->follows].name) : json_null(),
+                             "master", (int)i == t->master, "eligible_for_reads",
+                             route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
+                             n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
     }
-    return json_pack("{s:I, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation,
-                     "master", t->master >= 0 ? json_string(t->nodes[t->master].name) : json_null(),
-                     "master_for_seconds",
-                     t->master >= 0 && t->master_since_ns
-                         ? json_real((double)(now - t->master_since_ns) / 1e9)
-                         : json_null(),
-                     "why_no_master", t->why_no_master ? json_string(t->why_no_master) : json_null(),
-                     "nodes", nodes);
+    return json_pack(
+        "{s:I, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation, "master",
+        t->master >= 0 ? json_string(t->nodes[t->master].name) : json_null(), "master_for_seconds",
+        t->master >= 0 && t->master_since_ns ? json_real((double)(now - t->master_since_ns) / 1e9)
+                                             : json_null(),
+        "why_no_master", t->why_no_master ? json_string(t->why_no_master) : json_null(), "nodes",
+        nodes);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -113,9 +110,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         topo_release(&t);
     } else if (strcmp(path, "/topology") == 0 && is_get) {
         struct topology *t = a->snapshot(a->arg);
-        json_t *j = t ? topology_json(a, t) : json_pack("{s:n, s:s, s:[]}", "master",
-                                                        "why_no_master", "no node has answered yet",
-                                                        "nodes");
+        json_t *j = t ? topology_json(a, t)
+                      : json_pack("{s:n, s:s, s:[]}", "master", "why_no_master",
+                                  "no node has answered yet", "nodes");
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         if (text) {
             reply(req, 200, "application/json", text);
@@ -158,7 +155,8 @@ struct admin *admin_start(struct event_base *base, const struct config *cfg,
     evhttp_set_timeout(a->http, 10);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(a->http, on_request, a);
-    if (!evhttp_bind_socket_with_handle(a->http, cfg->admin.listen.host, (ev_uint16_t)cfg->admin.listen.port)) {
+    if (!evhttp_bind_socket_with_handle(a->http, cfg->admin.listen.host,
+                                        (ev_uint16_t)cfg->admin.listen.port)) {
         snprintf(err, errlen, "admin.listen %s:%d: cannot bind (in use?)", cfg->admin.listen.host,
                  cfg->admin.listen.port);
         admin_stop(&a);

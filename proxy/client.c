@@ -65,9 +65,9 @@ struct client {
     unsigned long long write_conn; /* id of the connection that carried its last write */
     int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
     TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
-    int64_t hold_until; /* when its wait for a master ends; 0: not waiting. It stays set
-                           after a timeout, so requests behind fail at once, until a
-                           request reaches a master again */
+    int64_t hold_until;            /* when its wait for a master ends; 0: not waiting. It stays set
+                                      after a timeout, so requests behind fail at once, until a
+                                      request reaches a master again */
 };
 
 #define ARGS_MAX_BYTES 4096 /* commands respgate reads whole (AUTH, HELLO, CLIENT SETNAME) */
@@ -286,15 +286,14 @@ static void hold(struct client *c)
     char msg[512];
     if (!c->hold_until) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
     if (now >= c->hold_until || w->nheld >= cap) {
-        int n = snprintf(msg, sizeof(msg),
-                         now >= c->hold_until
-                             ? "-TRYAGAIN upstream unavailable: no writable master within "
-                               "failover.hold_ms (%d ms): %s\r\n"
-                             : "-TRYAGAIN upstream unavailable: too many requests wait for a "
-                               "writable master (failover.max_held_requests %d): %s\r\n",
-                         now >= c->hold_until ? cfg->failover.hold_ms
-                                              : cfg->failover.max_held_requests,
-                         no_master_why(w));
+        int n = snprintf(
+            msg, sizeof(msg),
+            now >= c->hold_until ? "-TRYAGAIN upstream unavailable: no writable master within "
+                                   "failover.hold_ms (%d ms): %s\r\n"
+                                 : "-TRYAGAIN upstream unavailable: too many requests wait for a "
+                                   "writable master (failover.max_held_requests %d): %s\r\n",
+            now >= c->hold_until ? cfg->failover.hold_ms : cfg->failover.max_held_requests,
+            no_master_why(w));
         discard_message(c);
         local_reply(c, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
         return;
@@ -367,8 +366,8 @@ static int choose_node(struct client *c, int read)
     if (!read || (ryw && c->writes_inflight))
         return route_write(w->topo); /* reads behind its own write: on the same connection */
     if (ryw) route_horizon_update(&c->horizon, w->topo);
-    int node = route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding,
-                          &w->rr);
+    int node =
+        route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding, &w->rr);
     if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
         local_error(c, "-ERR no replica is eligible for reads %s\r\n",
                     "(routing.no_replica is \"error\")");
@@ -408,8 +407,8 @@ static int resend(struct worker *w, struct req *r, int avoid)
         if (n != ROUTE_NONE && n != avoid) node = n;
     }
     if (node == ROUTE_NONE || node == avoid) return 0;
-    struct upconn *u = node == master ? upstream_pick_master(w, node, c->up)
-                                      : upstream_pick(w, node, NULL);
+    struct upconn *u =
+        node == master ? upstream_pick_master(w, node, c->up) : upstream_pick(w, node, NULL);
     if (!u) return 0;
     log_debug("client: request sent again, to %s", upstream_node_name(w, node));
     if (node == master) c->up = u;

@@ -447,8 +447,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         if (get_int(obj, "failover", "hold_ms", 0, 600000, &v, err, errlen)) return -1;
         cfg->failover.hold_ms = (int)v;
         v = cfg->failover.max_held_requests;
-        if (get_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen))
-            return -1;
+        if (get_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen)) return -1;
         cfg->failover.max_held_requests = (int)v;
     }
 

@@ -38,16 +38,16 @@ struct req {
     struct upconn *up;      /* where it was sent; NULL for a reply made here */
     struct evbuffer *reply; /* a reply that is ready before the client can take it */
     int done;
-    int write;             /* not known to be read-only: its reply moves the client's
-                              read-your-writes horizon */
-    const char *instead;   /* a reply to give the client in place of the upstream's */
-    int auth;              /* respgate's own AUTH on a new connection: no client waits */
-    int role;              /* respgate's own ROLE, to verify the node is a master */
-    char *copy;            /* the request (up to 16 KiB), to send it again: a read whose
-                              replica failed, a request a demoted master refused */
+    int write;           /* not known to be read-only: its reply moves the client's
+                            read-your-writes horizon */
+    const char *instead; /* a reply to give the client in place of the upstream's */
+    int auth;            /* respgate's own AUTH on a new connection: no client waits */
+    int role;            /* respgate's own ROLE, to verify the node is a master */
+    char *copy;          /* the request (up to 16 KiB), to send it again: a read whose
+                            replica failed, a request a demoted master refused */
     size_t copy_len;
-    int64_t resend_until;  /* refused by a demoted master: how long it may wait for another */
-    int node;              /* where it was sent */
+    int64_t resend_until;       /* refused by a demoted master: how long it may wait for another */
+    int node;                   /* where it was sent */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
                                    a request is cleared up to it, not through it */
 };
@@ -76,12 +76,12 @@ struct upconn {
     size_t scanned;
     struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
-    int got_data;  /* pinned: bytes were relayed to the client */
-    int verified;  /* ROLE said master on this connection since the master last changed */
+    int got_data;     /* pinned: bytes were relayed to the client */
+    int verified;     /* ROLE said master on this connection since the master last changed */
     int role_pending; /* a ROLE is in flight */
-    int nwaiting;  /* clients paused until this connection's output drains */
-    char err[96];  /* a connect error seen before any callback could run */
-    char why[400]; /* the last failure, for error replies */
+    int nwaiting;     /* clients paused until this connection's output drains */
+    char err[96];     /* a connect error seen before any callback could run */
+    char why[400];    /* the last failure, for error replies */
 };
 
 struct probe;
@@ -116,15 +116,15 @@ struct worker {
     const struct config *cfg;
     struct shared *shared;
     struct evconnlistener *listener;
-    struct pool *pools;    /* TOPO_MAX_NODES, by topology index */
-    unsigned *outstanding; /* requests in flight to node i from this worker */
+    struct pool *pools;        /* TOPO_MAX_NODES, by topology index */
+    unsigned *outstanding;     /* requests in flight to node i from this worker */
     TAILQ_HEAD(, client) held; /* waiting for a writable master, in the order they came */
     int nheld;
     struct req_queue resend; /* requests refused by a demoted master, waiting for the next */
     int nresend;
     struct event *hold_timer; /* runs while anything is held: expires the overdue */
-    struct topology *topo; /* the newest snapshot; NULL until the first */
-    unsigned rr;           /* round-robin cursor for reads */
+    struct topology *topo;    /* the newest snapshot; NULL until the first */
+    unsigned rr;              /* round-robin cursor for reads */
     unsigned long long next_conn_id;
     TAILQ_HEAD(, client) clients;
     int nclients;

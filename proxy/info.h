@@ -1,5 +1,6 @@
 /* info: reads what the control plane needs from an INFO reply (sections
- * replication and persistence): role, link state, replication offset and a master's replicas. Pure. */
+ * replication and persistence): role, link state, replication offset and a master's replicas. Pure.
+ */
 #ifndef RG_INFO_H
 #define RG_INFO_H
 

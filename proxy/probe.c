@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#define PROBE_STALL_FACTOR 1.5 /* intervals without an answer: unreachable */
-#define PROBE_RESET_FACTOR 10  /* intervals without an answer: reconnect */
+#define PROBE_STALL_FACTOR 1.5       /* intervals without an answer: unreachable */
+#define PROBE_RESET_FACTOR 10        /* intervals without an answer: reconnect */
 #define LISTED_NS (5LL * 1000000000) /* a discovered node no source lists is dropped after */
 
 struct probe_node {
@@ -30,8 +30,8 @@ struct probe_node {
     size_t index;
     struct config_addr addr;
     char numeric[INET6_ADDRSTRLEN]; /* the address resolved once, to match INFO's master_host */
-    int configured;  /* from the config file: always part of the set */
-    int64_t seen_ns; /* discovered: when Sentinel or the master last listed it */
+    int configured;                 /* from the config file: always part of the set */
+    int64_t seen_ns;                /* discovered: when Sentinel or the master last listed it */
     redisAsyncContext *ac;
     int64_t sent_ns; /* when the INFO in flight was sent; 0: none in flight */
     int answered;    /* has answered (or failed) at least once */
@@ -48,7 +48,7 @@ struct probe {
     struct event *poke_ev; /* a worker saw a node contradict the topology */
     pthread_t thread;
     size_t nnodes;
-    struct probe_node *nodes; /* TOPO_MAX_NODES of them; the first nnodes in use */
+    struct probe_node *nodes;  /* TOPO_MAX_NODES of them; the first nnodes in use */
     struct sentinel *sentinel; /* NULL without Sentinel in the config */
     uint64_t generation;
     int master;    /* index chosen in the last snapshot */

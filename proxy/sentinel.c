@@ -13,11 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
-#define QUERY_INTERVAL_MS 1000 /* a missed event costs at most this */
-#define REFRESH_MIN_MS 100     /* forced rounds, at most this often */
-#define FRESH_NS (3LL * 1000000000)        /* an answer older than this does not count */
-#define ABORT_GUESS_NS (2LL * 1000000000)  /* promoting, yet no Sentinel says failover */
-#define STUCK_NS (1500LL * 1000000)        /* a round or a connect unanswered this long */
+#define QUERY_INTERVAL_MS 1000            /* a missed event costs at most this */
+#define REFRESH_MIN_MS 100                /* forced rounds, at most this often */
+#define FRESH_NS (3LL * 1000000000)       /* an answer older than this does not count */
+#define ABORT_GUESS_NS (2LL * 1000000000) /* promoting, yet no Sentinel says failover */
+#define STUCK_NS (1500LL * 1000000)       /* a round or a connect unanswered this long */
 #define QUERIES_PER_ROUND 3
 
 struct peer {
@@ -204,7 +204,8 @@ static void on_replicas(redisAsyncContext *ac, void *reply, void *privdata)
             has_flag(flags, "disconnected") || !link || strcmp(link, "ok") != 0)
             continue;
         if (p->nreplicas < SENTINEL_REPLICAS_MAX &&
-            set_addr(&p->replicas[p->nreplicas], field(e, "ip"), field(e, "port") ? field(e, "port") : "") == 0)
+            set_addr(&p->replicas[p->nreplicas], field(e, "ip"),
+                     field(e, "port") ? field(e, "port") : "") == 0)
             p->nreplicas++;
     }
     round_done(p);
@@ -277,8 +278,7 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
         v->promoting = 0;
         s->changed(s->arg, channel);
     } else {
-        log_info("sentinel %s:%d: %s %s", p->addr.host, p->addr.port, channel,
-                 r->element[3]->str);
+        log_info("sentinel %s:%d: %s %s", p->addr.host, p->addr.port, channel, r->element[3]->str);
     }
     sentinel_refresh(s);
 }
@@ -290,7 +290,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (p->cmd == ac) p->cmd = NULL; /* hiredis frees it after this */
     if (p->sub == ac) p->sub = NULL;
     p->inflight = 0;
-    if (!p->down) log_warn("sentinel %s:%d unreachable: %s", p->addr.host, p->addr.port, ac->errstr);
+    if (!p->down)
+        log_warn("sentinel %s:%d unreachable: %s", p->addr.host, p->addr.port, ac->errstr);
     p->down = 1;
 }
 
@@ -344,8 +345,7 @@ static void query_round(struct sentinel *s)
          * go of; freeing the context answers its callbacks with NULL. */
         if (p->cmd && ((p->inflight && now - p->round_ns > STUCK_NS) ||
                        (!connected(p->cmd) && now - p->cmd_since > STUCK_NS))) {
-            if (!p->down)
-                log_warn("sentinel %s:%d does not answer", p->addr.host, p->addr.port);
+            if (!p->down) log_warn("sentinel %s:%d does not answer", p->addr.host, p->addr.port);
             p->down = 1;
             redisAsyncContext *ac = p->cmd;
             p->cmd = NULL;

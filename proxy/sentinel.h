@@ -24,10 +24,10 @@
 #define SENTINEL_PEERS_MAX 16
 
 struct sentinel_view {
-    int known;                 /* some Sentinel has named a master */
-    struct config_addr master; /* the master named with the highest config epoch */
-    long long epoch;           /* that config epoch */
-    int promoting;             /* a failover selected a replica: the master is fenced */
+    int known;                   /* some Sentinel has named a master */
+    struct config_addr master;   /* the master named with the highest config epoch */
+    long long epoch;             /* that config epoch */
+    int promoting;               /* a failover selected a replica: the master is fenced */
     struct config_addr promoted; /* with promoting: the replica to become master */
     size_t nreplicas;            /* healthy replicas (no s_down, o_down, disconnected; link ok) */
     struct config_addr replicas[SENTINEL_REPLICAS_MAX];

@@ -392,8 +392,7 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
             goto fail;
         }
     }
-    log_info("listening on %s:%d with %d worker threads", cfg->listen.host, cfg->listen.port,
-             g->n);
+    log_info("listening on %s:%d with %d worker threads", cfg->listen.host, cfg->listen.port, g->n);
     freeaddrinfo(listen_ai);
     return g;
 
