@@ -384,7 +384,9 @@ static int choose_node(struct client *c, int read)
 static void keep_copy(struct client *c, struct req *r)
 {
     size_t len = c->rp.inl ? c->rp.inl_len : c->rp.len;
-    if (len > RETRY_COPY_MAX) return;
+    /* A write is sent again only after a -READONLY, which fencing makes rare: a
+     * larger one is not worth a malloc and a copy on every write. */
+    if (len > RETRY_COPY_MAX || (r->write && len > sizeof(r->small))) return;
     if (!(r->copy = len <= sizeof(r->small) ? r->small : malloc(len))) return;
     r->copy_len = len;
     if (c->rp.inl)
