@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Everything the build, the tests and the sandbox need, from Debian.
 DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev \
         libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis \
-        redis-redisearch
+        redis-redisearch python3-jsonschema python3-prometheus-client
 BENCH_DEPS := nutcracker haproxy
 
 all: build

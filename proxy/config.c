@@ -341,18 +341,97 @@ static int parse_routing(json_t *root, struct config *cfg, char *err, size_t err
     return 0;
 }
 
+/* "http://host[:port][/path]": plain HTTP, as evhttp speaks it. */
+static int parse_webhook(struct config *cfg, char *err, size_t errlen)
+{
+    const char *u = cfg->notify.webhook, *scheme = "http://";
+    if (strncmp(u, scheme, strlen(scheme)) != 0)
+        return fail(err, errlen,
+                    "notify.webhook: expected an http:// URL (no TLS: put a local "
+                    "relay in front of an https endpoint)");
+    const char *host = u + strlen(scheme), *slash = strchr(host, '/');
+    size_t hostlen = slash ? (size_t)(slash - host) : strlen(host);
+    char hostport[CONFIG_HOST_MAX + 8], why[128];
+    if (hostlen == 0 || hostlen >= sizeof(hostport) - 4)
+        return fail(err, errlen, "notify.webhook: expected http://host[:port]/path");
+    memcpy(hostport, host, hostlen);
+    hostport[hostlen] = '\0';
+    /* Without a port (and not a bare IPv6 literal with one), HTTP's own. */
+    const char *close = strrchr(hostport, ']'), *colon = strrchr(hostport, ':');
+    if (!colon || (close && colon < close)) strcat(hostport, ":80");
+    if (config_parse_addr(hostport, &cfg->notify.webhook_addr, why, sizeof(why)))
+        return fail(err, errlen, "notify.webhook: %s", why);
+    if (!(cfg->notify.webhook_path = strdup(slash ? slash : "/")))
+        return fail(err, errlen, "out of memory");
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= ' ')
+            return fail(err, errlen, "notify.webhook: spaces and control characters not allowed");
+    return 0;
+}
+
+static int parse_notify(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"command", "webhook", "timeout_ms", NULL};
+    json_t *obj;
+    long long v = cfg->notify.timeout_ms;
+    if (get_object(root, "", "notify", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (check_keys(obj, "notify", keys, err, errlen) ||
+        get_int(obj, "notify", "timeout_ms", 10, 600000, &v, err, errlen) ||
+        get_string(obj, "notify", "webhook", &cfg->notify.webhook, err, errlen))
+        return -1;
+    cfg->notify.timeout_ms = (int)v;
+    if (cfg->notify.webhook && parse_webhook(cfg, err, errlen)) return -1;
+    json_t *cmd = json_object_get(obj, "command");
+    if (!cmd || json_is_null(cmd)) return 0;
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 64)
+        return fail(err, errlen,
+                    "notify.command: expected an argv array like [\"/path/to/hook\", "
+                    "\"arg\"] (the event is appended)");
+    size_t n = json_array_size(cmd);
+    if (!(cfg->notify.command = calloc(n + 1, sizeof(char *))))
+        return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *a = json_string_value(json_array_get(cmd, i));
+        if (!a || (i == 0 && !*a))
+            return fail(err, errlen, "notify.command[%zu]: expected a%s string", i,
+                        i ? "" : " non-empty");
+        if (!(cfg->notify.command[i] = strdup(a))) return fail(err, errlen, "out of memory");
+        cfg->notify.ncommand = i + 1;
+    }
+    return 0;
+}
+
+static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"availability", NULL};
+    json_t *obj;
+    if (get_object(root, "", "slo", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (check_keys(obj, "slo", keys, err, errlen)) return -1;
+    json_t *a = json_object_get(obj, "availability");
+    if (!a) return 0;
+    if (!json_is_number(a) || json_number_value(a) <= 0 || json_number_value(a) >= 1)
+        return fail(err, errlen,
+                    "slo.availability: expected a number between 0 and 1, "
+                    "like 0.9999 (\"four nines\")");
+    cfg->slo.availability = json_number_value(a);
+    return 0;
+}
+
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "listen",  "threads",  "log",           "shutdown_timeout_ms",
         "regions", "upstream", "limits",        "probe_interval_ms",
         "routing", "auth",     "deny_commands", "failover",
-        "admin",   NULL};
+        "admin",   "notify",   "slo",           NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients", "max_query_buffer_bytes",
                                               "max_pending_per_client", "max_wait_ms", NULL};
-    static const char *const log_keys[] = {"level", NULL};
+    static const char *const log_keys[] = {"level", "format", NULL};
+    static const char *const log_formats[] = {"text", "json", NULL};
     long long v;
     json_t *obj;
 
@@ -387,6 +466,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
             return fail(err, errlen,
                         "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
         if (lvl) cfg->log_level = log_level_parse(json_string_value(lvl));
+        if (get_choice(obj, "log", "format", log_formats, &cfg->log_format, err, errlen)) return -1;
     }
 
     if (get_object(root, "", "upstream", &obj, err, errlen)) return -1;
@@ -451,6 +531,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         cfg->failover.max_held_requests = (int)v;
     }
 
+    if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen)) return -1;
     return parse_regions(root, cfg, err, errlen);
 }
 
@@ -478,6 +559,8 @@ static void set_defaults(struct config *cfg)
     strcpy(cfg->admin.listen.host, "127.0.0.1");
     cfg->admin.listen.port = 7380;
     cfg->failover.max_held_requests = 100000;
+    cfg->notify.timeout_ms = 5000;
+    cfg->slo.availability = 0.9999;
 }
 
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */
@@ -492,6 +575,7 @@ static struct config *config_from_json(json_t *root, const json_error_t *jerr, c
     if (!cfg) {
         fail(err, errlen, "out of memory");
     } else {
+        atomic_init(&cfg->refs, 1);
         set_defaults(cfg);
         if (parse_root(root, cfg, err, errlen)) config_destroy(&cfg);
     }
@@ -537,8 +621,27 @@ void config_destroy(struct config **cfgp)
     free(cfg->admin.token);
     free(cfg->upstream.username);
     free(cfg->upstream.password);
+    for (size_t i = 0; i < cfg->notify.ncommand; i++)
+        free(cfg->notify.command[i]);
+    free(cfg->notify.command);
+    free(cfg->notify.webhook);
+    free(cfg->notify.webhook_path);
     free(cfg);
     *cfgp = NULL;
+}
+
+struct config *config_acquire(struct config *cfg)
+{
+    if (cfg) atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+    return cfg;
+}
+
+void config_release(struct config **cfgp)
+{
+    struct config *cfg = *cfgp;
+    *cfgp = NULL;
+    if (cfg && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+        config_destroy(&cfg);
 }
 
 const struct config_region *config_primary_region(const struct config *cfg)

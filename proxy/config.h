@@ -1,9 +1,12 @@
 /* config: loads and validates the JSON configuration into plain, immutable data.
  * Every error names the offending key ("regions[0].nodes[1]: port out of range").
- * The same code serves startup and --check-config. */
+ * The same code serves startup, --check-config and every reload. A loaded config
+ * is never changed; a reload makes a new one, and threads let go of the old one
+ * (refcounted) when they have moved on. */
 #ifndef RG_CONFIG_H
 #define RG_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #define CONFIG_HOST_MAX 256
@@ -29,10 +32,14 @@ struct config_user {
     char *password;
 };
 
+enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON };
+
 struct config {
+    atomic_int refs;
     struct config_addr listen;
     int threads;
     int log_level;           /* enum log_level */
+    int log_format;          /* enum config_log_format */
     int shutdown_timeout_ms; /* drain time on SIGTERM/SIGINT */
     int probe_interval_ms;   /* how often every node is asked INFO */
     size_t nregions;
@@ -71,12 +78,35 @@ struct config {
         int hold_ms;           /* requests wait this long for a writable master */
         int max_held_requests; /* beyond this many waiting, fail at once */
     } failover;
+    struct {
+        size_t ncommand;
+        char **command; /* argv run on every master switch; NULL: none */
+        char *webhook;  /* "http://host[:port]/path" a JSON event is POSTed to */
+        struct config_addr webhook_addr;
+        char *webhook_path; /* with its query, if any */
+        int timeout_ms;     /* a hook running longer is killed / abandoned */
+    } notify;
+    struct {
+        double availability; /* the write-availability objective, e.g. 0.9999 */
+    } slo;
 };
 
 /* Returns a new config, or NULL with a message in err. */
 struct config *config_load_file(const char *path, char *err, size_t errlen);
 struct config *config_load_string(const char *json, char *err, size_t errlen);
 void config_destroy(struct config **cfg);
+/* A loaded config starts with one reference; the last release destroys it. */
+struct config *config_acquire(struct config *cfg);
+void config_release(struct config **cfg);
+
+/* The effective config (defaults included) as JSON, secrets replaced by
+ * "(redacted)". A new reference. */
+struct json_t *config_to_json(const struct config *cfg);
+/* A reload: writes into out the keys that differ between old and next but take
+ * effect only on restart ("listen, threads"; "" if none), and gives next the old
+ * values of those, so that next describes what really runs. */
+void config_carry_restart_keys(const struct config *old, struct config *next, char *out,
+                               size_t outlen);
 
 /* The region with the lowest priority value (the first such in the file). */
 const struct config_region *config_primary_region(const struct config *cfg);

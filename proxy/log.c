@@ -9,6 +9,7 @@
 #include <time.h>
 
 static atomic_int log_min_level = LOG_INFO;
+static atomic_int log_json;
 static _Thread_local char log_thread[16] = "main";
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
@@ -23,6 +24,29 @@ int log_level_parse(const char *name)
 void log_set_level(enum log_level level)
 {
     atomic_store_explicit(&log_min_level, level, memory_order_relaxed);
+}
+
+void log_set_json(int json)
+{
+    atomic_store_explicit(&log_json, json, memory_order_relaxed);
+}
+
+/* msg as the inside of a JSON string: quotes, backslashes, control and non-ASCII
+ * bytes escaped. */
+static void json_escape(const char *msg, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && n + 7 < cap; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)*p;
+        } else if (*p < 0x20 || *p >= 0x7f) { /* always valid JSON, whatever the bytes */
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *p);
+        } else {
+            out[n++] = (char)*p;
+        }
+    }
+    out[n] = '\0';
 }
 
 int log_enabled(enum log_level level)
@@ -51,6 +75,14 @@ void log_write(enum log_level level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (atomic_load_explicit(&log_json, memory_order_relaxed)) {
+        char esc[sizeof(msg) * 6 + 8];
+        json_escape(msg, esc, sizeof(esc));
+        fprintf(stderr,
+                "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":\"%s\",\"msg\":\"%s\"}\n",
+                when, ts.tv_nsec / 1000000, log_names[level], log_thread, esc);
+        return;
+    }
     fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, ts.tv_nsec / 1000000, log_names[level],
             log_thread, msg);
 }

@@ -1,0 +1,124 @@
+/* config_dump: the running config as operators see it (GET /config), and what a
+ * reload cannot change without a restart. Kept apart from config.c, which only
+ * reads JSON. */
+#include "config.h"
+#include "log.h"
+#include "route.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define REDACTED "(redacted)"
+
+static json_t *addr_json(const struct config_addr *a)
+{
+    char s[CONFIG_HOST_MAX + 16];
+    snprintf(s, sizeof(s), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
+    return json_string(s);
+}
+
+static json_t *addr_list(const struct config_addr *a, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, addr_json(&a[i]));
+    return list;
+}
+
+/* A secret shows only whether it is set. */
+static json_t *secret(const char *s)
+{
+    return s ? json_string(REDACTED) : json_null();
+}
+
+static json_t *nullable(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *region_json(const struct config_region *r)
+{
+    json_t *o = json_pack("{s:s, s:I, s:o}", "name", r->name, "priority", (json_int_t)r->priority,
+                          "nodes", addr_list(r->nodes, r->nnodes));
+    if (r->nsentinels)
+        json_object_set_new(o, "sentinel",
+                            json_pack("{s:o, s:s, s:o, s:o}", "addresses",
+                                      addr_list(r->sentinels, r->nsentinels), "master_name",
+                                      r->master_name, "username", nullable(r->sentinel_username),
+                                      "password", secret(r->sentinel_password)));
+    return o;
+}
+
+json_t *config_to_json(const struct config *cfg)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    static const char *const reads[] = {"replica", "master", "any"};
+    json_t *regions = json_array(), *deny = json_array(), *users = json_array(),
+           *command = json_null();
+    for (size_t i = 0; i < cfg->nregions; i++)
+        json_array_append_new(regions, region_json(&cfg->regions[i]));
+    for (size_t i = 0; i < cfg->ndeny; i++)
+        json_array_append_new(deny, json_string(cfg->deny[i]));
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        json_array_append_new(
+            users, json_pack("{s:s, s:s}", "name", cfg->auth.users[i].name, "password", REDACTED));
+    if (cfg->notify.ncommand) {
+        command = json_array();
+        for (size_t i = 0; i < cfg->notify.ncommand; i++)
+            json_array_append_new(command, json_string(cfg->notify.command[i]));
+    }
+    return json_pack(
+        "{s:o, s:i, s:{s:s, s:s}, s:i, s:i, s:o, s:{s:s, s:I, s:b, s:s}, "
+        "s:{s:i, s:i, s:o, s:o}, s:{s:o, s:o}, s:o, "
+        "s:{s:i, s:I, s:i, s:i}, s:{s:i, s:i}, s:{s:o, s:o}, s:{s:o, s:o, s:i}, s:{s:f}}",
+        "listen", addr_json(&cfg->listen), "threads", cfg->threads, "log", "level",
+        levels[cfg->log_level], "format", cfg->log_format == CONFIG_LOG_JSON ? "json" : "text",
+        "shutdown_timeout_ms", cfg->shutdown_timeout_ms, "probe_interval_ms",
+        cfg->probe_interval_ms, "regions", regions, "routing", "reads", reads[cfg->routing.reads],
+        "max_lag_bytes", (json_int_t)cfg->routing.max_lag_bytes, "read_your_writes",
+        cfg->routing.read_your_writes, "no_replica",
+        cfg->routing.no_replica_error ? "error" : "master", "upstream", "connections_per_node",
+        cfg->upstream.connections_per_node, "connect_timeout_ms", cfg->upstream.connect_timeout_ms,
+        "username", nullable(cfg->upstream.username), "password", secret(cfg->upstream.password),
+        "auth", "password", secret(cfg->auth.password), "users", users, "deny_commands", deny,
+        "limits", "max_clients", cfg->limits.max_clients, "max_query_buffer_bytes",
+        (json_int_t)cfg->limits.max_query_buffer_bytes, "max_pending_per_client",
+        cfg->limits.max_pending_per_client, "max_wait_ms", cfg->limits.max_wait_ms, "failover",
+        "hold_ms", cfg->failover.hold_ms, "max_held_requests", cfg->failover.max_held_requests,
+        "admin", "listen", cfg->admin.enabled ? addr_json(&cfg->admin.listen) : json_null(),
+        "token", secret(cfg->admin.token), "notify", "command", command, "webhook",
+        nullable(cfg->notify.webhook), "timeout_ms", cfg->notify.timeout_ms, "slo", "availability",
+        cfg->slo.availability);
+}
+
+static int addr_eq(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+static void add_key(char *out, size_t outlen, const char *key)
+{
+    size_t used = strlen(out);
+    snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", key);
+}
+
+/* The listeners are bound once (one SO_REUSEPORT socket per worker), the workers
+ * are threads started once, and the pools are sized at startup. */
+void config_carry_restart_keys(const struct config *old, struct config *next, char *out,
+                               size_t outlen)
+{
+    out[0] = '\0';
+    if (!addr_eq(&old->listen, &next->listen)) add_key(out, outlen, "listen");
+    if (old->threads != next->threads) add_key(out, outlen, "threads");
+    if (old->admin.enabled != next->admin.enabled ||
+        (old->admin.enabled && !addr_eq(&old->admin.listen, &next->admin.listen)))
+        add_key(out, outlen, "admin.listen");
+    if (old->upstream.connections_per_node != next->upstream.connections_per_node)
+        add_key(out, outlen, "upstream.connections_per_node");
+    next->listen = old->listen;
+    next->threads = old->threads;
+    next->admin.enabled = old->admin.enabled;
+    next->admin.listen = old->admin.listen;
+    next->upstream.connections_per_node = old->upstream.connections_per_node;
+}
