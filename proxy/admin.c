@@ -1,22 +1,31 @@
-/* admin: see admin.h. Runs on the control thread's event_base; reads only the
- * snapshots the probe publishes, so it needs no lock and touches no worker. */
+/* admin: see admin.h. Runs on the control thread's event_base; reads only what
+ * the control thread owns, so it needs no lock and touches no worker. */
 #include "admin.h"
 #include "log.h"
+#include "route.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/queue.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A POST /failover waiting for Sentinel's answer; its client may leave first. */
+struct pending {
+    struct evhttp_request *req; /* NULL once its connection closed */
+    char who[CONFIG_HOST_MAX + 8];
+    LIST_ENTRY(pending) link;
+};
+
 struct admin {
-    const struct config *cfg;
+    struct config *cfg; /* a reference */
     struct evhttp *http;
     struct route_policy policy;
-    admin_snapshot_fn snapshot;
-    void *arg;
+    struct admin_ops ops;
+    LIST_HEAD(, pending) pending;
 };
 
 static void reply(struct evhttp_request *req, int code, const char *type, const char *body)
@@ -60,15 +69,17 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
         const struct topo_node *n = &t->nodes[i];
         long long lag = topo_lag(t, i);
         json_array_append_new(
-            nodes, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:b, s:b, s:f}",
-                             "address", n->name, "region", a->cfg->regions[n->region].name, "role",
-                             role_name(n->role), "listed", n->listed, "reachable", n->reachable,
-                             "link_up", n->link_up, "offset", (json_int_t)n->offset, "lag_bytes",
-                             lag >= 0 ? json_integer(lag) : json_null(), "follows",
-                             n->follows >= 0 ? json_string(t->nodes[n->follows].name) : json_null(),
-                             "master", (int)i == t->master, "eligible_for_reads",
-                             route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
-                             n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
+            nodes,
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:b, s:b, s:f}", "address",
+                      n->name, "region",
+                      (size_t)n->region < a->cfg->nregions ? a->cfg->regions[n->region].name : "",
+                      "role", role_name(n->role), "listed", n->listed, "reachable", n->reachable,
+                      "link_up", n->link_up, "offset", (json_int_t)n->offset, "lag_bytes",
+                      lag >= 0 ? json_integer(lag) : json_null(), "follows",
+                      n->follows >= 0 ? json_string(t->nodes[n->follows].name) : json_null(),
+                      "master", (int)i == t->master, "eligible_for_reads",
+                      route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
+                      n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
     }
     return json_pack(
         "{s:I, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation, "master",
@@ -79,60 +90,162 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
         nodes);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void reply_json(struct evhttp_request *req, int code, json_t *j)
 {
-    struct admin *a = arg;
-    const char *uri = evhttp_request_get_uri(req);
-    struct evhttp_uri *parsed = evhttp_uri_parse(uri);
-    const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
-    char body[512];
-    if (!path) path = "";
-    int is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
-    int open = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0;
-
-    if (!open && !token_ok(a, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-        reply(req, 401, "text/plain", "admin.token required: Authorization: Bearer <token>\n");
-    } else if (strcmp(path, "/healthz") == 0 && is_get) {
-        reply(req, 200, "text/plain", "ok\n");
-    } else if (strcmp(path, "/readyz") == 0 && is_get) {
-        struct topology *t = a->snapshot(a->arg);
-        int ready = t && t->master >= 0 && t->nodes[t->master].reachable;
-        if (ready)
-            snprintf(body, sizeof(body), "ready: master %s\n", t->nodes[t->master].name);
-        else
-            snprintf(body, sizeof(body), "not ready: %s\n",
-                     !t                 ? "no node has answered yet"
-                     : t->master >= 0   ? "the master does not answer"
-                     : t->why_no_master ? t->why_no_master
-                                        : "no writable master");
-        reply(req, ready ? 200 : 503, "text/plain", body);
-        topo_release(&t);
-    } else if (strcmp(path, "/topology") == 0 && is_get) {
-        struct topology *t = a->snapshot(a->arg);
-        json_t *j = t ? topology_json(a, t)
-                      : json_pack("{s:n, s:s, s:[]}", "master", "why_no_master",
-                                  "no node has answered yet", "nodes");
-        char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        if (text) {
-            reply(req, 200, "application/json", text);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    if (text) {
+        size_t n = strlen(text);
+        text[n] = '\0';
+        struct evbuffer *out = evbuffer_new();
+        if (out) {
+            evbuffer_add(out, text, n);
+            evbuffer_add(out, "\n", 1);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                              "application/json");
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+            evhttp_send_reply(req, code, NULL, out);
+            evbuffer_free(out);
         } else {
             evhttp_send_error(req, 500, NULL);
         }
-        free(text);
-        json_decref(j);
-        topo_release(&t);
-    } else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-               strcmp(path, "/topology") == 0) {
-        reply(req, 405, "text/plain", "method not allowed\n");
     } else {
-        reply(req, 404, "text/plain", "not found: try /healthz, /readyz or /topology\n");
+        evhttp_send_error(req, 500, NULL);
+    }
+    free(text);
+    json_decref(j);
+}
+
+static void readyz(struct admin *a, struct evhttp_request *req)
+{
+    char body[512];
+    struct topology *t = a->ops.snapshot(a->ops.arg);
+    int ready = t && t->master >= 0 && t->nodes[t->master].reachable;
+    if (ready)
+        snprintf(body, sizeof(body), "ready: master %s\n", t->nodes[t->master].name);
+    else
+        snprintf(body, sizeof(body), "not ready: %s\n",
+                 !t                 ? "no node has answered yet"
+                 : t->master >= 0   ? "the master does not answer"
+                 : t->why_no_master ? t->why_no_master
+                                    : "no writable master");
+    reply(req, ready ? 200 : 503, "text/plain", body);
+    topo_release(&t);
+}
+
+static void metrics(struct admin *a, struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    a->ops.metrics(a->ops.arg, out);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static void failover_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    ((struct pending *)arg)->req = NULL;
+}
+
+static void failover_done(void *arg, int ok, const char *msg)
+{
+    struct pending *p = arg;
+    LIST_REMOVE(p, link);
+    if (p->req) {
+        evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+        reply_json(p->req, ok ? 202 : 502,
+                   json_pack("{s:b, s:s, s:s}", "ok", ok, "sentinel", p->who, "reply", msg));
+    }
+    free(p);
+}
+
+static void failover(struct admin *a, struct evhttp_request *req)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    p->req = req;
+    int rc = a->ops.failover(a->ops.arg, failover_done, p, p->who, sizeof(p->who));
+    if (rc < 0) {
+        free(p);
+        reply_json(req, rc == -2 ? 409 : 503,
+                   json_pack("{s:b, s:s}", "ok", 0, "reply",
+                             rc == -2 ? "no Sentinel configured: respgate does not promote "
+                                        "replicas itself"
+                                      : "no Sentinel answers now"));
+        return;
+    }
+    /* The answer comes later; if the client goes first, the answer is dropped. */
+    LIST_INSERT_HEAD(&a->pending, p, link);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), failover_closed, p);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    static const struct {
+        const char *path;
+        enum evhttp_cmd_type method;
+    } routes[] = {{"/healthz", EVHTTP_REQ_GET}, {"/readyz", EVHTTP_REQ_GET},
+                  {"/metrics", EVHTTP_REQ_GET}, {"/topology", EVHTTP_REQ_GET},
+                  {"/status", EVHTTP_REQ_GET},  {"/config", EVHTTP_REQ_GET},
+                  {"/reload", EVHTTP_REQ_POST}, {"/failover", EVHTTP_REQ_POST}};
+    struct admin *a = arg;
+    struct evhttp_uri *parsed = evhttp_uri_parse(evhttp_request_get_uri(req));
+    const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
+    if (!path) path = "";
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    if (method == EVHTTP_REQ_HEAD) method = EVHTTP_REQ_GET;
+    int known = -1;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && known < 0; i++)
+        if (strcmp(path, routes[i].path) == 0) known = (int)i;
+    int open = known == 0 || known == 1;
+
+    if (known < 0) {
+        reply(req, 404, "text/plain",
+              "not found: try /healthz, /readyz, /metrics, /topology, /status, /config, "
+              "POST /reload or POST /failover\n");
+    } else if (method != routes[known].method) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          routes[known].method == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
+        reply(req, 405, "text/plain", "method not allowed\n");
+    } else if (!open && !token_ok(a, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        reply(req, 401, "text/plain", "admin.token required: Authorization: Bearer <token>\n");
+    } else if (known == 0) {
+        reply(req, 200, "text/plain", "ok\n");
+    } else if (known == 1) {
+        readyz(a, req);
+    } else if (known == 2) {
+        metrics(a, req);
+    } else if (known == 3) {
+        struct topology *t = a->ops.snapshot(a->ops.arg);
+        reply_json(req, 200,
+                   t ? topology_json(a, t)
+                     : json_pack("{s:n, s:s, s:[]}", "master", "why_no_master",
+                                 "no node has answered yet", "nodes"));
+        topo_release(&t);
+    } else if (known == 4) {
+        reply_json(req, 200, a->ops.status(a->ops.arg));
+    } else if (known == 5) {
+        reply_json(req, 200, a->ops.config(a->ops.arg));
+    } else if (known == 6) {
+        json_t *r = a->ops.reload(a->ops.arg);
+        reply_json(req, json_is_true(json_object_get(r, "ok")) ? 200 : 422, r);
+    } else {
+        failover(a, req);
     }
     if (parsed) evhttp_uri_free(parsed);
 }
 
-struct admin *admin_start(struct event_base *base, const struct config *cfg,
-                          admin_snapshot_fn snapshot, void *arg, char *err, size_t errlen)
+struct admin *admin_start(struct event_base *base, struct config *cfg, const struct admin_ops *ops,
+                          char *err, size_t errlen)
 {
     err[0] = '\0';
     if (!cfg->admin.enabled) return NULL;
@@ -142,13 +255,10 @@ struct admin *admin_start(struct event_base *base, const struct config *cfg,
         free(a);
         return NULL;
     }
-    a->cfg = cfg;
-    a->snapshot = snapshot;
-    a->arg = arg;
-    a->policy = (struct route_policy){.reads = (enum route_reads)cfg->routing.reads,
-                                      .max_lag_bytes = cfg->routing.max_lag_bytes,
-                                      .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
-                                      .no_replica_error = cfg->routing.no_replica_error};
+    a->cfg = config_acquire(cfg);
+    LIST_INIT(&a->pending);
+    a->ops = *ops;
+    a->policy = route_policy_of(cfg);
     /* Bounded: the endpoint must not become a way to exhaust memory or sockets. */
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 65536);
@@ -167,11 +277,29 @@ struct admin *admin_start(struct event_base *base, const struct config *cfg,
     return a;
 }
 
+void admin_set_config(struct admin *a, struct config *cfg)
+{
+    if (!a) return;
+    config_release(&a->cfg);
+    a->cfg = config_acquire(cfg);
+    a->policy = route_policy_of(cfg);
+}
+
 void admin_stop(struct admin **ap)
 {
     struct admin *a = *ap;
     if (!a) return;
+    struct pending *p;
+    while ((p = LIST_FIRST(&a->pending))) { /* Sentinel answers after this go nowhere */
+        LIST_REMOVE(p, link);
+        if (p->req)
+            evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+        p->req = NULL;
+        p->link.le_next = NULL; /* so failover_done's LIST_REMOVE touches only p */
+        p->link.le_prev = &p->link.le_next;
+    }
     if (a->http) evhttp_free(a->http);
+    config_release(&a->cfg);
     free(a);
     *ap = NULL;
 }

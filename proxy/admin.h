@@ -1,27 +1,46 @@
 /* admin: the operators' HTTP endpoint (libevent evhttp) on the control thread, at
  * admin.listen. GET /healthz (the process answers), GET /readyz (200 only while a
- * writable master is known: a sidecar's readiness probe), GET /topology (JSON: the
- * nodes as the newest snapshot has them). With admin.token set, every path but
- * /healthz and /readyz needs "Authorization: Bearer <token>". */
+ * writable master is known: a sidecar's readiness probe), GET /metrics
+ * (Prometheus), GET /topology (JSON: the nodes as the newest snapshot has them),
+ * GET /status (JSON: availability, error budget, failovers with RTO and RPO),
+ * GET /config (the running config, secrets redacted, and the last reload),
+ * POST /reload, POST /failover (SENTINEL FAILOVER). With admin.token set, every
+ * path but /healthz and /readyz needs "Authorization: Bearer <token>". What the
+ * endpoints show comes from the control module through admin_ops. */
 #ifndef RG_ADMIN_H
 #define RG_ADMIN_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <stddef.h>
 
 #include "config.h"
-#include "route.h"
+#include "sentinel.h"
 #include "topology.h"
+
+struct admin_ops {
+    void *arg;
+    /* The newest snapshot (a reference), or NULL before the first. */
+    struct topology *(*snapshot)(void *arg);
+    void (*metrics)(void *arg, struct evbuffer *out);
+    json_t *(*status)(void *arg);
+    json_t *(*config)(void *arg);
+    /* Reloads now; returns the result (ok is the "ok" member). */
+    json_t *(*reload)(void *arg);
+    /* Starts a failover: 0 (done is called later), -1 no Sentinel answers, -2 no
+     * Sentinel configured. who gets the Sentinel asked. */
+    int (*failover)(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen);
+};
 
 struct admin;
 
-/* A reference to the newest snapshot (release it), or NULL before the first. */
-typedef struct topology *(*admin_snapshot_fn)(void *arg);
-
 /* Binds admin.listen on base (before its thread runs). NULL with a message in err if
  * it cannot; NULL with err empty when admin.listen is null (no endpoint). */
-struct admin *admin_start(struct event_base *base, const struct config *cfg,
-                          admin_snapshot_fn snapshot, void *arg, char *err, size_t errlen);
+struct admin *admin_start(struct event_base *base, struct config *cfg, const struct admin_ops *ops,
+                          char *err, size_t errlen);
+/* A reloaded config: token, region names and routing from now on (not the address). */
+void admin_set_config(struct admin *a, struct config *cfg);
 void admin_stop(struct admin **a);
 
 #endif

@@ -65,6 +65,7 @@ struct client {
     unsigned long long write_conn; /* id of the connection that carried its last write */
     int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
     TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
+    enum stats_class cls;          /* of the request being dispatched, for the metrics */
     int64_t hold_until;            /* when its wait for a master ends; 0: not waiting. It stays set
                                       after a timeout, so requests behind fail at once, until a
                                       request reaches a master again */
@@ -130,6 +131,7 @@ static void client_free(struct client *c)
     if (c->flags & C_WAIT_MASTER) {
         TAILQ_REMOVE(&w->held, c, hold_link);
         w->nheld--;
+        stats_set(&w->stats->held, (uint64_t)w->nheld);
     }
     upstream_pin_destroy(&c->pin); /* it may carry session state: never reused */
     resp_deinit(&c->rp);
@@ -137,6 +139,7 @@ static void client_free(struct client *c)
     sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
     w->nclients--;
+    stats_set(&w->stats->clients, (uint64_t)w->nclients);
     atomic_fetch_sub(&w->shared->nclients, 1);
     free(c);
     worker_maybe_finish(w);
@@ -206,6 +209,7 @@ static void discard_message(struct client *c)
 static int protocol_error(struct client *c, const char *what)
 {
     log_debug("client: protocol error (%s), closing", what);
+    stats_add(&c->w->stats->errors[STATS_ERR_PROTOCOL], 1);
     if (c->rp.http) {
         client_free(c);
         return -1;
@@ -220,7 +224,12 @@ static int protocol_error(struct client *c, const char *what)
 /* Sends the framed message on u, queueing r (NULL for a tunnel). */
 static void send_message(struct client *c, struct upconn *u, struct req *r)
 {
+    struct worker *w = c->w;
     if (r && r->write) c->write_conn = u->id;
+    w->sent = 1;
+    enum stats_route route =
+        u->kind != UP_SHARED || u->node == route_write(w->topo) ? STATS_MASTER : STATS_REPLICA;
+    stats_add(&w->stats->requests[route][c->cls], 1);
     struct evbuffer *in = input(c);
     if (c->rp.inl) {
         evbuffer_drain(in, c->rp.len);
@@ -285,7 +294,9 @@ static void hold(struct client *c)
     int cap = (cfg->failover.max_held_requests + cfg->threads - 1) / cfg->threads;
     char msg[512];
     if (!c->hold_until) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
+    if (!w->outage_since) w->outage_since = now; /* writes wait: an outage, as clients see it */
     if (now >= c->hold_until || w->nheld >= cap) {
+        stats_add(&w->stats->errors[STATS_ERR_NO_MASTER], 1);
         int n = snprintf(
             msg, sizeof(msg),
             now >= c->hold_until ? "-TRYAGAIN upstream unavailable: no writable master within "
@@ -302,6 +313,7 @@ static void hold(struct client *c)
     c->flags |= C_WAIT_MASTER;
     TAILQ_INSERT_TAIL(&w->held, c, hold_link);
     w->nheld++;
+    stats_set(&w->stats->held, (uint64_t)w->nheld);
 }
 
 /* Takes the client off the held list and tries its request again. */
@@ -310,6 +322,7 @@ static void unhold_and_retry(struct client *c)
     struct worker *w = c->w;
     TAILQ_REMOVE(&w->held, c, hold_link);
     w->nheld--;
+    stats_set(&w->stats->held, (uint64_t)w->nheld);
     c->flags &= ~(unsigned)C_WAIT_MASTER;
     dispatch(c);
     if (!(c->flags & C_WAIT_MASTER)) client_process(c); /* the rest of its pipeline */
@@ -322,6 +335,7 @@ static void hold_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     int64_t now = topo_now_ns();
     struct client *c, *next;
+    w->now_ns = now;
     resend_waiting(w, now);
     for (c = TAILQ_FIRST(&w->held); c; c = next) {
         next = TAILQ_NEXT(c, hold_link);
@@ -366,9 +380,9 @@ static int choose_node(struct client *c, int read)
     if (!read || (ryw && c->writes_inflight))
         return route_write(w->topo); /* reads behind its own write: on the same connection */
     if (ryw) route_horizon_update(&c->horizon, w->topo);
-    int node =
-        route_read(w->topo, &w->shared->policy, ryw ? &c->horizon : NULL, w->outstanding, &w->rr);
+    int node = route_read(w->topo, &w->policy, ryw ? &c->horizon : NULL, w->outstanding, &w->rr);
     if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
+        stats_add(&w->stats->errors[STATS_ERR_NO_REPLICA], 1);
         local_error(c, "-ERR no replica is eligible for reads %s\r\n",
                     "(routing.no_replica is \"error\")");
         return NODE_ANSWERED;
@@ -403,9 +417,9 @@ static int resend(struct worker *w, struct req *r, int avoid)
     struct client *c = r->client;
     int master = route_write(w->topo), node = master;
     if (!r->write) {
-        int n = route_read(w->topo, &w->shared->policy,
-                           w->cfg->routing.read_your_writes ? &c->horizon : NULL, w->outstanding,
-                           &w->rr);
+        int n =
+            route_read(w->topo, &w->policy, w->cfg->routing.read_your_writes ? &c->horizon : NULL,
+                       w->outstanding, &w->rr);
         if (n != ROUTE_NONE && n != avoid) node = n;
     }
     if (node == ROUTE_NONE || node == avoid) return 0;
@@ -444,6 +458,7 @@ int client_retry(struct worker *w, struct req *r)
 int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len)
 {
     if (!r->client) return 0;
+    if (r->write && !w->outage_since) w->outage_since = w->now_ns;
     evbuffer_drain(in, len);
     if (!r->resend_until)
         r->resend_until = topo_now_ns() + (int64_t)w->cfg->failover.hold_ms * 1000000;
@@ -463,6 +478,7 @@ static void resend_waiting(struct worker *w, int64_t now)
         if (!r->client) {
             worker_req_put(w, r);
         } else if (now >= r->resend_until) {
+            stats_add(&w->stats->errors[STATS_ERR_NO_MASTER], 1);
             client_fail(w, r,
                         "-TRYAGAIN upstream unavailable: its node failed or refused it, and no "
                         "other could take it within failover.hold_ms\r\n");
@@ -593,6 +609,7 @@ static int auth_command(struct client *c)
             c->authed = 1;
             local_reply(c, "+OK\r\n", 5);
         } else {
+            stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
             local_reply(c, wrongpass, sizeof(wrongpass) - 1);
         }
         return 1;
@@ -600,6 +617,7 @@ static int auth_command(struct client *c)
     for (int i = 2; i + 2 < argc; i++) { /* HELLO protover [AUTH user pass] [SETNAME n] */
         if (lens[i] != 4 || strncasecmp(argv[i], "auth", 4) != 0) continue;
         if (!credentials_ok(cfg, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
+            stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
             discard_message(c);
             local_reply(c, wrongpass, sizeof(wrongpass) - 1);
             return 1;
@@ -614,6 +632,7 @@ static int auth_command(struct client *c)
         return 1;
     }
     if (!c->authed) {
+        stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
         discard_message(c);
         local_error(c, "-NOAUTH %s\r\n",
                     "HELLO must be called with the client already "
@@ -670,6 +689,7 @@ static int session_lost(struct client *c)
     const char *n = c->rp.name;
     int exec = strcmp(n, "exec") == 0, discard = strcmp(n, "discard") == 0;
     if (c->flags & C_TX_ABORTED) {
+        stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
         discard_message(c);
         if (exec || discard) c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
         static const char execabort[] =
@@ -929,23 +949,23 @@ static int stream_read_blocks(struct client *c)
  * does not know (module commands). */
 static int denied(const struct client *c, const struct cmd_info *ci)
 {
-    const struct shared *sh = c->w->shared;
+    const unsigned char *table = c->w->denied;
     if (ci) {
-        unsigned char d = sh->denied[cmd_index(ci)];
+        unsigned char d = table[cmd_index(ci)];
         if (d != 2) return d;
         char full[RESP_NAME_MAX + RESP_ARG1_MAX + 2];
         int n = snprintf(full, sizeof(full), "%s|%s", c->rp.name, c->rp.arg1);
         for (int i = (int)c->rp.name_len + 1; i < n; i++)
             full[i] = (char)tolower((unsigned char)full[i]);
         const struct cmd_info *sub = cmd_lookup(full, (size_t)n);
-        return sub && sh->denied[cmd_index(sub)] == 1;
+        return sub && table[cmd_index(sub)] == 1;
     }
     for (size_t i = 0; i < c->w->cfg->ndeny; i++)
         if (strcmp(c->w->cfg->deny[i], c->rp.name) == 0) return 1;
     return 0;
 }
 
-static void dispatch(struct client *c)
+static void route_request(struct client *c)
 {
     struct resp_parser *p = &c->rp;
     if (p->argc == 0) { /* an empty command: Redis sends nothing back either */
@@ -958,16 +978,19 @@ static void dispatch(struct client *c)
     const struct cmd_info *fi =
         ci || !c->w->topo ? ci : cmd_overlay_lookup(c->w->topo->commands, p->name, p->name_len);
     unsigned flags = cmd_flags_of(fi, p->name, p->name_len);
+    c->cls = stats_class_of(flags);
     if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !stream_read_blocks(c))
         flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
     const struct config *cfg = c->w->cfg;
     if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
     if (!c->authed && !(flags & CMD_QUIT)) { /* as Redis: nothing else is said before AUTH */
+        stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
         discard_message(c);
         local_error(c, "-NOAUTH %s\r\n", "Authentication required.");
         return;
     }
     if (denied(c, ci)) {
+        stats_add(&c->w->stats->errors[STATS_ERR_DENIED], 1);
         local_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
                     c->rp.name); /* before the message, and its name, are dropped */
         discard_message(c);
@@ -1005,6 +1028,17 @@ static void dispatch(struct client *c)
     }
 }
 
+/* Every request is counted once: where it went when it is sent, or as answered
+ * here ("local") when it was not and is not waiting to be. */
+static void dispatch(struct client *c)
+{
+    struct worker *w = c->w;
+    w->sent = 0;
+    route_request(c);
+    if (!w->sent && !(c->flags & (C_WAIT_MASTER | C_HELD)))
+        stats_add(&w->stats->requests[STATS_LOCAL][c->cls], 1);
+}
+
 /* Frames and sends what the client has sent, as far as its limits allow.
  * Returns -1 if the client was freed. */
 static int client_process(struct client *c)
@@ -1014,8 +1048,10 @@ static int client_process(struct client *c)
         int rc = frame_next(&c->rp, in, &c->scanned);
         if (rc == RESP_EPROTO) return protocol_error(c, c->rp.err);
         if (rc == RESP_MORE) {
-            if ((long long)evbuffer_get_length(in) > c->w->cfg->limits.max_query_buffer_bytes)
+            if ((long long)evbuffer_get_length(in) > c->w->cfg->limits.max_query_buffer_bytes) {
+                stats_add(&c->w->stats->errors[STATS_ERR_LIMIT], 1);
                 return protocol_error(c, "query buffer limit exceeded");
+            }
             break;
         }
         dispatch(c);
@@ -1062,6 +1098,7 @@ static void take_reply(const struct req *r, struct evbuffer *src, size_t len, st
 void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
 {
     struct client *c = r->client;
+    if (r->timed) stats_observe(&w->stats->latency[r->node], w->now_ns - r->sent_ns);
     if (!c) { /* the client left: drop its reply */
         evbuffer_drain(src, len);
         worker_req_put(w, r);
@@ -1091,7 +1128,9 @@ void client_fail(struct worker *w, struct req *r, const char *msg)
         worker_req_put(w, r);
         return;
     }
+    stats_add(&w->stats->errors[STATS_ERR_UPSTREAM], 1);
     if (r->write) { /* it may have run */
+        if (!w->outage_since) w->outage_since = w->now_ns;
         c->writes_inflight--;
         c->horizon.write_done_ns = topo_now_ns();
     }
@@ -1147,6 +1186,7 @@ void client_pin_lost(struct client *c, const char *why)
     int tunnel = pin->kind == UP_TUNNEL;
     unwait(c, pin);
     c->pin = NULL; /* the caller destroys it */
+    stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
     if (tunnel && !pin->got_data) local_error(c, "-ERR upstream unavailable (%s)\r\n", why);
     /* A tunnel cannot be resumed mid-stream, nor a session whose database or
      * authentication we could not carry to another connection: close the client.
@@ -1180,7 +1220,8 @@ void client_upstream_drained(struct upconn *u)
 static void client_readcb(void *arg)
 {
     struct client *c = arg;
-    if (c->flags & C_SHUT) { /* lingering: the input means nothing any more */
+    c->w->now_ns = topo_now_ns(); /* one clock read for all the requests read now */
+    if (c->flags & C_SHUT) {      /* lingering: the input means nothing any more */
         evbuffer_drain(input(c), evbuffer_get_length(input(c)));
         return;
     }
@@ -1225,6 +1266,7 @@ void client_accept(struct worker *w, evutil_socket_t fd)
 
     if (w->draining || atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
         if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
+        stats_add(&w->stats->errors[STATS_ERR_LIMIT], 1);
         ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)rc;
         evutil_closesocket(fd);
@@ -1253,6 +1295,8 @@ void client_accept(struct worker *w, evutil_socket_t fd)
               max_bulk < RESP_MAX_BULK_DEFAULT ? max_bulk : RESP_MAX_BULK_DEFAULT);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->nclients++;
+    stats_add(&w->stats->clients_accepted, 1);
+    stats_set(&w->stats->clients, (uint64_t)w->nclients);
 }
 
 void client_start_drain(struct worker *w)

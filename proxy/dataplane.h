@@ -23,6 +23,7 @@
 #include "resp.h"
 #include "route.h"
 #include "sock.h"
+#include "stats.h"
 #include "topology.h"
 
 struct client;
@@ -48,6 +49,8 @@ struct req {
     size_t copy_len;
     int64_t resend_until;       /* refused by a demoted master: how long it may wait for another */
     int node;                   /* where it was sent */
+    int timed;                  /* on a shared connection: its latency is measured */
+    int64_t sent_ns;            /* the worker's clock when it was sent */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
                                    a request is cleared up to it, not through it */
 };
@@ -91,10 +94,7 @@ struct shared {
     atomic_int nclients;
     atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
     struct probe *probe;          /* told when a node contradicts the topology */
-    struct route_policy policy;
-    /* Per command-table row: 1 refused (deny_commands), 2 a container with refused
-     * subcommands; built once at startup. Unknown names are checked by name. */
-    unsigned char *denied;
+    struct avail *avail;          /* told when writes could not be served, and since when */
 };
 
 /* A worker's connections to one node; set up when a topology first lists it. */
@@ -113,8 +113,16 @@ struct worker {
     int id;
     struct event_base *base;
     struct sock_loop *io;
-    const struct config *cfg;
+    struct config *cfg;         /* a reference; a reload sends a new one */
+    struct route_policy policy; /* from cfg */
+    /* Per command-table row: 1 refused (deny_commands), 2 a container with refused
+     * subcommands; built from cfg. Unknown names are checked by name. */
+    unsigned char *denied;
     struct shared *shared;
+    struct stats *stats;  /* written only here; summed by the control thread */
+    int64_t now_ns;       /* topo_now_ns() at the start of the current callback */
+    int sent;             /* dispatch: the request went upstream */
+    int64_t outage_since; /* a write failed or waited for a master at; 0: writes work */
     struct evconnlistener *listener;
     struct pool *pools;        /* TOPO_MAX_NODES, by topology index */
     unsigned *outstanding;     /* requests in flight to node i from this worker */
@@ -210,5 +218,8 @@ void upstream_pause_reading(struct upconn *u, int paused);
 struct req *worker_req_get(struct worker *w);
 void worker_req_put(struct worker *w, struct req *r);
 void worker_maybe_finish(struct worker *w);
+/* The first write since w->outage_since succeeded: reports the span for the
+ * availability figures (rare: a mutex is fine). */
+void worker_outage_over(struct worker *w);
 
 #endif

@@ -39,7 +39,7 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-static int run(const struct config *cfg)
+static int run(struct config *cfg, const char *path)
 {
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -52,7 +52,7 @@ static int run(const struct config *cfg)
     raise_fd_limit(cfg);
 
     char err[512];
-    struct worker_group *g = workers_start(cfg, err, sizeof(err));
+    struct worker_group *g = workers_start(cfg, path, err, sizeof(err));
     if (!g) {
         log_error("cannot start: %s", err);
         return 1;
@@ -62,8 +62,9 @@ static int run(const struct config *cfg)
     while (workers_running(g) > 0) {
         struct timespec tick = {0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, stopping ? &tick : NULL);
-        if (sig == SIGHUP) {
-            log_info("SIGHUP: configuration reload is not available yet; ignored");
+        if (sig == SIGHUP && !stopping) {
+            log_info("SIGHUP: reloading the configuration");
+            workers_reload(g);
         } else if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
             log_info("%s: no longer accepting; draining in-flight requests for up to %d ms",
                      sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
@@ -126,10 +127,11 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg->log_level);
+    log_set_json(cfg->log_format == CONFIG_LOG_JSON);
     /* The probe thread is woken from main; workers opt out of locking (NOLOCK). */
     evthread_use_pthreads();
     log_info("respgate %s starting with %s", RG_VERSION, path);
-    int rc = run(cfg);
-    config_destroy(&cfg);
+    int rc = run(cfg, path);
+    config_release(&cfg);
     return rc;
 }

@@ -1,8 +1,7 @@
-/* probe: see probe.h. Runs on its own thread with its own event_base; nothing here
- * is shared with the workers except the snapshots it publishes (and, at startup,
- * the first one, handed over under a mutex). */
+/* probe: see probe.h. Runs on the control thread's event_base; nothing here is
+ * shared with the workers except the snapshots it publishes (and, at startup, the
+ * first one, handed over under a mutex). */
 #include "probe.h"
-#include "admin.h"
 #include "command.h"
 #include "info.h"
 #include "log.h"
@@ -41,21 +40,20 @@ struct probe_node {
 };
 
 struct probe {
-    const struct config *cfg;
+    struct config *cfg; /* a reference */
     struct event_base *base;
     struct event *tick;
-    struct event *stop_ev;
     struct event *poke_ev; /* a worker saw a node contradict the topology */
-    pthread_t thread;
     size_t nnodes;
     struct probe_node *nodes;  /* TOPO_MAX_NODES of them; the first nnodes in use */
     struct sentinel *sentinel; /* NULL without Sentinel in the config */
+    struct sentinel *next;     /* a reload changed the Sentinels: these, once they answer */
+    int64_t next_since;
     uint64_t generation;
     int master;    /* index chosen in the last snapshot */
     int reference; /* the last master there was */
     int64_t master_since_ns;
     struct topology *latest; /* the newest snapshot, for the admin endpoint */
-    struct admin *admin;
     probe_publish_fn publish;
     void *arg;
     pthread_mutex_t lock; /* guards first and first_ready only */
@@ -130,6 +128,7 @@ static int node_add(struct probe *p, const struct config_addr *a, int region, in
 }
 
 static void probe_node_now(struct probe_node *n);
+static int sentinel_region(const struct config *cfg);
 
 /* The writable master: the node that last said it is master, even if it is slow
  * to answer now (busy is not dead: Sentinel decides that). With several (a
@@ -182,13 +181,7 @@ static void update_listed(struct probe *p)
     int64_t now = topo_now_ns();
     if (p->sentinel) {
         const struct sentinel_view *v = sentinel_view(p->sentinel);
-        int region = 0;
-        for (size_t r = 0; r < p->cfg->nregions; r++)
-            if (p->cfg->regions[r].nsentinels) {
-                region = (int)r;
-                break;
-            }
-        int i;
+        int region = sentinel_region(p->cfg), i;
         if (v->known && (i = node_add(p, &v->master, region, 0)) >= 0) p->nodes[i].seen_ns = now;
         if (v->promoting && (i = node_add(p, &v->promoted, region, 0)) >= 0)
             p->nodes[i].seen_ns = now;
@@ -218,12 +211,15 @@ static void publish(struct probe *p)
         t->nodes[i] = p->nodes[i].state;
     const char *why = "no reachable node reports role master";
     const struct sentinel_view *v = p->sentinel ? sentinel_view(p->sentinel) : NULL;
-    if (v && (v->known || v->nreachable))
+    if (v && (v->known || v->nreachable)) {
         t->master = sentinel_master(p, t, &why);
-    else if (v && !v->known)
+        t->master_reason = "Sentinel names it (highest config epoch) and it reports role master";
+    } else if (v && !v->known) {
         why = "no Sentinel answers and none has named a master";
-    else
+    } else {
         t->master = choose_master(t);
+        t->master_reason = "it reports role master (no Sentinel configured)";
+    }
     if (t->master >= 0) p->reference = t->master;
     if (t->master != p->master) p->master_since_ns = topo_now_ns();
     t->master_since_ns = p->master_since_ns;
@@ -239,8 +235,8 @@ static void publish(struct probe *p)
                       t->nodes[i].link_up, t->nodes[i].offset, topo_lag(t, i));
     if (t->master != p->master) {
         if (t->master >= 0)
-            log_warn("master is now %s (was %s)", t->nodes[t->master].name,
-                     p->master >= 0 ? p->nodes[p->master].state.name : "none");
+            log_warn("master is now %s (was %s): %s", t->nodes[t->master].name,
+                     p->master >= 0 ? p->nodes[p->master].state.name : "none", t->master_reason);
         else
             log_warn("no writable master: %s", why);
         p->master = t->master;
@@ -435,7 +431,7 @@ static void node_connect(struct probe_node *n)
     redisLibeventAttach(n->ac, n->p->base);
     redisAsyncSetConnectCallback(n->ac, on_connect);
     redisAsyncSetDisconnectCallback(n->ac, on_disconnect);
-    const struct config *cfg = n->p->cfg;
+    const struct config *cfg = n->p->cfg; /* the credentials at the time of connecting */
     if (cfg->upstream.password && cfg->upstream.username)
         redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s %s", cfg->upstream.username,
                           cfg->upstream.password);
@@ -510,92 +506,10 @@ static void on_sentinel(void *arg, const char *why)
     publish(p);
 }
 
-static void on_stop(evutil_socket_t fd, short what, void *arg)
+void probe_begin(struct probe *p)
 {
-    (void)fd;
-    (void)what;
-    event_base_loopexit(((struct probe *)arg)->base, NULL);
-}
-
-static void *probe_main(void *arg)
-{
-    struct probe *p = arg;
-    log_set_thread_name("probe");
     p->sentinel = sentinel_create(p->base, p->cfg, on_sentinel, p);
     on_tick(-1, 0, p);
-    event_base_dispatch(p->base);
-    sentinel_destroy(&p->sentinel);
-    for (size_t i = 0; i < p->nnodes; i++)
-        if (p->nodes[i].ac) {
-            p->nodes[i].ac->data = &p->nodes[i];
-            redisAsyncFree(p->nodes[i].ac); /* calls on_disconnect with REDIS_OK */
-        }
-    return NULL;
-}
-
-/* Runs on the probe thread (the admin endpoint shares its loop). */
-static struct topology *latest_snapshot(void *arg)
-{
-    return topo_acquire(((struct probe *)arg)->latest);
-}
-
-static void probe_free(struct probe *p)
-{
-    if (p->tick) event_free(p->tick);
-    if (p->stop_ev) event_free(p->stop_ev);
-    if (p->poke_ev) event_free(p->poke_ev);
-    admin_stop(&p->admin);
-    topo_release(&p->latest);
-    if (p->base) event_base_free(p->base);
-    topo_release(&p->first);
-    cmd_overlay_release(&p->commands);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
-    free(p->nodes);
-    free(p);
-}
-
-struct probe *probe_start(const struct config *cfg, probe_publish_fn publish_fn, void *arg,
-                          char *err, size_t errlen)
-{
-    struct probe *p = calloc(1, sizeof(*p));
-    if (!p) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
-    p->cfg = cfg;
-    p->publish = publish_fn;
-    p->arg = arg;
-    p->master = p->reference = -1;
-    p->nodes = calloc(TOPO_MAX_NODES, sizeof(*p->nodes));
-    p->base = event_base_new();
-    if (!p->nodes || !p->base) {
-        snprintf(err, errlen, "out of memory");
-        probe_free(p);
-        return NULL;
-    }
-    p->admin = admin_start(p->base, cfg, latest_snapshot, p, err, errlen);
-    if (!p->admin && err[0]) {
-        probe_free(p);
-        return NULL;
-    }
-    for (size_t r = 0; r < cfg->nregions; r++)
-        for (size_t k = 0; k < cfg->regions[r].nnodes; k++)
-            node_add(p, &cfg->regions[r].nodes[k], (int)r, 1);
-    update_listed(p);
-    struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
-    p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
-    p->stop_ev = event_new(p->base, -1, 0, on_stop, p);
-    p->poke_ev = event_new(p->base, -1, 0, on_poke, p);
-    if (!p->tick || !p->stop_ev || !p->poke_ev || event_add(p->tick, &tv) < 0 ||
-        pthread_create(&p->thread, NULL, probe_main, p)) {
-        snprintf(err, errlen, "cannot start the probe thread");
-        probe_free(p);
-        return NULL;
-    }
-    return p;
 }
 
 struct topology *probe_wait_first(struct probe *p, int timeout_ms)
@@ -616,12 +530,158 @@ struct topology *probe_wait_first(struct probe *p, int timeout_ms)
     return t;
 }
 
-void probe_stop(struct probe **pp)
+struct topology *probe_latest(struct probe *p)
+{
+    return topo_acquire(p->latest);
+}
+
+struct sentinel *probe_sentinel(struct probe *p)
+{
+    return p->sentinel;
+}
+
+void probe_destroy(struct probe **pp)
 {
     struct probe *p = *pp;
     if (!p) return;
-    event_active(p->stop_ev, 0, 0); /* the probe base is created with locking: see below */
-    pthread_join(p->thread, NULL);
-    probe_free(p);
+    sentinel_destroy(&p->sentinel);
+    sentinel_destroy(&p->next);
+    for (size_t i = 0; p->nodes && i < p->nnodes; i++)
+        if (p->nodes[i].ac) {
+            p->nodes[i].ac->data = &p->nodes[i];
+            redisAsyncFree(p->nodes[i].ac); /* calls on_disconnect with REDIS_OK */
+        }
+    if (p->tick) event_free(p->tick);
+    if (p->poke_ev) event_free(p->poke_ev);
+    topo_release(&p->latest);
+    topo_release(&p->first);
+    cmd_overlay_release(&p->commands);
+    config_release(&p->cfg);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->nodes);
+    free(p);
     *pp = NULL;
+}
+
+static void set_interval(struct probe *p)
+{
+    struct timeval tv = {p->cfg->probe_interval_ms / 1000,
+                         (p->cfg->probe_interval_ms % 1000) * 1000};
+    event_add(p->tick, &tv);
+}
+
+/* The region discovered nodes belong to: the first with Sentinels. */
+static int sentinel_region(const struct config *cfg)
+{
+    for (size_t r = 0; r < cfg->nregions; r++)
+        if (cfg->regions[r].nsentinels) return (int)r;
+    return 0;
+}
+
+/* Configured nodes are probed from the start, whatever else lists them. */
+static void add_configured(struct probe *p)
+{
+    for (size_t r = 0; r < p->cfg->nregions; r++)
+        for (size_t k = 0; k < p->cfg->regions[r].nnodes; k++) {
+            int i = node_add(p, &p->cfg->regions[r].nodes[k], (int)r, 1);
+            if (i < 0) continue;
+            p->nodes[i].configured = 1;
+            p->nodes[i].state.region = (int)r;
+        }
+}
+
+struct probe *probe_create(struct event_base *base, struct config *cfg, probe_publish_fn publish_fn,
+                           void *arg, char *err, size_t errlen)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->cfg = config_acquire(cfg);
+    p->base = base;
+    p->publish = publish_fn;
+    p->arg = arg;
+    p->master = p->reference = -1;
+    p->nodes = calloc(TOPO_MAX_NODES, sizeof(*p->nodes));
+    p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+    p->poke_ev = event_new(base, -1, 0, on_poke, p);
+    if (!p->nodes || !p->tick || !p->poke_ev) {
+        snprintf(err, errlen, "out of memory");
+        probe_destroy(&p);
+        return NULL;
+    }
+    add_configured(p);
+    update_listed(p);
+    set_interval(p);
+    return p;
+}
+
+static int same_sentinels(const struct config *a, const struct config *b)
+{
+    if (a->nregions != b->nregions) return 0;
+    for (size_t r = 0; r < a->nregions; r++) {
+        const struct config_region *x = &a->regions[r], *y = &b->regions[r];
+        if (x->nsentinels != y->nsentinels ||
+            (x->nsentinels &&
+             memcmp(x->sentinels, y->sentinels, x->nsentinels * sizeof(*x->sentinels)) != 0))
+            return 0;
+        const char *xs[3] = {x->master_name, x->sentinel_username, x->sentinel_password};
+        const char *ys[3] = {y->master_name, y->sentinel_username, y->sentinel_password};
+        for (int i = 0; i < 3; i++)
+            if ((xs[i] == NULL) != (ys[i] == NULL) || (xs[i] && strcmp(xs[i], ys[i]) != 0))
+                return 0;
+    }
+    return 1;
+}
+
+#define SENTINEL_SWAP_NS (5LL * 1000000000) /* new Sentinels silent this long: use them anyway */
+
+/* The Sentinels a reload named: they take over once they have named a master (or
+ * after a while), so routing never goes a moment without one. */
+static void on_next_sentinel(void *arg, const char *why)
+{
+    struct probe *p = arg;
+    const struct sentinel_view *v = sentinel_view(p->next);
+    if (!v->known && topo_now_ns() - p->next_since < SENTINEL_SWAP_NS) return;
+    log_info("config reload: following the new Sentinels now (%s)", why);
+    sentinel_destroy(&p->sentinel);
+    p->sentinel = p->next;
+    p->next = NULL;
+    sentinel_set_callback(p->sentinel, on_sentinel, p);
+    on_sentinel(p, why);
+}
+
+void probe_set_config(struct probe *p, struct config *cfg)
+{
+    struct config *old = p->cfg;
+    p->cfg = config_acquire(cfg);
+    int64_t now = topo_now_ns();
+    /* Nodes no longer in the file stay a little, as if discovered: Sentinel or the
+     * master may still list them. */
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].configured) {
+            p->nodes[i].configured = 0;
+            p->nodes[i].seen_ns = now;
+        }
+    int region = sentinel_region(cfg);
+    for (size_t i = 0; i < p->nnodes; i++)
+        p->nodes[i].state.region = region;
+    add_configured(p);
+    if (!same_sentinels(old, cfg)) {
+        sentinel_destroy(&p->next);
+        if (!p->sentinel) {
+            p->sentinel = sentinel_create(p->base, cfg, on_sentinel, p);
+        } else if (!(p->next = sentinel_create(p->base, cfg, on_next_sentinel, p))) {
+            log_info("config reload: no Sentinel configured any more; the nodes' roles decide");
+            sentinel_destroy(&p->sentinel);
+        }
+        p->next_since = now;
+    }
+    if (old->probe_interval_ms != cfg->probe_interval_ms) set_interval(p);
+    config_release(&old);
+    publish(p);
 }

@@ -1,31 +1,43 @@
-/* probe: the control thread that finds out what each node is. Every
+/* probe: finds out what each node is, on the control thread's event_base. Every
  * probe_interval_ms it sends INFO (replication, persistence) to every node over
- * hiredis' async API on its own event loop, and after every answer (or silence)
- * builds a new topology snapshot and hands it to publish(). A node that has not
- * answered within 1.5 intervals is unreachable. The nodes are the configured ones
- * plus those Sentinel (sentinel.c) or the master's replica list name; with
- * Sentinel, the master is the one Sentinel names, once it reports role master. */
+ * hiredis' async API, and after every answer (or silence) builds a new topology
+ * snapshot and hands it to publish(). A node that has not answered within 1.5
+ * intervals is unreachable. The nodes are the configured ones plus those Sentinel
+ * (sentinel.c) or the master's replica list name; with Sentinel, the master is the
+ * one Sentinel names, once it reports role master. */
 #ifndef RG_PROBE_H
 #define RG_PROBE_H
 
+#include <event2/event.h>
 #include <stddef.h>
 
 #include "config.h"
+#include "sentinel.h"
 #include "topology.h"
 
 struct probe;
 
-/* publish() runs on the probe thread and takes a reference to t (release it). */
+/* publish() runs on the control thread and takes a reference to t (release it). */
 typedef void (*probe_publish_fn)(void *arg, struct topology *t);
 
-/* Starts the probe thread. NULL with a message in err on failure. */
-struct probe *probe_start(const struct config *cfg, probe_publish_fn publish, void *arg, char *err,
-                          size_t errlen);
-/* Waits up to timeout_ms for a first answer (or failure) from every node, and
- * returns the newest snapshot (a reference) or NULL. For startup only. */
+/* Sets up the nodes of cfg (a reference is kept) on base. NULL with a message in err. */
+struct probe *probe_create(struct event_base *base, struct config *cfg, probe_publish_fn publish,
+                           void *arg, char *err, size_t errlen);
+/* On the control thread, once its loop runs: connects the Sentinels, first round. */
+void probe_begin(struct probe *p);
+/* Control thread: a reloaded config. New nodes are probed, dropped ones let go
+ * after a while; changed Sentinels take over once they name a master. */
+void probe_set_config(struct probe *p, struct config *cfg);
+/* Any thread: waits up to timeout_ms for a first answer (or failure) from every
+ * node, and returns the newest snapshot (a reference) or NULL. For startup only. */
 struct topology *probe_wait_first(struct probe *p, int timeout_ms);
+/* Control thread: the newest snapshot (a reference), or NULL before the first. */
+struct topology *probe_latest(struct probe *p);
+/* Control thread: the Sentinels followed, or NULL without. */
+struct sentinel *probe_sentinel(struct probe *p);
 /* Asks for a new look at every node (and Sentinel) now; safe from any thread. */
 void probe_refresh(struct probe *p);
-void probe_stop(struct probe **p);
+/* Control thread, after its loop has stopped. */
+void probe_destroy(struct probe **p);
 
 #endif

@@ -3,6 +3,16 @@
 
 #include <stddef.h>
 
+struct route_policy route_policy_of(const struct config *cfg)
+{
+    return (struct route_policy){
+        .reads = (enum route_reads)cfg->routing.reads,
+        .max_lag_bytes = cfg->routing.max_lag_bytes,
+        .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
+        .no_replica_error = cfg->routing.no_replica_error,
+    };
+}
+
 /* A master that is slow to answer probes is still the master (a long script or
  * KEYS keeps it busy); deciding it is dead is Sentinel's job, and a dead one
  * refuses connections, which answers its requests with errors anyway. */

@@ -31,6 +31,9 @@ enum { ROUTE_NONE = -1 };
 /* Lags this close count as equal when choosing a replica, so reads spread. */
 #define ROUTE_LAG_TIE_BYTES (64 * 1024)
 
+/* The routing.* part of a config, as route_read() takes it. */
+struct route_policy route_policy_of(const struct config *cfg);
+
 /* The node for a read: an index into t->nodes, or ROUTE_NONE. outstanding[i] is the
  * caller's count of requests in flight to node i; *rr is a round-robin cursor. */
 int route_read(const struct topology *t, const struct route_policy *p,

@@ -38,7 +38,7 @@ struct peer {
 };
 
 struct sentinel {
-    const struct config *cfg;
+    struct config *cfg; /* a reference: name and credentials point into it */
     struct event_base *base;
     const char *name, *username, *password;
     struct peer peers[SENTINEL_PEERS_MAX];
@@ -396,12 +396,18 @@ void sentinel_refresh(struct sentinel *s)
     evtimer_add(s->soon, &tv);
 }
 
+void sentinel_set_callback(struct sentinel *s, sentinel_changed_fn changed, void *arg)
+{
+    s->changed = changed;
+    s->arg = arg;
+}
+
 const struct sentinel_view *sentinel_view(const struct sentinel *s)
 {
     return &s->view;
 }
 
-struct sentinel *sentinel_create(struct event_base *base, const struct config *cfg,
+struct sentinel *sentinel_create(struct event_base *base, struct config *cfg,
                                  sentinel_changed_fn changed, void *arg)
 {
     const struct config_region *with = NULL;
@@ -410,7 +416,7 @@ struct sentinel *sentinel_create(struct event_base *base, const struct config *c
     if (!with) return NULL;
     struct sentinel *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
-    s->cfg = cfg;
+    s->cfg = config_acquire(cfg);
     s->base = base;
     s->name = with->master_name;
     s->username = with->sentinel_username;
@@ -444,6 +450,53 @@ void sentinel_destroy(struct sentinel **sp)
     }
     if (s->tick) event_free(s->tick);
     if (s->soon) event_free(s->soon);
+    config_release(&s->cfg);
     free(s);
     *sp = NULL;
+}
+
+struct failover_call {
+    sentinel_reply_fn done;
+    void *arg;
+};
+
+static void on_failover(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct failover_call *call = privdata;
+    const redisReply *r = reply;
+    if (!r)
+        call->done(call->arg, 0, "the Sentinel connection closed before it answered");
+    else if (r->type == REDIS_REPLY_ERROR)
+        call->done(call->arg, 0, r->str);
+    else
+        call->done(call->arg, 1, r->type == REDIS_REPLY_STATUS ? r->str : "OK");
+    free(call);
+}
+
+int sentinel_failover(struct sentinel *s, sentinel_reply_fn done, void *arg, char *who,
+                      size_t wholen)
+{
+    /* The Sentinel that answered last with the highest epoch: it knows the newest
+     * configuration, and is likely to win the vote it starts. */
+    struct peer *best = NULL;
+    int64_t now = topo_now_ns();
+    for (int i = 0; i < s->npeers; i++) {
+        struct peer *p = &s->peers[i];
+        if (!p->cmd || !connected(p->cmd) || !fresh(p, now)) continue;
+        if (!best || p->epoch > best->epoch) best = p;
+    }
+    if (!best) return -1;
+    struct failover_call *call = malloc(sizeof(*call));
+    if (!call) return -1;
+    *call = (struct failover_call){done, arg};
+    if (redisAsyncCommand(best->cmd, on_failover, call, "SENTINEL FAILOVER %s", s->name) !=
+        REDIS_OK) {
+        free(call);
+        return -1;
+    }
+    snprintf(who, wholen, "%s:%d", best->addr.host, best->addr.port);
+    log_warn("asked Sentinel %s:%d for a failover of \"%s\" (admin request)", best->addr.host,
+             best->addr.port, s->name);
+    return 0;
 }

@@ -41,12 +41,22 @@ struct sentinel;
  * short text for the log ("+switch-master", "query"). */
 typedef void (*sentinel_changed_fn)(void *arg, const char *why);
 
-/* NULL if the config names no Sentinel (or out of memory). */
-struct sentinel *sentinel_create(struct event_base *base, const struct config *cfg,
+/* NULL if the config names no Sentinel (or out of memory). Holds a reference to cfg. */
+struct sentinel *sentinel_create(struct event_base *base, struct config *cfg,
                                  sentinel_changed_fn changed, void *arg);
 /* Asks every Sentinel again soon (at most every 100 ms): a node contradicted the view. */
 void sentinel_refresh(struct sentinel *s);
 const struct sentinel_view *sentinel_view(const struct sentinel *s);
+/* Who is called from now on (a reload's Sentinels taking over). */
+void sentinel_set_callback(struct sentinel *s, sentinel_changed_fn changed, void *arg);
 void sentinel_destroy(struct sentinel **s);
+
+/* ok 1 with Sentinel's status reply, or 0 with its error (or why there is none). */
+typedef void (*sentinel_reply_fn)(void *arg, int ok, const char *msg);
+/* Sends SENTINEL FAILOVER for the master to the best-informed Sentinel that
+ * answers (its address goes to who); done is called exactly once, later, on the
+ * event_base's thread. -1 (and no call) if no Sentinel answers now. */
+int sentinel_failover(struct sentinel *s, sentinel_reply_fn done, void *arg, char *who,
+                      size_t wholen);
 
 #endif

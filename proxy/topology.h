@@ -43,6 +43,7 @@ struct topology {
     int master;    /* index of the writable master; -1 while none is (unknown, failing over) */
     int reference; /* the master replicas are measured against: master, or the last one */
     const char *why_no_master; /* with master -1: a static string saying why */
+    const char *master_reason; /* why this node is the master: a static string */
     int64_t master_since_ns;   /* topo_now_ns() when the master last changed */
     size_t nnodes;
     struct topo_node nodes[]; /* configured ones first; an index never changes meaning */

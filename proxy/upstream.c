@@ -54,6 +54,8 @@ static void set_sockopts(struct sock *s)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
+static void reverify_node(struct worker *w, int node);
+
 /* The connection is gone (or never came up): answer what was in flight, then
  * reconnect (shared) or end the client's session (pinned). */
 static void up_failed(struct upconn *u, const char *why)
@@ -100,6 +102,10 @@ static void up_failed(struct upconn *u, const char *why)
     if (was_ready) {
         log_warn("upstream %s: connection lost, reconnecting now", u->why);
         u->backoff_ms = 0;
+        /* The master's other connections may be dead too, their EOF not read yet:
+         * a write sent there would fail as well. They carry writes again once a
+         * ROLE goes round (one round trip if the master is fine). */
+        if (w->topo && u->node == w->topo->master) reverify_node(w, u->node);
     } else {
         if (u->backoff_ms == 0)
             log_warn("upstream %s: connect failed, retrying with backoff", u->why);
@@ -174,6 +180,7 @@ static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
     struct evbuffer *in = sock_input(u->sock);
+    u->w->now_ns = topo_now_ns(); /* one clock read for all the replies read now */
 
     for (;;) {
         /* A tunnel relays bytes as they are, once respgate's own AUTH is answered;
@@ -224,6 +231,10 @@ static void up_readcb(void *arg)
         if (type == '-' && r->copy && refused_by_role(u, in, len) &&
             client_redirect(u->w, r, in, len))
             continue;
+        /* The first write to succeed after writes failed or waited ends the outage
+         * this worker saw: that span is the RTO its clients lived through. */
+        if (r->write && type != '-' && u->w->outage_since && r->sent_ns >= u->w->outage_since)
+            worker_outage_over(u->w);
         client_deliver(u->w, r, in, len);
     }
 }
@@ -458,6 +469,15 @@ void upstream_node_lost(struct worker *w, int node)
             up_failed(&p->conns[i], "the node stopped answering probes");
 }
 
+static void reverify_node(struct worker *w, int node)
+{
+    for (int i = 0; i < w->pools[node].n; i++) {
+        struct upconn *c = &w->pools[node].conns[i];
+        c->verified = 0;
+        if (c->state == UP_READY && !c->role_pending) send_role(c);
+    }
+}
+
 void upstream_node_unverify(struct worker *w, int node)
 {
     for (int i = 0; i < w->pools[node].n; i++)
@@ -539,6 +559,8 @@ int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const c
     if (r) {
         r->up = u;
         r->node = u->node;
+        r->sent_ns = u->w->now_ns;
+        r->timed = u->kind == UP_SHARED && !r->auth && !r->role;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
     }

@@ -2,7 +2,9 @@
  * stop on its control pipe: 'd' stops accepting and lets in-flight replies go out
  * (bounded by shutdown_timeout_ms), 'f' closes everything at once. */
 #include "worker.h"
+#include "avail.h"
 #include "command.h"
+#include "control.h"
 #include "dataplane.h"
 #include "log.h"
 #include "probe.h"
@@ -27,14 +29,15 @@ struct worker_group {
     pthread_t *threads;
     struct shared shared;
     atomic_int running;
-    struct probe *probe;
+    struct control *control;
 };
 
 /* What the main and probe threads send a worker on its control pipe. Smaller than
  * PIPE_BUF, so each write is atomic. */
 struct control_msg {
-    char cmd;           /* 'd' drain, 'f' force close, 't' new topology */
+    char cmd;           /* 'd' drain, 'f' force close, 't' new topology, 'c' new config */
     struct topology *t; /* with 't': a reference the worker takes over */
+    struct config *cfg; /* with 'c': likewise */
 };
 
 struct req *worker_req_get(struct worker *w)
@@ -61,6 +64,12 @@ void worker_req_put(struct worker *w, struct req *r)
     TAILQ_NEXT(r, cq) = w->free_reqs;
     w->free_reqs = r;
     w->nfree_reqs++;
+}
+
+void worker_outage_over(struct worker *w)
+{
+    avail_report(w->shared->avail, w->outage_since, w->now_ns);
+    w->outage_since = 0;
 }
 
 void worker_maybe_finish(struct worker *w)
@@ -126,14 +135,38 @@ static void set_topology(struct worker *w, struct topology *t)
     if (w->nheld || w->nresend) client_release_held(w);
 }
 
+static unsigned char *deny_table(const struct config *cfg);
+
+/* A reloaded config: from the next request on. Clients already connected keep
+ * their authentication and their parser's bulk limit. */
+static int set_config(struct worker *w, struct config *cfg)
+{
+    unsigned char *denied = deny_table(cfg);
+    if (!denied) {
+        config_release(&cfg);
+        return -1;
+    }
+    free(w->denied);
+    w->denied = denied;
+    config_release(&w->cfg);
+    w->cfg = cfg;
+    w->policy = route_policy_of(cfg);
+    return 0;
+}
+
 static void control_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct worker *w = arg;
     struct control_msg m;
+    w->now_ns = topo_now_ns();
     while (read(fd, &m, sizeof(m)) == (ssize_t)sizeof(m)) {
         if (m.cmd == 't') {
             set_topology(w, m.t);
+            continue;
+        }
+        if (m.cmd == 'c') {
+            if (set_config(w, m.cfg)) log_error("out of memory applying a reloaded config");
             continue;
         }
         if (w->listener) {
@@ -155,13 +188,17 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void send_control(struct worker *w, char cmd, struct topology *t)
+static void send_control(struct worker *w, char cmd, struct topology *t, struct config *cfg)
 {
     struct control_msg m;
     memset(&m, 0, sizeof(m)); /* padding too: it goes through a pipe */
     m.cmd = cmd;
     m.t = t;
-    if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
+    m.cfg = cfg;
+    if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+        topo_release(&m.t);
+        config_release(&m.cfg);
+    }
 }
 
 /* Runs on the probe thread: every worker gets its own reference. */
@@ -169,8 +206,24 @@ static void publish_topology(void *arg, struct topology *t)
 {
     struct worker_group *g = arg;
     for (int i = 0; i < g->n; i++)
-        send_control(&g->workers[i], 't', topo_acquire(t));
+        send_control(&g->workers[i], 't', topo_acquire(t), NULL);
     topo_release(&t);
+}
+
+/* Runs on the control thread, before the snapshot that goes with it. */
+static void apply_config(void *arg, struct config *cfg)
+{
+    struct worker_group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        send_control(&g->workers[i], 'c', NULL, config_acquire(cfg));
+}
+
+/* Runs on the control thread at scrape time. */
+static void sum_stats(void *arg, struct stats *sum)
+{
+    struct worker_group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        stats_sum(sum, g->workers[i].stats);
 }
 
 static void *worker_main(void *arg)
@@ -203,8 +256,13 @@ static void worker_deinit(struct worker *w)
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     struct control_msg m;
-    while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
-        topo_release(&m.t); /* snapshots sent after the loop stopped */
+    while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m)) {
+        topo_release(&m.t); /* sent after the loop stopped */
+        config_release(&m.cfg);
+    }
+    config_release(&w->cfg);
+    free(w->denied);
+    free(w->stats);
     while (w->free_reqs) {
         struct req *r = w->free_reqs;
         w->free_reqs = TAILQ_NEXT(r, cq);
@@ -216,12 +274,21 @@ static void worker_deinit(struct worker *w)
     if (w->base) event_base_free(w->base);
 }
 
-static int worker_init(struct worker *w, int id, const struct config *cfg, struct shared *sh,
+static int worker_init(struct worker *w, int id, struct config *cfg, struct shared *sh,
                        atomic_int *running, const struct addrinfo *listen_ai, char *err,
                        size_t errlen)
 {
     w->id = id;
-    w->cfg = cfg;
+    w->cfg = config_acquire(cfg);
+    w->policy = route_policy_of(cfg);
+    w->denied = deny_table(cfg);
+    /* Its own cache lines: the control thread reads them, no other worker writes near. */
+    w->stats = aligned_alloc(64, (sizeof(struct stats) + 63) / 64 * 64);
+    if (!w->denied || !w->stats) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memset(w->stats, 0, sizeof(*w->stats));
     w->shared = sh;
     w->running = running;
     w->ctl_fd[0] = w->ctl_fd[1] = -1;
@@ -294,12 +361,11 @@ static int check_port_free(const struct addrinfo *ai, const struct config *cfg, 
 
 static struct worker_group *group_free(struct worker_group *g)
 {
-    probe_stop(&g->probe); /* first: it publishes to the workers */
+    control_stop(&g->control); /* first: it publishes to the workers */
     for (int i = 0; i < g->n; i++)
         worker_deinit(&g->workers[i]);
     free(g->workers);
     free(g->threads);
-    free(g->shared.denied);
     free(g);
     return NULL;
 }
@@ -335,23 +401,13 @@ static unsigned char *deny_table(const struct config *cfg)
     return t;
 }
 
-struct worker_group *workers_start(const struct config *cfg, char *err, size_t errlen)
+struct worker_group *workers_start(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     struct addrinfo *listen_ai = NULL;
     struct worker_group *g = calloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return NULL;
-    }
-    g->shared.policy = (struct route_policy){
-        .reads = (enum route_reads)cfg->routing.reads,
-        .max_lag_bytes = cfg->routing.max_lag_bytes,
-        .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
-        .no_replica_error = cfg->routing.no_replica_error,
-    };
-    if (!(g->shared.denied = deny_table(cfg))) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
     }
     if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
         check_nodes_resolve(cfg, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
@@ -372,10 +428,12 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
 
     /* Start with a picture of the nodes, if they answer soon; respgate also starts
      * without one (Redis down), and routes once the probe learns more. */
-    if (!(g->probe = probe_start(cfg, publish_topology, g, err, errlen))) goto fail;
-    g->shared.probe = g->probe;
-    struct topology *first =
-        probe_wait_first(g->probe, cfg->upstream.connect_timeout_ms + 2 * cfg->probe_interval_ms);
+    const struct control_hooks hooks = {g, publish_topology, apply_config, sum_stats};
+    if (!(g->control = control_start(cfg, path, &hooks, err, errlen))) goto fail;
+    g->shared.probe = control_probe(g->control);
+    g->shared.avail = control_avail(g->control);
+    struct topology *first = probe_wait_first(g->shared.probe, cfg->upstream.connect_timeout_ms +
+                                                                   2 * cfg->probe_interval_ms);
     for (int i = 0; first && i < g->n; i++)
         set_topology(&g->workers[i], topo_acquire(first));
     topo_release(&first);
@@ -386,7 +444,7 @@ struct worker_group *workers_start(const struct config *cfg, char *err, size_t e
             snprintf(err, errlen, "cannot start worker thread %d", i);
             /* threads already started own their workers: stop them the normal way */
             for (int k = 0; k < i; k++) {
-                send_control(&g->workers[k], 'f', NULL);
+                send_control(&g->workers[k], 'f', NULL, NULL);
                 pthread_join(g->threads[k], NULL);
             }
             goto fail;
@@ -409,14 +467,19 @@ int workers_running(struct worker_group *g)
 void workers_stop(struct worker_group *g, int force)
 {
     for (int i = 0; i < g->n; i++)
-        send_control(&g->workers[i], force ? 'f' : 'd', NULL);
+        send_control(&g->workers[i], force ? 'f' : 'd', NULL, NULL);
+}
+
+void workers_reload(struct worker_group *g)
+{
+    control_reload(g->control);
 }
 
 void workers_join(struct worker_group **gp)
 {
     struct worker_group *g = *gp;
     if (!g) return;
-    probe_stop(&g->probe); /* no more snapshots while the workers wind down */
+    control_stop(&g->control); /* no more snapshots while the workers wind down */
     for (int i = 0; i < g->n; i++)
         pthread_join(g->threads[i], NULL);
     *gp = group_free(g);

@@ -10,9 +10,12 @@
 
 struct worker_group;
 
-/* Resolves addresses, binds every listener and starts the threads. NULL with a
- * message in err if anything fails (nothing is left running). cfg must outlive the group. */
-struct worker_group *workers_start(const struct config *cfg, char *err, size_t errlen);
+/* Resolves addresses, binds every listener and starts the threads (and the control
+ * thread). NULL with a message in err if anything fails (nothing is left running).
+ * The group keeps its own references to cfg; path is watched for changes. */
+struct worker_group *workers_start(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Reloads the config file (SIGHUP); a bad file leaves everything as it was. */
+void workers_reload(struct worker_group *g);
 /* Asks every worker to stop accepting and drain (force = 0) or to close everything now. */
 void workers_stop(struct worker_group *g, int force);
 /* How many worker threads are still running. */

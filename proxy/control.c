@@ -1,0 +1,368 @@
+/* control: see control.h. Everything here runs on the control thread but
+ * control_start, control_reload and control_stop, which only create, poke and
+ * join it. */
+#include "control.h"
+#include "admin.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "route.h"
+#include "watch.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DAY_S 86400.0
+#define MONTH_S (30 * DAY_S)
+#define FAILOVERS_SHOWN 16
+
+struct reload_result {
+    int ok;
+    char source[16]; /* "start", "SIGHUP", "file", "POST /reload" */
+    double time;     /* Unix time */
+    char message[600];
+    char changed[256]; /* top-level keys that changed */
+    char restart[128]; /* changed keys that need a restart */
+};
+
+struct control {
+    struct event_base *base;
+    pthread_t thread;
+    struct event *stop_ev, *reload_ev;
+    struct config *cfg; /* the running one */
+    char *path;
+    struct control_hooks hooks;
+    struct probe *probe;
+    struct admin *admin;
+    struct avail *avail;
+    struct notify *notify;
+    struct watch *watch;
+    struct control_counters counters;
+    struct reload_result last;
+    double start_time;
+    struct stats *sum; /* scratch for scrapes */
+};
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The probe published: account for availability, tell people when the master
+ * moved, and pass the snapshot on to the workers. */
+static void on_snapshot(void *arg, struct topology *t)
+{
+    struct control *c = arg;
+    struct avail_event ev;
+    if (avail_observe(c->avail, t, c->cfg, &ev)) {
+        const struct avail_failover *f = &ev.f;
+        const char *event = ev.region_changed ? "region_change" : "master_switch";
+        log_warn("%s: %s (%s) -> %s (%s): %s", event, f->from, f->from_region, f->to, f->to_region,
+                 f->reason);
+        notify_send(c->notify, c->cfg, event, f->from, f->to, f->to_region, f->from_region,
+                    f->reason);
+    }
+    c->hooks.publish(c->hooks.arg, t);
+}
+
+/* Top-level keys whose value differs, for the log and /config. */
+static void changed_keys(const struct config *a, const struct config *b, char *out, size_t n)
+{
+    json_t *ja = config_to_json(a), *jb = config_to_json(b);
+    const char *key;
+    json_t *v;
+    out[0] = '\0';
+    json_object_foreach(jb, key, v)
+    {
+        if (json_equal(v, json_object_get(ja, key))) continue;
+        size_t used = strlen(out);
+        snprintf(out + used, n - used, "%s%s", used ? ", " : "", key);
+    }
+    json_decref(ja);
+    json_decref(jb);
+}
+
+/* Reads and checks the whole file; only a config that passes replaces the running
+ * one, everywhere at once (each worker between two events). */
+static void reload(struct control *c, const char *source)
+{
+    struct reload_result *r = &c->last;
+    char err[512];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->source, sizeof(r->source), "%s", source);
+    r->time = unix_now();
+    watch_mark_seen(c->watch);
+    struct config *next = config_load_file(c->path, err, sizeof(err));
+    if (!next) {
+        c->counters.reloads_error++;
+        snprintf(r->message, sizeof(r->message), "%s: %s", c->path, err);
+        log_error("config reload (%s) failed; still running the previous config: %s", source,
+                  r->message);
+        return;
+    }
+    r->ok = 1;
+    config_carry_restart_keys(c->cfg, next, r->restart, sizeof(r->restart));
+    changed_keys(c->cfg, next, r->changed, sizeof(r->changed));
+    if (r->restart[0]) {
+        c->counters.restart_pending = 1;
+        log_warn("config reload (%s): %s changed, which takes effect only on restart; running on "
+                 "with the old value",
+                 source, r->restart);
+    }
+    snprintf(r->message, sizeof(r->message), "%s",
+             r->changed[0] ? "applied" : "applied (nothing changed)");
+    log_info("config reload (%s) applied: %s", source,
+             r->changed[0] ? r->changed : "nothing changed");
+    c->counters.reloads_ok++;
+    c->counters.last_reload_time = r->time;
+
+    log_set_level(next->log_level);
+    log_set_json(next->log_format == CONFIG_LOG_JSON);
+    config_release(&c->cfg);
+    c->cfg = next;
+    admin_set_config(c->admin, next);
+    c->hooks.apply(c->hooks.arg, next);
+    probe_set_config(c->probe, next); /* publishes: the workers get it after the config */
+}
+
+static void on_reload_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reload(arg, "SIGHUP");
+}
+
+static void on_file_changed(void *arg)
+{
+    reload(arg, "file");
+}
+
+/* admin_ops */
+
+static struct topology *op_snapshot(void *arg)
+{
+    return probe_latest(((struct control *)arg)->probe);
+}
+
+static void op_metrics(void *arg, struct evbuffer *out)
+{
+    struct control *c = arg;
+    memset(c->sum, 0, sizeof(*c->sum));
+    c->hooks.stats(c->hooks.arg, c->sum);
+    struct avail_totals totals;
+    struct avail_window day, month;
+    avail_totals(c->avail, &totals);
+    avail_window(c->avail, DAY_S, c->cfg->slo.availability, &day);
+    avail_window(c->avail, MONTH_S, c->cfg->slo.availability, &month);
+    struct route_policy policy = route_policy_of(c->cfg);
+    struct topology *t = probe_latest(c->probe);
+    struct sentinel *s = probe_sentinel(c->probe);
+    struct metrics_input in = {
+        .stats = c->sum,
+        .topo = t,
+        .cfg = c->cfg,
+        .policy = &policy,
+        .avail = &totals,
+        .day = &day,
+        .month = &month,
+        .counters = &c->counters,
+        .sentinels_known = s ? sentinel_view(s)->npeers : 0,
+        .sentinels_reachable = s ? sentinel_view(s)->nreachable : 0,
+        .start_time = c->start_time,
+    };
+    metrics_render(out, &in);
+    topo_release(&t);
+}
+
+static json_t *nines_json(double availability)
+{
+    double n = avail_nines(availability);
+    return n < 0 ? json_null() : json_real(n);
+}
+
+static json_t *window_json(const struct avail_window *w)
+{
+    return json_pack("{s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:f}", "seconds", w->seconds,
+                     "observed_seconds", w->observed, "downtime_seconds", w->downtime,
+                     "availability", w->availability, "nines", nines_json(w->availability),
+                     "error_budget_seconds", w->budget, "error_budget_remaining_seconds",
+                     w->budget_left, "error_budget_remaining_ratio",
+                     w->budget > 0 ? w->budget_left / w->budget : 0.0);
+}
+
+static json_t *failover_json(const struct avail_failover *f)
+{
+    char when[32];
+    struct tm tm;
+    gmtime_r(&f->wall, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:o}", "time", when, "from", f->from,
+                     "to", f->to, "from_region", f->from_region, "to_region", f->to_region,
+                     "reason", f->reason, "rto_seconds", f->rto_s, "rpo_bytes",
+                     f->rpo_known ? json_integer(f->rpo_bytes) : json_null(), "rpo_seconds",
+                     f->rpo_known ? json_real(f->rpo_s) : json_null());
+}
+
+static json_t *op_status(void *arg)
+{
+    struct control *c = arg;
+    struct avail_totals totals;
+    struct avail_window day, month;
+    avail_totals(c->avail, &totals);
+    avail_window(c->avail, DAY_S, c->cfg->slo.availability, &day);
+    avail_window(c->avail, MONTH_S, c->cfg->slo.availability, &month);
+    struct avail_failover f[FAILOVERS_SHOWN];
+    int n = avail_failovers(c->avail, f, FAILOVERS_SHOWN);
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(list, failover_json(&f[i]));
+    struct topology *t = probe_latest(c->probe);
+    double ratio = totals.seconds > 0 ? totals.available / totals.seconds : 1;
+    json_t *j = json_pack("{s:b, s:o, s:f, s:f, s:f, s:f, s:o, s:f, s:{s:o, s:o}, s:I, s:f, s:o}",
+                          "writable", totals.writable, "master",
+                          t && t->master >= 0 ? json_string(t->nodes[t->master].name) : json_null(),
+                          "uptime_seconds", totals.seconds, "write_available_seconds",
+                          totals.available, "downtime_seconds", totals.seconds - totals.available,
+                          "availability", ratio, "nines", nines_json(ratio), "slo_availability",
+                          c->cfg->slo.availability, "windows", "1d", window_json(&day), "30d",
+                          window_json(&month), "failovers_total", (json_int_t)totals.failovers,
+                          "last_failover_rto_seconds", totals.last_rto_s, "failovers", list);
+    topo_release(&t);
+    return j;
+}
+
+static json_t *reload_json(const struct reload_result *r)
+{
+    return json_pack("{s:b, s:s, s:f, s:s, s:s, s:s}", "ok", r->ok, "source", r->source, "time",
+                     r->time, "message", r->message, "changed", r->changed, "restart_required",
+                     r->restart);
+}
+
+static json_t *op_config(void *arg)
+{
+    struct control *c = arg;
+    return json_pack("{s:s, s:o, s:o}", "path", c->path, "config", config_to_json(c->cfg),
+                     "last_reload", reload_json(&c->last));
+}
+
+static json_t *op_reload(void *arg)
+{
+    struct control *c = arg;
+    reload(c, "POST /reload");
+    return reload_json(&c->last);
+}
+
+static int op_failover(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen)
+{
+    struct control *c = arg;
+    struct sentinel *s = probe_sentinel(c->probe);
+    if (!s) return -2;
+    return sentinel_failover(s, done, done_arg, who, wholen);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(((struct control *)arg)->base, NULL);
+}
+
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    log_set_thread_name("control");
+    probe_begin(c->probe);
+    event_base_dispatch(c->base);
+    return NULL;
+}
+
+static void control_free(struct control *c)
+{
+    admin_stop(&c->admin);
+    watch_destroy(&c->watch);
+    notify_destroy(&c->notify);
+    probe_destroy(&c->probe);
+    if (c->stop_ev) event_free(c->stop_ev);
+    if (c->reload_ev) event_free(c->reload_ev);
+    if (c->base) event_base_free(c->base);
+    avail_destroy(&c->avail);
+    config_release(&c->cfg);
+    free(c->sum);
+    free(c->path);
+    free(c);
+}
+
+struct control *control_start(struct config *cfg, const char *path,
+                              const struct control_hooks *hooks, char *err, size_t errlen)
+{
+    struct control *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->cfg = config_acquire(cfg);
+    c->hooks = *hooks;
+    c->start_time = unix_now();
+    c->counters.last_reload_time = c->start_time;
+    c->last = (struct reload_result){.ok = 1, .time = c->start_time};
+    strcpy(c->last.source, "start");
+    strcpy(c->last.message, "loaded at start");
+    c->path = strdup(path ? path : "");
+    c->base = event_base_new();
+    c->avail = avail_create();
+    c->sum = calloc(1, sizeof(*c->sum));
+    if (!c->path || !c->base || !c->avail || !c->sum ||
+        !(c->notify = notify_create(c->base, &c->counters)) ||
+        !(c->stop_ev = event_new(c->base, -1, 0, on_stop, c)) ||
+        !(c->reload_ev = event_new(c->base, -1, 0, on_reload_ev, c))) {
+        snprintf(err, errlen, "out of memory");
+        control_free(c);
+        return NULL;
+    }
+    const struct admin_ops ops = {c,         op_snapshot, op_metrics, op_status,
+                                  op_config, op_reload,   op_failover};
+    c->admin = admin_start(c->base, cfg, &ops, err, errlen);
+    if ((!c->admin && err[0]) ||
+        !(c->probe = probe_create(c->base, cfg, on_snapshot, c, err, errlen))) {
+        control_free(c);
+        return NULL;
+    }
+    if (path) c->watch = watch_file(c->base, path, on_file_changed, c);
+    if (pthread_create(&c->thread, NULL, control_main, c)) {
+        snprintf(err, errlen, "cannot start the control thread");
+        control_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct probe *control_probe(struct control *c)
+{
+    return c->probe;
+}
+
+struct avail *control_avail(struct control *c)
+{
+    return c->avail;
+}
+
+void control_reload(struct control *c)
+{
+    event_active(c->reload_ev, 0, 0); /* the base locks: any thread may do this */
+}
+
+void control_stop(struct control **cp)
+{
+    struct control *c = *cp;
+    if (!c) return;
+    event_active(c->stop_ev, 0, 0);
+    pthread_join(c->thread, NULL);
+    control_free(c);
+    *cp = NULL;
+}

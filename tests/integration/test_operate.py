@@ -1,0 +1,291 @@
+"""Operating respgate: hot reload (POST /reload, SIGHUP, the file changing), a
+broken file keeping the running config, restart-only keys, /metrics as valid
+Prometheus exposition that counts what clients did, /config with secrets
+redacted, the bearer token on every endpoint, and JSON logs."""
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+import redis
+
+from adminhttp import admin_port, call, get_json, parse_metrics, total, value
+from harness import Harness, main, wait_until
+
+TOKEN = "tok-3f9a"
+APP_PASSWORD = "app-secret-77"
+
+
+class Load:
+    """Clients on persistent connections doing SET and GET until stopped; any
+    error or reconnect is kept."""
+
+    def __init__(self, port, clients=4):
+        self.stop = threading.Event()
+        self.errors, self.ops = [], 0
+        self.conns = [redis.Redis(port=port, password=APP_PASSWORD, socket_timeout=10,
+                                  single_connection_client=True) for _ in range(clients)]
+        self.threads = [threading.Thread(target=self._run, args=(c, i), daemon=True)
+                        for i, c in enumerate(self.conns)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, c, i):
+        me = c.client_id()
+        n = 0
+        while not self.stop.is_set():
+            try:
+                c.set("load:%d" % i, n)
+                c.get("load:%d" % i)
+                self.ops += 2
+                n += 1
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                self.errors.append(repr(e))
+                return
+        if c.client_id() != me:
+            self.errors.append("client %d reconnected" % i)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(20)
+        for c in self.conns:
+            c.close()
+        return self.errors
+
+
+class Operate(unittest.TestCase):
+
+    def setUp(self):
+        self.h = Harness()
+        try:
+            self.master = self.h.redis()
+            self.replica = self.h.replica_of(self.master)
+            self.cfg = {
+                "listen": None,  # set below from the gate
+                "threads": 2,
+                "regions": [{"name": "local", "priority": 1, "nodes": [
+                    "127.0.0.1:%d" % self.master.port, "127.0.0.1:%d" % self.replica.port]}],
+                "routing": {"reads": "replica"},
+                "auth": {"password": APP_PASSWORD},
+            }
+            self.gate = self.h.respgate(self.master.port, regions=self.cfg["regions"],
+                                        routing=self.cfg["routing"], auth=self.cfg["auth"],
+                                        admin={"token": TOKEN})
+            self.port = admin_port(self.gate)
+            with open(self.gate.config_path) as f:
+                self.cfg = json.load(f)
+            self.wait_replica_eligible()
+        except BaseException:
+            self.h.close(ok=False)
+            raise
+
+    def tearDown(self):
+        self.h.close()
+
+    def client(self):
+        return redis.Redis(port=self.gate.port, password=APP_PASSWORD, socket_timeout=10)
+
+    def get(self, path):
+        return get_json(self.port, path, token=TOKEN)[1]
+
+    def metrics(self):
+        code, body, headers = call(self.port, "/metrics", token=TOKEN)
+        self.assertEqual(code, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        return parse_metrics(body)
+
+    def wait_replica_eligible(self):
+        name = "127.0.0.1:%d" % self.replica.port
+
+        def eligible():
+            nodes = {n["address"]: n for n in self.get("/topology")["nodes"]}
+            return name in nodes and nodes[name]["eligible_for_reads"]
+        wait_until(eligible, what="the replica eligible for reads")
+
+    def write_config(self, text=None, **changes):
+        if text is None:
+            cfg = json.loads(json.dumps(self.cfg))
+            for k, v in changes.items():
+                cfg[k] = v
+            text = json.dumps(cfg)
+        tmp = self.gate.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.gate.config_path)  # as editors and ConfigMaps do
+
+    def reload(self):
+        return get_json(self.port, "/reload", "POST", TOKEN)
+
+    def test_metrics_parse_and_count_what_clients_did(self):
+        before = self.metrics()
+        c = self.client()
+        for i in range(50):
+            c.set("k%d" % i, i)
+        reader = self.client()  # no writes of its own: read-your-writes keeps it off no node
+        for i in range(50):
+            reader.get("k%d" % i)
+        with self.assertRaises(redis.ResponseError):
+            c.execute_command("SHUTDOWN")  # denied by default
+        m = self.metrics()
+        routed = lambda s, route, cls: total(s, "respgate_requests_total", route=route, **{"class": cls})
+        self.assertGreaterEqual(routed(m, "master", "write") - routed(before, "master", "write"), 50)
+        self.assertGreaterEqual(routed(m, "replica", "read") - routed(before, "replica", "read"), 50)
+        self.assertGreaterEqual(routed(m, "local", "connection"), 1)  # AUTH, answered here
+        self.assertEqual(value(m, "respgate_request_errors_total", reason="denied") -
+                         value(before, "respgate_request_errors_total", reason="denied"), 1)
+        master, replica = "127.0.0.1:%d" % self.master.port, "127.0.0.1:%d" % self.replica.port
+        self.assertGreaterEqual(value(m, "respgate_upstream_latency_seconds_count", node=master), 50)
+        self.assertGreaterEqual(value(m, "respgate_upstream_latency_seconds_count", node=replica), 50)
+        self.assertGreater(value(m, "respgate_upstream_latency_seconds_sum", node=master), 0)
+        self.assertEqual(value(m, "respgate_upstream_up", node=master, role="master", region="local"), 1)
+        self.assertEqual(value(m, "respgate_upstream_up", node=replica, role="replica", region="local"), 1)
+        self.assertEqual(value(m, "respgate_upstream_master", node=master), 1)
+        self.assertGreaterEqual(value(m, "respgate_replica_lag_bytes", node=replica), 0)
+        self.assertEqual(value(m, "respgate_replica_eligible", node=replica), 1)
+        self.assertGreaterEqual(value(m, "respgate_client_connections"), 1)
+        self.assertEqual(value(m, "respgate_held_requests"), 0)
+        self.assertEqual(value(m, "respgate_writable_master"), 1)
+        self.assertEqual(value(m, "respgate_failovers_total"), 0)
+        self.assertEqual(value(m, "respgate_config_reloads_total", result="error"), 0)
+        up, avail = (value(m, "respgate_uptime_seconds_total"),
+                     value(m, "respgate_write_available_seconds_total"))
+        self.assertGreater(up, 0)
+        self.assertLessEqual(avail, up)
+        self.assertGreater(avail, up - 1.0)  # writable from the first snapshot on
+        c.close()
+        reader.close()
+
+    def test_the_token_guards_all_but_health_and_readiness(self):
+        for path in ("/healthz", "/readyz"):
+            self.assertEqual(call(self.port, path)[0], 200, path)
+        for method, path in (("GET", "/metrics"), ("GET", "/topology"), ("GET", "/status"),
+                             ("GET", "/config"), ("POST", "/reload"), ("POST", "/failover")):
+            for token in (None, "wrong", TOKEN[:-1]):
+                self.assertEqual(call(self.port, path, method, token)[0], 401, (path, token))
+        self.assertEqual(call(self.port, "/status", token=TOKEN)[0], 200)
+        self.assertEqual(call(self.port, "/reload", "GET", TOKEN)[0], 405)
+        self.assertEqual(call(self.port, "/metrics", "POST", TOKEN)[0], 405)
+        self.assertEqual(call(self.port, "/nope", token=TOKEN)[0], 404)
+        # No Sentinel here: respgate does not promote replicas itself.
+        self.assertEqual(call(self.port, "/failover", "POST", TOKEN)[0], 409)
+
+    def test_config_shows_what_runs_with_secrets_redacted(self):
+        code, body, _ = call(self.port, "/config", token=TOKEN)
+        self.assertEqual(code, 200)
+        self.assertNotIn(APP_PASSWORD, body)
+        self.assertNotIn(TOKEN, body)
+        j = json.loads(body)
+        self.assertEqual(j["config"]["auth"]["password"], "(redacted)")
+        self.assertEqual(j["config"]["admin"]["token"], "(redacted)")
+        self.assertEqual(j["config"]["threads"], 2)
+        self.assertEqual(j["config"]["failover"]["hold_ms"], 15000)  # defaults show too
+        self.assertEqual((j["last_reload"]["ok"], j["last_reload"]["source"]), (True, "start"))
+
+    def test_a_reload_under_load_moves_reads_without_dropping_a_connection(self):
+        load = Load(self.gate.port)
+        other = self.client()
+        other.ping()
+        try:
+            wait_until(lambda: load.ops > 200, what="load running")
+            accepted = value(self.metrics(), "respgate_client_connections_total")
+            self.write_config(routing={"reads": "master"},
+                              deny_commands=["shutdown", "flushall"])
+            code, r = self.reload()
+            self.assertEqual((code, r["ok"], r["source"]), (200, True, "POST /reload"), r)
+            self.assertIn("routing", r["changed"])
+            self.assertEqual(r["restart_required"], "")
+            # From now on reads go to the master: the replica sees no more GETs.
+            time.sleep(0.2)
+            gets = self.replica.calls("get")
+            ops = load.ops
+            wait_until(lambda: load.ops > ops + 200, what="load going on after the reload")
+            self.assertEqual(self.replica.calls("get"), gets)
+            with self.assertRaises(redis.ResponseError) as e:
+                other.flushall()
+            self.assertIn("deny_commands", str(e.exception))
+            self.assertEqual(value(self.metrics(), "respgate_client_connections_total"), accepted)
+        finally:
+            errors = load.finish()
+        self.assertEqual(errors, [])
+        m = self.metrics()
+        self.assertEqual(value(m, "respgate_config_reloads_total", result="ok"), 1)
+        self.assertEqual(self.get("/config")["config"]["routing"]["reads"], "master")
+
+    def test_a_broken_file_keeps_the_running_config(self):
+        c = self.client()
+        cases = [("bad JSON", '{"threads": 2,', "line 1"),
+                 ("bad type", json.dumps(dict(self.cfg, threads="two")), "threads"),
+                 ("unknown key", json.dumps(dict(self.cfg, routing={"reads": "master",
+                                                                    "bogus": 1})),
+                  "routing.bogus"),
+                 ("no regions", json.dumps({"listen": self.cfg["listen"]}), "regions")]
+        for n, (what, text, key) in enumerate(cases, 1):
+            with self.subTest(what):
+                self.write_config(text)
+                code, r = self.reload()
+                self.assertEqual((code, r["ok"]), (422, False), r)
+                self.assertIn(key, r["message"])
+                self.assertEqual(value(self.metrics(), "respgate_config_reloads_total",
+                                       result="error"), n)
+                cfg = self.get("/config")
+                self.assertEqual(cfg["config"]["routing"]["reads"], "replica")
+                self.assertFalse(cfg["last_reload"]["ok"])
+                c.set("still", what)
+                self.assertEqual(c.get("still"), what.encode())
+        self.assertIn("config reload (POST /reload) failed; still running the previous config",
+                      self.gate.output())
+
+    def test_the_file_changing_reloads_it(self):
+        self.write_config(routing={"reads": "replica", "max_lag_bytes": 4096})
+        wait_until(lambda: self.get("/config")["config"]["routing"]["max_lag_bytes"] == 4096,
+                   what="the file change applied")
+        self.assertEqual(self.get("/config")["last_reload"]["source"], "file")
+        # Writing the same bytes again is no change: no second reload.
+        self.write_config(routing={"reads": "replica", "max_lag_bytes": 4096})
+        time.sleep(0.6)
+        self.assertEqual(value(self.metrics(), "respgate_config_reloads_total", result="ok"), 1)
+
+    def test_sighup_reloads_it(self):
+        self.write_config(routing={"reads": "replica", "max_lag_bytes": 8192})
+        self.gate.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.get("/config")["config"]["routing"]["max_lag_bytes"] == 8192,
+                   what="the SIGHUP reload")
+        time.sleep(0.6)  # the file watch sees the same contents: no second reload
+        self.assertEqual(self.get("/config")["last_reload"]["source"], "SIGHUP")
+        self.assertEqual(value(self.metrics(), "respgate_config_reloads_total", result="ok"), 1)
+
+    def test_keys_that_need_a_restart_are_reported_not_ignored(self):
+        self.write_config(threads=3, routing={"reads": "any"})
+        code, r = self.reload()
+        self.assertEqual((code, r["ok"]), (200, True), r)
+        self.assertEqual(r["restart_required"], "threads")
+        self.assertEqual(value(self.metrics(), "respgate_config_restart_pending"), 1)
+        cfg = self.get("/config")["config"]
+        self.assertEqual((cfg["threads"], cfg["routing"]["reads"]), (2, "any"))
+        self.assertIn("threads changed, which takes effect only on restart", self.gate.output())
+
+
+class JsonLogs(unittest.TestCase):
+
+    def test_every_line_is_a_json_object(self):
+        h = Harness()
+        try:
+            r = h.redis()
+            gate = h.respgate(r.port, log={"format": "json", "level": "info"})
+            gate.client().call("SET", "a", "1")
+            gate.stop()
+            lines = gate.output().splitlines()
+            self.assertTrue(lines)
+            for line in lines:
+                j = json.loads(line)
+                self.assertEqual(set(j), {"time", "level", "thread", "msg"})
+            self.assertTrue(any("listening on" in json.loads(line)["msg"] for line in lines))
+        finally:
+            h.close()
+
+
+if __name__ == "__main__":
+    main()
