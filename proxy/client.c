@@ -1130,7 +1130,6 @@ void client_fail(struct worker *w, struct req *r, const char *msg)
     }
     stats_add(&w->stats->errors[STATS_ERR_UPSTREAM], 1);
     if (r->write) { /* it may have run */
-        if (!w->outage_since) w->outage_since = w->now_ns;
         c->writes_inflight--;
         c->horizon.write_done_ns = topo_now_ns();
     }

@@ -61,8 +61,9 @@ static void reverify_node(struct worker *w, int node);
 static void up_failed(struct upconn *u, const char *why)
 {
     struct worker *w = u->w;
-    int was_ready = u->state == UP_READY;
+    int was_ready = u->state == UP_READY, had_inflight = !TAILQ_EMPTY(&u->inflight);
     char msg[512];
+    w->now_ns = topo_now_ns(); /* a close callback is a callback too */
 
     snprintf(u->why, sizeof(u->why), "%s: %s", node_name(u), why);
     sock_destroy(&u->sock);
@@ -105,7 +106,10 @@ static void up_failed(struct upconn *u, const char *why)
         /* The master's other connections may be dead too, their EOF not read yet:
          * a write sent there would fail as well. They carry writes again once a
          * ROLE goes round (one round trip if the master is fine). */
-        if (w->topo && u->node == w->topo->master) reverify_node(w, u->node);
+        if (w->topo && u->node == w->topo->master) {
+            if (had_inflight && !w->outage_since) w->outage_since = w->now_ns; /* failed */
+            reverify_node(w, u->node);
+        }
     } else {
         if (u->backoff_ms == 0)
             log_warn("upstream %s: connect failed, retrying with backoff", u->why);
@@ -149,6 +153,8 @@ static void role_answered(struct upconn *u, struct req *r, struct evbuffer *in, 
     if (!w->topo || w->topo->master != u->node) return;
     if (u->verified) {
         client_release_held(w);
+        /* Writes can be served again; with none waiting, no write will say so. */
+        if (w->outage_since && !w->nheld && !w->nresend) worker_outage_over(w);
     } else {
         log_warn("upstream %s: ROLE says it is not a master; holding writes and looking again",
                  node_name(u));

@@ -231,12 +231,16 @@ class Respgate:
         self.h.track(self.proc)
         self.h.gates.append(self)
         wait_until(self._accepting, what="respgate on port %d" % self.port)
+        admin = cfg.get("admin", {}).get("listen")
+        if admin:  # bound by the control thread, a moment after the listeners
+            wait_until(lambda: self._accepting(int(admin.rsplit(":", 1)[1])),
+                       what="respgate's admin endpoint")
 
-    def _accepting(self):
+    def _accepting(self, port=None):
         if self.proc.poll() is not None:
             raise AssertionError("respgate exited early:\n" + self.output())
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port or self.port), timeout=1).close()
             return True
         except OSError:
             return False
