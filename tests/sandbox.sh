@@ -64,12 +64,13 @@ respgate sandbox is up:
   Redis master   127.0.0.1:${ports[0]}   replicas 127.0.0.1:${ports[1]}, 127.0.0.1:${ports[2]}
   Sentinels      127.0.0.1:${sentinels[0]}-${sentinels[2]} (master name "sandbox")
   respgate       127.0.0.1:7379   (config $config; logs in $dir)
-  admin          http://127.0.0.1:7380/topology  (/healthz, /readyz)
+  admin          http://127.0.0.1:7380/status  (/metrics, /topology, /config, /readyz)
 
 Reads go to the replicas, writes to the master; see it with
   redis-cli -p ${ports[1]} info commandstats
-Fail over and watch respgate follow (no client notices):
-  redis-cli -p ${sentinels[0]} sentinel failover sandbox
+Fail over and watch respgate follow (no client notices), then read its RTO:
+  curl -X POST http://127.0.0.1:7380/failover; curl http://127.0.0.1:7380/status
+Change $config and it reloads by itself (or: kill -HUP, curl -X POST .../reload).
 
 Connect:   redis-cli -p 7379
 Benchmark: redis-benchmark -p 7379 -t set,get -P 16 -q
