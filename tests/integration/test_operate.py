@@ -159,8 +159,9 @@ class Operate(unittest.TestCase):
         reader.close()
 
     def test_the_token_guards_all_but_health_and_readiness(self):
-        for path in ("/healthz", "/readyz"):
-            self.assertEqual(call(self.port, path)[0], 200, path)
+        # Ready once the probe has verified the master: a moment after start.
+        wait_until(lambda: call(self.port, "/readyz")[0] == 200, what="ready")
+        self.assertEqual(call(self.port, "/healthz")[0], 200)
         for method, path in (("GET", "/metrics"), ("GET", "/topology"), ("GET", "/status"),
                              ("GET", "/config"), ("POST", "/reload"), ("POST", "/failover")):
             for token in (None, "wrong", TOKEN[:-1]):
