@@ -7,15 +7,17 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <sys/queue.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A POST /failover waiting for Sentinel's answer; its client may leave first. */
 struct pending {
-    struct evhttp_request *req; /* NULL once its connection closed */
+    struct evhttp_request *req; /* NULL once answered for */
     char who[CONFIG_HOST_MAX + 8];
     LIST_ENTRY(pending) link;
 };
@@ -27,6 +29,29 @@ struct admin {
     struct admin_ops ops;
     LIST_HEAD(, pending) pending;
 };
+
+#define ACCEPT_RETRY_MS 100
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+/* Without this evhttp retries a failing accept (EMFILE) at once, for ever: a
+ * spinning control thread, and the workers' descriptors taken. Its argument is
+ * evhttp's, so the timer carries the listener; the listener outlives it, as it
+ * is freed only once the control thread's loop has stopped. */
+static void accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    log_warn("admin: accept failed: %s; pausing accepts for %d ms",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_RETRY_MS);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, accept_resume, l, &tv);
+}
 
 static void reply(struct evhttp_request *req, int code, const char *type, const char *body)
 {
@@ -81,13 +106,27 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
                       route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
                       n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
     }
+    int m = t->master;
+    json_t *regions = json_array();
+    for (size_t r = 0; r < a->cfg->nregions; r++) {
+        const struct config_region *cr = &a->cfg->regions[r];
+        json_array_append_new(
+            regions, json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", cr->name, "priority",
+                               (json_int_t)cr->priority, "nodes_configured", (json_int_t)cr->nnodes,
+                               "sentinels_configured", (json_int_t)cr->nsentinels, "has_master",
+                               m >= 0 && t->nodes[m].region == (int)r));
+    }
+    double since = m >= 0 && t->master_since_ns ? (double)(now - t->master_since_ns) / 1e9 : -1;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
     return json_pack(
-        "{s:I, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation, "master",
-        t->master >= 0 ? json_string(t->nodes[t->master].name) : json_null(), "master_for_seconds",
-        t->master >= 0 && t->master_since_ns ? json_real((double)(now - t->master_since_ns) / 1e9)
-                                             : json_null(),
-        "why_no_master", t->why_no_master ? json_string(t->why_no_master) : json_null(), "nodes",
-        nodes);
+        "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation,
+        "master", m >= 0 ? json_string(t->nodes[m].name) : json_null(), "master_since",
+        since >= 0 ? json_real((double)wall.tv_sec + wall.tv_nsec / 1e9 - since) : json_null(),
+        "master_for_seconds", since >= 0 ? json_real(since) : json_null(), "why_no_master",
+        t->why_no_master ? json_string(t->why_no_master) : json_null(), "master_reason",
+        m >= 0 && t->master_reason ? json_string(t->master_reason) : json_null(), "regions",
+        regions, "nodes", nodes);
 }
 
 static void reply_json(struct evhttp_request *req, int code, json_t *j)
@@ -146,21 +185,13 @@ static void metrics(struct admin *a, struct evhttp_request *req)
     evbuffer_free(out);
 }
 
-static void failover_closed(struct evhttp_connection *conn, void *arg)
-{
-    (void)conn;
-    ((struct pending *)arg)->req = NULL;
-}
-
 static void failover_done(void *arg, int ok, const char *msg)
 {
     struct pending *p = arg;
     LIST_REMOVE(p, link);
-    if (p->req) {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+    if (p->req) /* if its client left, evhttp detached it: replying frees it */
         reply_json(p->req, ok ? 202 : 502,
                    json_pack("{s:b, s:s, s:s}", "ok", ok, "sentinel", p->who, "reply", msg));
-    }
     free(p);
 }
 
@@ -182,9 +213,9 @@ static void failover(struct admin *a, struct evhttp_request *req)
                                       : "no Sentinel answers now"));
         return;
     }
-    /* The answer comes later; if the client goes first, the answer is dropped. */
+    /* The answer comes later. A client that leaves first does not free req: evhttp
+     * leaves a request it handed out to its owner, whose reply frees it. */
     LIST_INSERT_HEAD(&a->pending, p, link);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), failover_closed, p);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -265,13 +296,15 @@ struct admin *admin_start(struct event_base *base, struct config *cfg, const str
     evhttp_set_timeout(a->http, 10);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(a->http, on_request, a);
-    if (!evhttp_bind_socket_with_handle(a->http, cfg->admin.listen.host,
-                                        (ev_uint16_t)cfg->admin.listen.port)) {
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(
+        a->http, cfg->admin.listen.host, (ev_uint16_t)cfg->admin.listen.port);
+    if (!bound) {
         snprintf(err, errlen, "admin.listen %s:%d: cannot bind (in use?)", cfg->admin.listen.host,
                  cfg->admin.listen.port);
         admin_stop(&a);
         return NULL;
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_error);
     log_info("admin endpoint on http://%s:%d%s", cfg->admin.listen.host, cfg->admin.listen.port,
              cfg->admin.token ? " (bearer token required)" : "");
     return a;
@@ -292,9 +325,9 @@ void admin_stop(struct admin **ap)
     struct pending *p;
     while ((p = LIST_FIRST(&a->pending))) { /* Sentinel answers after this go nowhere */
         LIST_REMOVE(p, link);
-        if (p->req)
-            evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
-        p->req = NULL;
+        if (p->req && !evhttp_request_get_connection(p->req))
+            evhttp_request_free(p->req); /* its client left: it is ours */
+        p->req = NULL;          /* otherwise evhttp_free below frees it with its connection */
         p->link.le_next = NULL; /* so failover_done's LIST_REMOVE touches only p */
         p->link.le_prev = &p->link.le_next;
     }

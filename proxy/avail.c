@@ -164,8 +164,19 @@ static void track_offsets(struct avail *a, const struct topology *t)
     }
 }
 
+/* Why the master moved, as far as the snapshot of the move tells. */
+static void reason_of(const struct topology *t, const struct topo_node *from, const char *asked,
+                      char *out, size_t n)
+{
+    const char *cause = asked                        ? asked
+                        : !from->reachable           ? "the old master does not answer"
+                        : from->role == TOPO_REPLICA ? "the old master was demoted to replica"
+                                                     : "the old master still reports role master";
+    snprintf(out, n, "%s; %s", cause, t->master_reason ? t->master_reason : "the topology changed");
+}
+
 int avail_observe(struct avail *a, const struct topology *t, const struct config *cfg,
-                  struct avail_event *ev)
+                  const char *asked, struct avail_event *ev)
 {
     int64_t now = topo_now_ns();
     int writable = t->master >= 0 && t->nodes[t->master].reachable;
@@ -188,10 +199,11 @@ int avail_observe(struct avail *a, const struct topology *t, const struct config
             snprintf(f->to, sizeof(f->to), "%s", to->name);
             snprintf(f->from_region, sizeof(f->from_region), "%s", region_name(cfg, from->region));
             snprintf(f->to_region, sizeof(f->to_region), "%s", region_name(cfg, to->region));
-            f->reason = t->master_reason ? t->master_reason : "the topology changed";
+            reason_of(t, from, asked, f->reason, sizeof(f->reason));
             estimate_rpo(a, t->master, f);
             ev->switched = 1;
-            ev->region_changed = strcmp(f->from_region, f->to_region) != 0;
+            ev->region_changed = // known on both sides, and not the same
+                f->from_region[0] && f->to_region[0] && strcmp(f->from_region, f->to_region) != 0;
             a->failovers[a->head] = *f;
             a->head = (a->head + 1) % AVAIL_FAILOVERS_KEPT;
             a->nfailovers++;

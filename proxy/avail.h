@@ -24,9 +24,9 @@ struct avail_failover {
     time_t wall;   /* the same moment, for people */
     char from[CONFIG_HOST_MAX + 8], to[CONFIG_HOST_MAX + 8];
     char from_region[64], to_region[64];
-    const char *reason; /* static */
-    double rto_s;       /* the downtime span around the switch (0: none was seen) */
-    int rpo_known;      /* the promoted node had been probed as a replica of the old master */
+    char reason[256]; /* what happened to the old master, and why this one */
+    double rto_s;     /* the downtime span around the switch (0: none was seen) */
+    int rpo_known;    /* the promoted node had been probed as a replica of the old master */
     long long rpo_bytes;
     double rpo_s;
 };
@@ -63,9 +63,9 @@ void avail_destroy(struct avail **a);
 /* Any thread: a worker's writes failed or waited from since_ns to until_ns. */
 void avail_report(struct avail *a, int64_t since_ns, int64_t until_ns);
 /* Control thread: a new snapshot. Region names come from cfg. Returns 1 and fills
- * ev if the master moved. */
+ * ev if the master moved; asked (or NULL) says who asked for the move, if anyone. */
 int avail_observe(struct avail *a, const struct topology *t, const struct config *cfg,
-                  struct avail_event *ev);
+                  const char *asked, struct avail_event *ev);
 
 void avail_totals(struct avail *a, struct avail_totals *out);
 void avail_window(struct avail *a, double seconds, double slo, struct avail_window *out);

@@ -293,7 +293,8 @@ static void hold(struct client *c)
     int64_t now = topo_now_ns();
     int cap = (cfg->failover.max_held_requests + cfg->threads - 1) / cfg->threads;
     char msg[512];
-    if (!c->hold_until) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
+    int first = !c->hold_until; /* a held request is tried again each time a master may be back */
+    if (first) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
     if (!w->outage_since) w->outage_since = now; /* writes wait: an outage, as clients see it */
     if (now >= c->hold_until || w->nheld >= cap) {
         stats_add(&w->stats->errors[STATS_ERR_NO_MASTER], 1);
@@ -305,6 +306,7 @@ static void hold(struct client *c)
                                    "writable master (failover.max_held_requests %d): %s\r\n",
             now >= c->hold_until ? cfg->failover.hold_ms : cfg->failover.max_held_requests,
             no_master_why(w));
+        worker_write_stalled(w, 1, no_master_why(w));
         discard_message(c);
         local_reply(c, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
         return;
@@ -313,7 +315,8 @@ static void hold(struct client *c)
     c->flags |= C_WAIT_MASTER;
     TAILQ_INSERT_TAIL(&w->held, c, hold_link);
     w->nheld++;
-    stats_set(&w->stats->held, (uint64_t)w->nheld);
+    worker_held_changed(w);
+    if (first) worker_write_stalled(w, 0, no_master_why(w));
 }
 
 /* Takes the client off the held list and tries its request again. */
@@ -322,7 +325,7 @@ static void unhold_and_retry(struct client *c)
     struct worker *w = c->w;
     TAILQ_REMOVE(&w->held, c, hold_link);
     w->nheld--;
-    stats_set(&w->stats->held, (uint64_t)w->nheld);
+    worker_held_changed(w);
     c->flags &= ~(unsigned)C_WAIT_MASTER;
     dispatch(c);
     if (!(c->flags & C_WAIT_MASTER)) client_process(c); /* the rest of its pipeline */
@@ -441,6 +444,7 @@ static void wait_to_resend(struct worker *w, struct req *r)
     arm_hold_timer(w);
     TAILQ_INSERT_TAIL(&w->resend, r, uq);
     w->nresend++;
+    worker_held_changed(w);
 }
 
 /* A read that was in flight on a node that died is sent elsewhere, or waits for a
@@ -479,6 +483,7 @@ static void resend_waiting(struct worker *w, int64_t now)
             worker_req_put(w, r);
         } else if (now >= r->resend_until) {
             stats_add(&w->stats->errors[STATS_ERR_NO_MASTER], 1);
+            if (r->write) worker_write_stalled(w, 1, "its node failed or refused it");
             client_fail(w, r,
                         "-TRYAGAIN upstream unavailable: its node failed or refused it, and no "
                         "other could take it within failover.hold_ms\r\n");
@@ -489,6 +494,7 @@ static void resend_waiting(struct worker *w, int64_t now)
     }
     TAILQ_CONCAT(&w->resend, &again, uq);
     w->nresend += nagain;
+    worker_held_changed(w);
 }
 
 static void forward_shared(struct client *c, unsigned flags)
@@ -582,6 +588,12 @@ static int credentials_ok(const struct config *cfg, const char *user, size_t ule
             return secret_equals(u->password, pass, plen);
     }
     return 0;
+}
+
+/* Read per command, not once per connection: a reload may add or drop auth.* */
+static int auth_required(const struct config *cfg)
+{
+    return cfg->auth.password || cfg->auth.nusers;
 }
 
 static const char wrongpass[] =
@@ -867,7 +879,7 @@ static void reset_command(struct client *c)
     c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
     free(c->name);
     c->name = NULL;
-    c->authed = !c->w->cfg->auth.password && !c->w->cfg->auth.nusers;
+    c->authed = !auth_required(c->w->cfg);
     local_reply(c, "+RESET\r\n", 8);
 }
 
@@ -982,8 +994,9 @@ static void route_request(struct client *c)
     if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !stream_read_blocks(c))
         flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
     const struct config *cfg = c->w->cfg;
-    if ((cfg->auth.password || cfg->auth.nusers) && auth_command(c)) return;
-    if (!c->authed && !(flags & CMD_QUIT)) { /* as Redis: nothing else is said before AUTH */
+    if (auth_required(cfg) && auth_command(c)) return;
+    if (!c->authed && auth_required(cfg) &&
+        !(flags & CMD_QUIT)) { /* as Redis: nothing else is said before AUTH */
         stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
         discard_message(c);
         local_error(c, "-NOAUTH %s\r\n", "Authentication required.");
@@ -1286,7 +1299,7 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     }
     c->w = w;
     c->reading = 1;
-    c->authed = !w->cfg->auth.password && !w->cfg->auth.nusers;
+    c->authed = !auth_required(w->cfg);
     c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;

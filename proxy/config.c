@@ -387,7 +387,7 @@ static int parse_notify(json_t *root, struct config *cfg, char *err, size_t errl
     if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 64)
         return fail(err, errlen,
                     "notify.command: expected an argv array like [\"/path/to/hook\", "
-                    "\"arg\"] (the event is appended)");
+                    "\"arg\"] (the event's fields are appended)");
     size_t n = json_array_size(cmd);
     if (!(cfg->notify.command = calloc(n + 1, sizeof(char *))))
         return fail(err, errlen, "out of memory");

@@ -99,9 +99,9 @@ void config_destroy(struct config **cfg);
 struct config *config_acquire(struct config *cfg);
 void config_release(struct config **cfg);
 
-/* The effective config (defaults included) as JSON, secrets replaced by
- * "(redacted)". A new reference. */
-struct json_t *config_to_json(const struct config *cfg);
+/* The effective config (defaults included) as JSON. With redact, secrets are
+ * replaced by "(redacted)"; without, it is only for comparing. A new reference. */
+struct json_t *config_to_json(const struct config *cfg, int redact);
 /* A reload: writes into out the keys that differ between old and next but take
  * effect only on restart ("listen, threads"; "" if none), and gives next the old
  * values of those, so that next describes what really runs. */

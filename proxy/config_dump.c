@@ -26,10 +26,10 @@ static json_t *addr_list(const struct config_addr *a, size_t n)
     return list;
 }
 
-/* A secret shows only whether it is set. */
-static json_t *secret(const char *s)
+/* A secret shows only whether it is set, unless it is compared, not shown. */
+static json_t *secret(const char *s, int redact)
 {
-    return s ? json_string(REDACTED) : json_null();
+    return s ? json_string(redact ? REDACTED : s) : json_null();
 }
 
 static json_t *nullable(const char *s)
@@ -37,7 +37,7 @@ static json_t *nullable(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *region_json(const struct config_region *r)
+static json_t *region_json(const struct config_region *r, int redact)
 {
     json_t *o = json_pack("{s:s, s:I, s:o}", "name", r->name, "priority", (json_int_t)r->priority,
                           "nodes", addr_list(r->nodes, r->nnodes));
@@ -46,23 +46,24 @@ static json_t *region_json(const struct config_region *r)
                             json_pack("{s:o, s:s, s:o, s:o}", "addresses",
                                       addr_list(r->sentinels, r->nsentinels), "master_name",
                                       r->master_name, "username", nullable(r->sentinel_username),
-                                      "password", secret(r->sentinel_password)));
+                                      "password", secret(r->sentinel_password, redact)));
     return o;
 }
 
-json_t *config_to_json(const struct config *cfg)
+json_t *config_to_json(const struct config *cfg, int redact)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error"};
     static const char *const reads[] = {"replica", "master", "any"};
     json_t *regions = json_array(), *deny = json_array(), *users = json_array(),
            *command = json_null();
     for (size_t i = 0; i < cfg->nregions; i++)
-        json_array_append_new(regions, region_json(&cfg->regions[i]));
+        json_array_append_new(regions, region_json(&cfg->regions[i], redact));
     for (size_t i = 0; i < cfg->ndeny; i++)
         json_array_append_new(deny, json_string(cfg->deny[i]));
     for (size_t i = 0; i < cfg->auth.nusers; i++)
-        json_array_append_new(
-            users, json_pack("{s:s, s:s}", "name", cfg->auth.users[i].name, "password", REDACTED));
+        json_array_append_new(users,
+                              json_pack("{s:s, s:o}", "name", cfg->auth.users[i].name, "password",
+                                        secret(cfg->auth.users[i].password, redact)));
     if (cfg->notify.ncommand) {
         command = json_array();
         for (size_t i = 0; i < cfg->notify.ncommand; i++)
@@ -80,14 +81,15 @@ json_t *config_to_json(const struct config *cfg)
         cfg->routing.read_your_writes, "no_replica",
         cfg->routing.no_replica_error ? "error" : "master", "upstream", "connections_per_node",
         cfg->upstream.connections_per_node, "connect_timeout_ms", cfg->upstream.connect_timeout_ms,
-        "username", nullable(cfg->upstream.username), "password", secret(cfg->upstream.password),
-        "auth", "password", secret(cfg->auth.password), "users", users, "deny_commands", deny,
-        "limits", "max_clients", cfg->limits.max_clients, "max_query_buffer_bytes",
+        "username", nullable(cfg->upstream.username), "password",
+        secret(cfg->upstream.password, redact), "auth", "password",
+        secret(cfg->auth.password, redact), "users", users, "deny_commands", deny, "limits",
+        "max_clients", cfg->limits.max_clients, "max_query_buffer_bytes",
         (json_int_t)cfg->limits.max_query_buffer_bytes, "max_pending_per_client",
         cfg->limits.max_pending_per_client, "max_wait_ms", cfg->limits.max_wait_ms, "failover",
         "hold_ms", cfg->failover.hold_ms, "max_held_requests", cfg->failover.max_held_requests,
         "admin", "listen", cfg->admin.enabled ? addr_json(&cfg->admin.listen) : json_null(),
-        "token", secret(cfg->admin.token), "notify", "command", command, "webhook",
+        "token", secret(cfg->admin.token, redact), "notify", "command", command, "webhook",
         nullable(cfg->notify.webhook), "timeout_ms", cfg->notify.timeout_ms, "slo", "availability",
         cfg->slo.availability);
 }

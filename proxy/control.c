@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define DAY_S 86400.0
 #define MONTH_S (30 * DAY_S)
 #define FAILOVERS_SHOWN 16
+#define ASKED_NS (60 * 1000000000LL) /* a switch this soon after POST /failover is its answer */
 
 struct reload_result {
     int ok;
@@ -43,8 +45,11 @@ struct control {
     struct watch *watch;
     struct control_counters counters;
     struct reload_result last;
+    char restart_pending[128]; /* as of the last good reload: a failed one changes nothing */
     double start_time;
-    struct stats *sum; /* scratch for scrapes */
+    struct stats *sum;         /* scratch for scrapes */
+    int64_t failover_asked_ns; /* the last POST /failover Sentinel took on */
+    char failover_who[64];
 };
 
 static double unix_now(void)
@@ -54,13 +59,36 @@ static double unix_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Each client needs one descriptor, and one more for a pinned upstream connection.
+ * Process-wide, so any thread may call it: main at start, a reload later. */
+void control_fit_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t want = (rlim_t)cfg->limits.max_clients * 2 + 256;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 /* The probe published: account for availability, tell people when the master
  * moved, and pass the snapshot on to the workers. */
 static void on_snapshot(void *arg, struct topology *t)
 {
     struct control *c = arg;
     struct avail_event ev;
-    if (avail_observe(c->avail, t, c->cfg, &ev)) {
+    char asked[160];
+    snprintf(asked, sizeof(asked), "failover asked for through POST /failover (Sentinel %s)",
+             c->failover_who);
+    int recent = c->failover_asked_ns && topo_now_ns() - c->failover_asked_ns < ASKED_NS;
+    int moved = avail_observe(c->avail, t, c->cfg, recent ? asked : NULL, &ev);
+    if (moved) c->failover_asked_ns = 0;
+    c->hooks.publish(c->hooks.arg, t); /* the workers first: telling people can wait */
+    if (moved) {
         const struct avail_failover *f = &ev.f;
         const char *event = ev.region_changed ? "region_change" : "master_switch";
         log_warn("%s: %s (%s) -> %s (%s): %s", event, f->from, f->from_region, f->to, f->to_region,
@@ -68,13 +96,12 @@ static void on_snapshot(void *arg, struct topology *t)
         notify_send(c->notify, c->cfg, event, f->from, f->to, f->to_region, f->from_region,
                     f->reason);
     }
-    c->hooks.publish(c->hooks.arg, t);
 }
 
 /* Top-level keys whose value differs, for the log and /config. */
 static void changed_keys(const struct config *a, const struct config *b, char *out, size_t n)
 {
-    json_t *ja = config_to_json(a), *jb = config_to_json(b);
+    json_t *ja = config_to_json(a, 0), *jb = config_to_json(b, 0); /* a new password counts */
     const char *key;
     json_t *v;
     out[0] = '\0';
@@ -109,8 +136,10 @@ static void reload(struct control *c, const char *source)
     r->ok = 1;
     config_carry_restart_keys(c->cfg, next, r->restart, sizeof(r->restart));
     changed_keys(c->cfg, next, r->changed, sizeof(r->changed));
+    /* Against the values running since start: a file put back clears it. */
+    snprintf(c->restart_pending, sizeof(c->restart_pending), "%s", r->restart);
+    c->counters.restart_pending = r->restart[0] != '\0';
     if (r->restart[0]) {
-        c->counters.restart_pending = 1;
         log_warn("config reload (%s): %s changed, which takes effect only on restart; running on "
                  "with the old value",
                  source, r->restart);
@@ -122,6 +151,7 @@ static void reload(struct control *c, const char *source)
     c->counters.reloads_ok++;
     c->counters.last_reload_time = r->time;
 
+    if (next->limits.max_clients > c->cfg->limits.max_clients) control_fit_fd_limit(next);
     log_set_level(next->log_level);
     log_set_json(next->log_format == CONFIG_LOG_JSON);
     config_release(&c->cfg);
@@ -247,8 +277,8 @@ static json_t *reload_json(const struct reload_result *r)
 static json_t *op_config(void *arg)
 {
     struct control *c = arg;
-    return json_pack("{s:s, s:o, s:o}", "path", c->path, "config", config_to_json(c->cfg),
-                     "last_reload", reload_json(&c->last));
+    return json_pack("{s:s, s:o, s:o, s:s}", "path", c->path, "config", config_to_json(c->cfg, 1),
+                     "last_reload", reload_json(&c->last), "restart_required", c->restart_pending);
 }
 
 static json_t *op_reload(void *arg)
@@ -258,12 +288,40 @@ static json_t *op_reload(void *arg)
     return reload_json(&c->last);
 }
 
+/* A POST /failover on its way to Sentinel: if Sentinel takes it on, the switch
+ * that follows is put down to it. */
+struct asked {
+    struct control *c;
+    sentinel_reply_fn done;
+    void *arg;
+    char who[64];
+};
+
+static void on_failover_answer(void *arg, int ok, const char *msg)
+{
+    struct asked *a = arg;
+    if (ok) {
+        a->c->failover_asked_ns = topo_now_ns();
+        snprintf(a->c->failover_who, sizeof(a->c->failover_who), "%s", a->who);
+    }
+    a->done(a->arg, ok, msg);
+    free(a);
+}
+
 static int op_failover(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen)
 {
     struct control *c = arg;
     struct sentinel *s = probe_sentinel(c->probe);
     if (!s) return -2;
-    return sentinel_failover(s, done, done_arg, who, wholen);
+    struct asked *a = malloc(sizeof(*a));
+    if (!a) return -1;
+    *a = (struct asked){.c = c, .done = done, .arg = done_arg};
+    int rc = sentinel_failover(s, on_failover_answer, a, a->who, sizeof(a->who));
+    if (rc < 0)
+        free(a);
+    else
+        snprintf(who, wholen, "%s", a->who);
+    return rc;
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)

@@ -34,5 +34,7 @@ struct avail *control_avail(struct control *c);
 /* Any thread (SIGHUP): reload the config file soon. */
 void control_reload(struct control *c);
 void control_stop(struct control **c);
+/* Raises the open-files limit to what limits.max_clients needs, or says it cannot. */
+void control_fit_fd_limit(const struct config *cfg);
 
 #endif

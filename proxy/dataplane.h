@@ -123,6 +123,7 @@ struct worker {
     int64_t now_ns;       /* topo_now_ns() at the start of the current callback */
     int sent;             /* dispatch: the request went upstream */
     int64_t outage_since; /* a write failed or waited for a master at; 0: writes work */
+    unsigned outage_held, outage_failed; /* requests held, failed -TRYAGAIN: for the log */
     struct evconnlistener *listener;
     struct pool *pools;        /* TOPO_MAX_NODES, by topology index */
     unsigned *outstanding;     /* requests in flight to node i from this worker */
@@ -140,8 +141,13 @@ struct worker {
     int nfree_reqs;
     int ctl_fd[2]; /* control pipe: the main thread writes, the worker reads */
     struct event *ctl_ev;
+    /* Mailboxes the pipe only wakes the worker for, so that a full pipe loses
+     * nothing: the newest reloaded config (a reference), and 1 drain, 2 close. */
+    _Atomic(struct config *) next_cfg;
+    atomic_int stop_asked;
     struct event *drain_timer;
     int draining;
+    int stopping;        /* the stop_asked last acted on */
     atomic_int *running; /* the group's count of live worker threads */
 };
 
@@ -221,5 +227,10 @@ void worker_maybe_finish(struct worker *w);
 /* The first write since w->outage_since succeeded: reports the span for the
  * availability figures (rare: a mutex is fine). */
 void worker_outage_over(struct worker *w);
+/* w->nheld or w->nresend changed: the gauge follows. */
+void worker_held_changed(struct worker *w);
+/* A write could not be served now: held (failed 0) or refused -TRYAGAIN (1). The
+ * first of an outage is logged, with why. */
+void worker_write_stalled(struct worker *w, int failed, const char *why);
 
 #endif

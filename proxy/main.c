@@ -2,6 +2,7 @@
  * stops accepting and drains in-flight requests (shutdown_timeout_ms at most); a
  * second one closes everything at once. */
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "worker.h"
 
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 static void usage(FILE *f)
@@ -22,21 +22,6 @@ static void usage(FILE *f)
                "  -t, --check-config   validate the configuration and exit 0 (good) or 1\n"
                "  -v, --version        print the version and exit\n"
                "  -h, --help           print this help and exit\n");
-}
-
-/* Each client needs one descriptor, and one more for a pinned upstream connection. */
-static void raise_fd_limit(const struct config *cfg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
-    rlim_t want = (rlim_t)cfg->limits.max_clients * 2 + 256;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (rl.rlim_cur < want)
-        log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs",
-                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 static int run(struct config *cfg, const char *path)
@@ -49,7 +34,7 @@ static int run(struct config *cfg, const char *path)
     /* Blocked before the workers start, so only this thread takes them. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit(cfg);
+    control_fit_fd_limit(cfg);
 
     char err[512];
     struct worker_group *g = workers_start(cfg, path, err, sizeof(err));
@@ -66,8 +51,9 @@ static int run(struct config *cfg, const char *path)
             log_info("SIGHUP: reloading the configuration");
             workers_reload(g);
         } else if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
-            log_info("%s: no longer accepting; draining in-flight requests for up to %d ms",
-                     sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+            log_info("%s: no longer accepting; draining in-flight requests for up to "
+                     "shutdown_timeout_ms",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
             workers_stop(g, 0);
             stopping = 1;
         } else if (sig == SIGINT || sig == SIGTERM) {

@@ -45,10 +45,12 @@ static void sample(struct evbuffer *b, const char *name, const char *labels, dou
     char num[64];
     if (isnan(v))
         snprintf(num, sizeof(num), "NaN");
+    else if (isinf(v))
+        snprintf(num, sizeof(num), "%sInf", v > 0 ? "+" : "-");
     else if (v == (double)(long long)v && fabs(v) < 1e15)
         snprintf(num, sizeof(num), "%lld", (long long)v);
     else
-        snprintf(num, sizeof(num), "%.9g", v);
+        snprintf(num, sizeof(num), "%.15g", v); /* a Unix time to 10 µs */
     if (labels && *labels)
         evbuffer_add_printf(b, "%s{%s} %s\n", name, labels, num);
     else
@@ -91,7 +93,7 @@ static void requests(struct evbuffer *b, const struct metrics_input *in)
     family(b, "respgate_client_connections_total", "counter", "Client connections accepted.");
     sample(b, "respgate_client_connections_total", NULL, (double)get(&in->stats->clients_accepted));
     family(b, "respgate_held_requests", "gauge",
-           "Clients whose next request waits for a writable master now.");
+           "Requests waiting now for a writable master, or for a node to send them to again.");
     sample(b, "respgate_held_requests", NULL, (double)get(&in->stats->held));
 }
 

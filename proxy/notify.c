@@ -4,6 +4,7 @@
 #include "topology.h"
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/http.h>
 #include <jansson.h>
 #include <signal.h>
@@ -22,13 +23,16 @@
 extern char **environ;
 
 struct child {
-    pid_t pid; /* 0: free slot */
+    pid_t pid; /* 0: free slot; also its process group */
     int64_t deadline_ns;
+    int killed; /* past the deadline: SIGKILL sent to its group, not reaped yet */
 };
 
 struct post {
     struct notify *n;
     struct evhttp_connection *conn; /* NULL: free slot */
+    struct evhttp_request *req;     /* until answered or abandoned */
+    struct event *deadline;         /* evhttp's timeouts only count silence */
     int done;
 };
 
@@ -37,8 +41,9 @@ struct notify {
     struct control_counters *counters;
     struct child children[HOOKS_MAX];
     struct post posts[HOOKS_MAX];
-    struct event *reaper;  /* runs while a child runs */
-    struct event *cleanup; /* frees finished webhook connections, outside their callbacks */
+    struct event *reaper;   /* runs while a child runs */
+    struct event *cleanup;  /* frees finished webhook connections, outside their callbacks */
+    struct evdns_base *dns; /* without it evhttp resolves the webhook's host name blocking */
 };
 
 static void reap(evutil_socket_t fd, short what, void *arg);
@@ -52,7 +57,8 @@ struct notify *notify_create(struct event_base *base, struct control_counters *c
     n->counters = counters;
     n->reaper = event_new(base, -1, EV_PERSIST, reap, n);
     n->cleanup = event_new(base, -1, 0, cleanup, n);
-    if (!n->reaper || !n->cleanup) notify_destroy(&n);
+    n->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!n->reaper || !n->cleanup || !n->dns) notify_destroy(&n);
     return n;
 }
 
@@ -90,13 +96,13 @@ static void reap(evutil_socket_t fd, short what, void *arg)
         int status = 0;
         pid_t r = waitpid(c->pid, &status, WNOHANG);
         if (r == c->pid) {
-            finish_child(n, c, status, 0);
+            finish_child(n, c, status, c->killed);
         } else if (r < 0) { /* not ours any more: nothing to wait for */
             c->pid = 0;
-        } else if (now >= c->deadline_ns) {
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &status, 0); /* a killed process goes at once */
-            finish_child(n, c, status, 1);
+        } else if (now >= c->deadline_ns && !c->killed) {
+            kill(-c->pid, SIGKILL); /* and whatever it started; reaped on a later tick */
+            c->killed = 1;
+            running++;
         } else {
             running++;
         }
@@ -141,7 +147,10 @@ static void run_command(struct notify *n, const struct config *cfg, const char *
             sigfillset(&all);
             posix_spawnattr_setsigmask(&attr, &none);
             posix_spawnattr_setsigdefault(&attr, &all);
-            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+            /* Its own process group: a timeout kills what it started too. */
+            posix_spawnattr_setpgroup(&attr, 0);
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                POSIX_SPAWN_SETPGROUP);
             posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
             posix_spawn_file_actions_addclosefrom_np(&fa, 3);
             spawned = posix_spawn(&slot->pid, argv[0], &fa, &attr, argv, envp);
@@ -156,6 +165,7 @@ static void run_command(struct notify *n, const struct config *cfg, const char *
                  spawned > 0 ? strerror(spawned) : "out of memory");
     } else {
         slot->deadline_ns = topo_now_ns() + (int64_t)cfg->notify.timeout_ms * 1000000;
+        slot->killed = 0;
         log_info("notify.command: started %s (pid %d)", argv[0], (int)slot->pid);
         struct timeval tv = {0, REAP_MS * 1000};
         if (!event_pending(n->reaper, EV_TIMEOUT, NULL)) event_add(n->reaper, &tv);
@@ -173,14 +183,36 @@ static void cleanup(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < HOOKS_MAX; i++)
         if (n->posts[i].conn && n->posts[i].done) {
             evhttp_connection_free(n->posts[i].conn);
-            n->posts[i].conn = NULL;
+            event_free(n->posts[i].deadline);
+            n->posts[i] = (struct post){0};
         }
+}
+
+static void post_over(struct post *p)
+{
+    p->req = NULL;
+    p->done = 1;
+    event_active(p->n->cleanup, 0, 0);
+}
+
+/* notify.timeout_ms passed with the answer not in: a receiver trickling bytes
+ * must not hold a slot for ever. */
+static void post_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct post *p = arg;
+    evhttp_cancel_request(p->req); /* frees it; posted is not called */
+    p->n->counters->notify_error[1]++;
+    log_warn("notify.webhook: no whole answer within notify.timeout_ms; abandoned");
+    post_over(p);
 }
 
 static void posted(struct evhttp_request *req, void *arg)
 {
     struct post *p = arg;
     struct notify *n = p->n;
+    event_del(p->deadline);
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (code >= 200 && code < 300) {
         n->counters->notify_ok[1]++;
@@ -192,8 +224,7 @@ static void posted(struct evhttp_request *req, void *arg)
         else
             log_warn("notify.webhook: no answer (refused, or notify.timeout_ms passed)");
     }
-    p->done = 1;
-    event_active(n->cleanup, 0, 0);
+    post_over(p);
 }
 
 static void post_webhook(struct notify *n, const struct config *cfg, const char *json)
@@ -208,18 +239,22 @@ static void post_webhook(struct notify *n, const struct config *cfg, const char 
     }
     const struct config_addr *a = &cfg->notify.webhook_addr;
     struct evhttp_connection *conn =
-        evhttp_connection_base_new(n->base, NULL, a->host, (ev_uint16_t)a->port);
+        evhttp_connection_base_new(n->base, n->dns, a->host, (ev_uint16_t)a->port);
     struct evhttp_request *req = conn ? evhttp_request_new(posted, slot) : NULL;
-    if (!req) {
+    struct event *deadline = req ? evtimer_new(n->base, post_expired, slot) : NULL;
+    if (!deadline) {
+        if (req) evhttp_request_free(req);
         if (conn) evhttp_connection_free(conn);
         n->counters->notify_error[1]++;
         log_warn("notify.webhook: cannot reach %s", cfg->notify.webhook);
         return;
     }
-    *slot = (struct post){.n = n, .conn = conn};
+    *slot = (struct post){.n = n, .conn = conn, .req = req, .deadline = deadline};
     struct timeval tv = {cfg->notify.timeout_ms / 1000, (cfg->notify.timeout_ms % 1000) * 1000};
     evhttp_connection_set_timeout_tv(conn, &tv);
     evhttp_connection_set_retries(conn, 0);
+    evhttp_connection_set_max_headers_size(conn, 8192); /* the answer is not read: bounded */
+    evhttp_connection_set_max_body_size(conn, 4096);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char host[CONFIG_HOST_MAX + 16];
     snprintf(host, sizeof(host), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
@@ -229,11 +264,12 @@ static void post_webhook(struct notify *n, const struct config *cfg, const char 
     evbuffer_add(evhttp_request_get_output_buffer(req), json, strlen(json));
     if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, cfg->notify.webhook_path) != 0) {
         /* the request is freed by evhttp on failure */
-        slot->done = 1;
-        event_active(n->cleanup, 0, 0);
+        post_over(slot);
         n->counters->notify_error[1]++;
         log_warn("notify.webhook: cannot send to %s", cfg->notify.webhook);
+        return;
     }
+    evtimer_add(deadline, &tv);
 }
 
 void notify_send(struct notify *n, const struct config *cfg, const char *event,
@@ -271,13 +307,17 @@ void notify_destroy(struct notify **np)
     for (int i = 0; i < HOOKS_MAX; i++) {
         if (n->children[i].pid) {
             int status;
-            kill(n->children[i].pid, SIGKILL);
-            waitpid(n->children[i].pid, &status, 0);
+            kill(-n->children[i].pid, SIGKILL);
+            waitpid(n->children[i].pid, &status, 0); /* at exit: a killed process goes */
         }
-        if (n->posts[i].conn) evhttp_connection_free(n->posts[i].conn);
+        if (n->posts[i].conn) {
+            evhttp_connection_free(n->posts[i].conn); /* frees a request still pending */
+            event_free(n->posts[i].deadline);
+        }
     }
     if (n->reaper) event_free(n->reaper);
     if (n->cleanup) event_free(n->cleanup);
+    if (n->dns) evdns_base_free(n->dns, 0);
     free(n);
     *np = NULL;
 }

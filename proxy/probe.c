@@ -128,7 +128,7 @@ static int node_add(struct probe *p, const struct config_addr *a, int region, in
 }
 
 static void probe_node_now(struct probe_node *n);
-static int sentinel_region(const struct config *cfg);
+static int discovered_region(const struct config *cfg);
 
 /* The writable master: the node that last said it is master, even if it is slow
  * to answer now (busy is not dead: Sentinel decides that). With several (a
@@ -181,7 +181,7 @@ static void update_listed(struct probe *p)
     int64_t now = topo_now_ns();
     if (p->sentinel) {
         const struct sentinel_view *v = sentinel_view(p->sentinel);
-        int region = sentinel_region(p->cfg), i;
+        int region = discovered_region(p->cfg), i;
         if (v->known && (i = node_add(p, &v->master, region, 0)) >= 0) p->nodes[i].seen_ns = now;
         if (v->promoting && (i = node_add(p, &v->promoted, region, 0)) >= 0)
             p->nodes[i].seen_ns = now;
@@ -220,6 +220,7 @@ static void publish(struct probe *p)
         t->master = choose_master(t);
         t->master_reason = "it reports role master (no Sentinel configured)";
     }
+    int was = p->reference;
     if (t->master >= 0) p->reference = t->master;
     if (t->master != p->master) p->master_since_ns = topo_now_ns();
     t->master_since_ns = p->master_since_ns;
@@ -234,10 +235,10 @@ static void publish(struct probe *p)
                       (int)i == t->master ? " (master)" : "", t->nodes[i].reachable,
                       t->nodes[i].link_up, t->nodes[i].offset, topo_lag(t, i));
     if (t->master != p->master) {
-        if (t->master >= 0)
-            log_warn("master is now %s (was %s): %s", t->nodes[t->master].name,
-                     p->master >= 0 ? p->nodes[p->master].state.name : "none", t->master_reason);
-        else
+        if (t->master >= 0 && (was < 0 || was == t->master)) /* a move: master_switch says it */
+            log_warn("master is %s%s: %s", t->nodes[t->master].name, was < 0 ? "" : " again",
+                     t->master_reason);
+        else if (t->master < 0)
             log_warn("no writable master: %s", why);
         p->master = t->master;
         p->commands_at = 0; /* the new master may know other commands */
@@ -377,7 +378,7 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
         struct probe *p = n->p;
         for (size_t k = 0; (int)n->index == p->master && k < info.nreplicas; k++) {
             size_t before = p->nnodes;
-            int i = node_add(p, &info.replicas[k], s->region, 0);
+            int i = node_add(p, &info.replicas[k], discovered_region(p->cfg), 0);
             if (i < 0) continue;
             p->nodes[i].seen_ns = topo_now_ns();
             if (p->nnodes > before) probe_node_now(&p->nodes[i]);
@@ -571,12 +572,12 @@ static void set_interval(struct probe *p)
     event_add(p->tick, &tv);
 }
 
-/* The region discovered nodes belong to: the first with Sentinels. */
-static int sentinel_region(const struct config *cfg)
+/* The region of a node found through Sentinel or a master's replica list and not
+ * listed in the file: all Sentinels and masters list every node, so with several
+ * regions nothing says where it is: -1, unknown, until the file lists it. */
+static int discovered_region(const struct config *cfg)
 {
-    for (size_t r = 0; r < cfg->nregions; r++)
-        if (cfg->regions[r].nsentinels) return (int)r;
-    return 0;
+    return cfg->nregions == 1 ? 0 : -1;
 }
 
 /* Configured nodes are probed from the start, whatever else lists them. */
@@ -667,7 +668,7 @@ void probe_set_config(struct probe *p, struct config *cfg)
             p->nodes[i].configured = 0;
             p->nodes[i].seen_ns = now;
         }
-    int region = sentinel_region(cfg);
+    int region = discovered_region(cfg);
     for (size_t i = 0; i < p->nnodes; i++)
         p->nodes[i].state.region = region;
     add_configured(p);

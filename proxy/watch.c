@@ -12,13 +12,17 @@
 #include <unistd.h>
 
 #define SETTLE_MS 200              /* editors write in several steps */
+#define SETTLE_MAX_NS 1000000000LL /* ...but a file written on and on is read after this */
 #define WATCH_MAX_BYTES (16 << 20) /* a config this large is read in part: still a hash */
 
 struct watch {
     int fd;
     struct event *ev, *settle;
     char *path;
-    uint64_t seen; /* hash of the contents last reported (or marked) */
+    const char *base; /* the file's name in its directory */
+    struct event_base *evbase;
+    struct timeval first; /* of the events the settle timer waits out */
+    uint64_t seen;        /* hash of the contents last reported (or marked) */
     watch_fn changed;
     void *arg;
 };
@@ -51,14 +55,37 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
     w->changed(w->arg);
 }
 
+/* Events about our file, or about "..data", the link a Kubernetes ConfigMap
+ * volume swaps to publish new files; the rest of the directory (a log file next
+ * to the config, say) must not keep pushing a reload back. */
+static int ours(const struct watch *w, const struct inotify_event *e)
+{
+    return e->len && (strcmp(e->name, w->base) == 0 || strcmp(e->name, "..data") == 0);
+}
+
 static void on_events(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct watch *w = arg;
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    while (read(fd, buf, sizeof(buf)) > 0)
-        ; /* which file does not matter: the hash tells whether ours changed */
-    struct timeval tv = {0, SETTLE_MS * 1000};
+    ssize_t n;
+    int relevant = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *e = (const struct inotify_event *)p;
+            relevant |= ours(w, e) || (e->mask & IN_Q_OVERFLOW);
+            p += sizeof(*e) + e->len;
+        }
+    if (!relevant) return;
+    struct timeval now, tv = {0, SETTLE_MS * 1000};
+    event_base_gettimeofday_cached(w->evbase, &now);
+    if (!evtimer_pending(w->settle, NULL)) {
+        w->first = now;
+    } else if ((now.tv_sec - w->first.tv_sec) * 1000000000LL +
+                   (now.tv_usec - w->first.tv_usec) * 1000LL >
+               SETTLE_MAX_NS) {
+        return; /* it runs as planned, not later */
+    }
     event_add(w->settle, &tv); /* re-arming pushes it back: debounce */
 }
 
@@ -79,6 +106,8 @@ struct watch *watch_file(struct event_base *base, const char *path, watch_fn cha
     else
         *slash = '\0';
     w->path = strdup(path);
+    w->evbase = base;
+    if (w->path) w->base = strrchr(w->path, '/') ? strrchr(w->path, '/') + 1 : w->path;
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (!w->path || w->fd < 0 ||
         inotify_add_watch(w->fd, dir,

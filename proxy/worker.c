@@ -37,7 +37,6 @@ struct worker_group {
 struct control_msg {
     char cmd;           /* 'd' drain, 'f' force close, 't' new topology, 'c' new config */
     struct topology *t; /* with 't': a reference the worker takes over */
-    struct config *cfg; /* with 'c': likewise */
 };
 
 struct req *worker_req_get(struct worker *w)
@@ -69,7 +68,30 @@ void worker_req_put(struct worker *w, struct req *r)
 void worker_outage_over(struct worker *w)
 {
     avail_report(w->shared->avail, w->outage_since, w->now_ns);
+    if (w->outage_held || w->outage_failed)
+        log_warn("writes flow again after %.3f s: %u requests were held, %u failed with -TRYAGAIN",
+                 (double)(w->now_ns - w->outage_since) / 1e9, w->outage_held, w->outage_failed);
     w->outage_since = 0;
+    w->outage_held = w->outage_failed = 0;
+}
+
+void worker_write_stalled(struct worker *w, int failed, const char *why)
+{
+    if (!w->outage_held && !w->outage_failed)
+        log_warn("requests %s: %s", failed ? "fail with -TRYAGAIN" : "wait for a writable master",
+                 why);
+    else if (failed && !w->outage_failed)
+        log_warn("requests waited failover.hold_ms (%d ms) and now fail with -TRYAGAIN: %s",
+                 w->cfg->failover.hold_ms, why);
+    if (failed)
+        w->outage_failed++;
+    else
+        w->outage_held++;
+}
+
+void worker_held_changed(struct worker *w)
+{
+    stats_set(&w->stats->held, (uint64_t)w->nheld + (uint64_t)w->nresend);
 }
 
 void worker_maybe_finish(struct worker *w)
@@ -154,6 +176,26 @@ static int set_config(struct worker *w, struct config *cfg)
     return 0;
 }
 
+static void start_stopping(struct worker *w, int how)
+{
+    if (w->listener) {
+        evconnlistener_free(w->listener);
+        w->listener = NULL;
+    }
+    if (how == 2) {
+        client_close_all(w);
+        event_base_loopexit(w->base, NULL);
+    } else if (!w->draining) {
+        w->draining = 1;
+        struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
+                             (w->cfg->shutdown_timeout_ms % 1000) * 1000};
+        w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
+        if (w->drain_timer) evtimer_add(w->drain_timer, &tv);
+        client_start_drain(w);
+        worker_maybe_finish(w);
+    }
+}
+
 static void control_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -161,44 +203,37 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
     struct control_msg m;
     w->now_ns = topo_now_ns();
     while (read(fd, &m, sizeof(m)) == (ssize_t)sizeof(m)) {
-        if (m.cmd == 't') {
-            set_topology(w, m.t);
-            continue;
-        }
-        if (m.cmd == 'c') {
-            if (set_config(w, m.cfg)) log_error("out of memory applying a reloaded config");
-            continue;
-        }
-        if (w->listener) {
-            evconnlistener_free(w->listener);
-            w->listener = NULL;
-        }
-        if (m.cmd == 'f') {
-            client_close_all(w);
-            event_base_loopexit(w->base, NULL);
-        } else if (m.cmd == 'd' && !w->draining) {
-            w->draining = 1;
-            struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
-                                 (w->cfg->shutdown_timeout_ms % 1000) * 1000};
-            w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
-            if (w->drain_timer) evtimer_add(w->drain_timer, &tv);
-            client_start_drain(w);
-            worker_maybe_finish(w);
-        }
+        if (m.cmd == 't') set_topology(w, m.t);
+        /* 'c', 'd', 'f' only wake: the mailboxes below say what */
+    }
+    struct config *cfg = atomic_exchange(&w->next_cfg, NULL);
+    if (cfg && set_config(w, cfg)) log_error("out of memory applying a reloaded config");
+    int stop = atomic_load(&w->stop_asked);
+    if (stop > w->stopping) {
+        w->stopping = stop;
+        start_stopping(w, stop);
     }
 }
 
+/* Never blocks: a message is smaller than PIPE_BUF, so it goes whole or not at
+ * all, and a full pipe means the worker has messages to read anyway, after which
+ * it looks at its mailboxes. Only a topology can be lost that way, and the next
+ * one replaces it. */
 static void send_control(struct worker *w, char cmd, struct topology *t, struct config *cfg)
 {
+    if (cmd == 'c') {
+        struct config *old = atomic_exchange(&w->next_cfg, cfg);
+        config_release(&old); /* not taken yet: superseded */
+    } else if (cmd == 'd' || cmd == 'f') {
+        int want = cmd == 'f' ? 2 : 1, have = atomic_load(&w->stop_asked);
+        while (have < want && !atomic_compare_exchange_weak(&w->stop_asked, &have, want))
+            ;
+    }
     struct control_msg m;
     memset(&m, 0, sizeof(m)); /* padding too: it goes through a pipe */
     m.cmd = cmd;
     m.t = t;
-    m.cfg = cfg;
-    if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) {
-        topo_release(&m.t);
-        config_release(&m.cfg);
-    }
+    if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
 }
 
 /* Runs on the probe thread: every worker gets its own reference. */
@@ -258,8 +293,9 @@ static void worker_deinit(struct worker *w)
     struct control_msg m;
     while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m)) {
         topo_release(&m.t); /* sent after the loop stopped */
-        config_release(&m.cfg);
     }
+    struct config *next = atomic_exchange(&w->next_cfg, NULL);
+    config_release(&next);
     config_release(&w->cfg);
     free(w->denied);
     free(w->stats);

@@ -5,6 +5,7 @@ an RPO estimate, downtime and the error budget move; after a crash /readyz goes
 503 and back, and hooks that fail are counted without disturbing traffic."""
 import json
 import os
+import socket
 import stat
 import sys
 import threading
@@ -14,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from adminhttp import admin_port, call, get_json, parse_metrics, value
 from failover_load import Load
-from harness import Harness, free_port, main, wait_until
+from harness import Harness, main, wait_until
 from sentinel import Cluster
 
 
@@ -42,6 +43,32 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class Trickler:
+    """A webhook receiver that answers one byte every 100 ms, for ever: only a
+    deadline, not an idle timeout, ends the POST."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not self.stop.wait(0.1):
+            try:
+                conn.sendall(b"x")
+            except OSError:
+                return
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
 
 
 class Availability(unittest.TestCase):
@@ -104,7 +131,9 @@ class Availability(unittest.TestCase):
         self.assertEqual((path, ctype), ("/hooks/respgate?x=1", "application/json"))
         self.assertEqual((ev["event"], ev["old_master"], ev["new_master"], ev["region"],
                           ev["old_region"]), ("master_switch", old, new, "eu-west", "eu-west"))
-        self.assertIn("Sentinel", ev["reason"])
+        self.assertTrue(ev["reason"].startswith(
+            "failover asked for through POST /failover (Sentinel %s); Sentinel names it"
+            % r["sentinel"]), ev["reason"])
         self.assertRegex(ev["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         with open(out) as f:
             args = f.read().splitlines()
@@ -145,11 +174,26 @@ class Availability(unittest.TestCase):
         up, avail = (value(m, "respgate_uptime_seconds_total"),
                      value(m, "respgate_write_available_seconds_total"))
         self.assertGreater(up - avail, 0)
+        # The same figures as /status, a scrape later: the ratio only rises meanwhile.
+        ratio = value(m, "respgate_availability_ratio", window="1d")
+        self.assertLess(ratio, 1.0)
+        self.assertGreaterEqual(ratio, day["availability"] - 1e-9)
+        self.assertAlmostEqual(ratio, avail / up, delta=0.01)
+        self.assertAlmostEqual(value(m, "respgate_availability_ratio", window="30d"), ratio,
+                               delta=1e-6)  # both windows hold all of the run
+        self.assertAlmostEqual(value(m, "respgate_error_budget_remaining_seconds", window="1d"),
+                               day["error_budget_remaining_seconds"], delta=0.01)
+        self.assertAlmostEqual(value(m, "respgate_error_budget_remaining_seconds", window="30d"),
+                               30 * 86.4 - day["downtime_seconds"], delta=0.01)
+        self.assertEqual(value(m, "respgate_slo_availability"), 0.999)
+        self.assertIn("writes flow again after", self.gate.output())
         self.assertIn("master_switch: %s (eu-west) -> %s (eu-west)" % (old, new),
                       self.gate.output())
 
     def test_after_a_crash_readiness_drops_and_returns_and_failing_hooks_are_counted(self):
-        self.start({"command": ["/bin/false"], "webhook": "http://127.0.0.1:%d/" % free_port(),
+        trickler = Trickler()
+        self.addCleanup(trickler.close)
+        self.start({"command": ["/bin/false"], "webhook": "http://127.0.0.1:%d/" % trickler.port,
                     "timeout_ms": 500})
         seen, stop = [], threading.Event()
 
@@ -194,8 +238,83 @@ class Availability(unittest.TestCase):
         out = self.gate.output()
         self.assertIn("notify.command (pid", out)
         self.assertIn("failed: exit status 1", out)
-        self.assertIn("notify.webhook: no answer", out)
+        self.assertIn("notify.webhook: no whole answer within notify.timeout_ms; abandoned", out)
 
+
+def swap_master(old, new):
+    """No Sentinel: an operator moves the master by hand; respgate follows the roles."""
+    assert new.client().call("REPLICAOF", "NO", "ONE") == "OK"
+    assert old.client().call("REPLICAOF", "127.0.0.1", str(new.port)) == "OK"
+
+
+class StaticSwitch(unittest.TestCase):
+    """Two nodes, no Sentinel: the hooks on a master switch made by hand."""
+
+    def setUp(self):
+        self.h = Harness()
+        self.addCleanup(self.h.close)
+        self.a = self.h.redis()
+        self.b = self.h.replica_of(self.a)
+
+    def script(self, text):
+        path = os.path.join(self.h.dir, "hook.sh")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + text)
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    def start(self, regions, notify):
+        self.gate = self.h.respgate(self.a.port, regions=regions, notify=notify)
+        self.port = admin_port(self.gate)
+        wait_until(lambda: call(self.port, "/readyz")[0] == 200, what="respgate ready")
+        swap_master(self.a, self.b)
+
+    def test_a_hook_past_its_time_is_killed_with_what_it_started(self):
+        pidfile = os.path.join(self.h.dir, "sleeper.pid")
+        hook = self.script('sleep 60 &\necho $! > "%s"\nwait\n' % pidfile)
+        self.start([{"name": "r", "nodes": ["127.0.0.1:%d" % self.a.port,
+                                            "127.0.0.1:%d" % self.b.port]}],
+                   {"command": [hook], "timeout_ms": 300})
+        wait_until(lambda: "still running after notify.timeout_ms: killed" in self.gate.output(),
+                   what="the hook killed")
+        with open(pidfile) as f:
+            sleeper = int(f.read())
+
+        def gone():
+            try:
+                os.kill(sleeper, 0)
+            except ProcessLookupError:
+                return True
+            try:
+                with open("/proc/%d/stat" % sleeper) as f:  # a zombie of init's is gone too
+                    return f.read().split(")")[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+        wait_until(gone, what="the hook's own child killed with it")
+        self.assertEqual(value(parse_metrics(call(self.port, "/metrics")[1]),
+                               "respgate_notifications_total", hook="command", result="error"), 1)
+
+    def test_a_master_moving_to_another_region_is_a_region_change(self):
+        out = os.path.join(self.h.dir, "hook.out")
+        hook = self.script('printf "%%s\\n" "$@" > "%s.tmp"\nmv "%s.tmp" "%s"\n'
+                           % (out, out, out))
+        eu, us = "127.0.0.1:%d" % self.a.port, "127.0.0.1:%d" % self.b.port
+        self.start([{"name": "eu", "priority": 1, "nodes": [eu]},
+                    {"name": "us", "priority": 2, "nodes": [us]}], {"command": [hook]})
+        wait_until(lambda: os.path.exists(out), what="the hook run")
+        with open(out) as f:
+            args = f.read().splitlines()
+        self.assertEqual(args[:4], ["region_change", eu, us, "us"])
+        self.assertTrue(args[4].startswith("the old master "), args[4])
+        self.assertIn("it reports role master (no Sentinel configured)", args[4])
+        self.assertIn("region_change: %s (eu) -> %s (us)" % (eu, us), self.gate.output())
+        t = get_json(self.port, "/topology")[1]
+        self.assertEqual([(g["name"], g["has_master"]) for g in t["regions"]],
+                         [("eu", False), ("us", True)])
+        c = self.gate.client()
+        wait_until(lambda: c.call("SET", "k", "2") == "OK", what="writes on the new master")
+        f = get_json(self.port, "/status")[1]["failovers"][0]
+        self.assertEqual((f["from_region"], f["to_region"]), ("eu", "us"))
 
 if __name__ == "__main__":
     main()

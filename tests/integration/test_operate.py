@@ -239,6 +239,72 @@ class Operate(unittest.TestCase):
         self.assertIn("config reload (POST /reload) failed; still running the previous config",
                       self.gate.output())
 
+    def test_a_broken_file_seen_by_the_watch_or_sighup_keeps_the_running_config(self):
+        c = self.client()
+        self.write_config('{"threads": ')
+        wait_until(lambda: value(self.metrics(), "respgate_config_reloads_total",
+                                 result="error") == 1, what="the file watch trying the file")
+        self.assertEqual(self.get("/config")["last_reload"]["source"], "file")
+        self.gate.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: value(self.metrics(), "respgate_config_reloads_total",
+                                 result="error") == 2, what="SIGHUP trying the file")
+        cfg = self.get("/config")
+        self.assertEqual((cfg["last_reload"]["source"], cfg["last_reload"]["ok"]),
+                         ("SIGHUP", False))
+        self.assertIn("line 1", cfg["last_reload"]["message"])
+        self.assertEqual(cfg["config"]["routing"]["reads"], "replica")
+        self.assertTrue(c.set("k", "v"))
+        self.assertIn("config reload (file) failed", self.gate.output())
+        self.assertIn("config reload (SIGHUP) failed", self.gate.output())
+
+    def test_auth_changes_lock_no_one_out(self):
+        waiting = self.gate.client()  # connected while auth is asked, not authenticated yet
+        authed = self.client()
+        authed.ping()
+        self.write_config(auth={"password": "rotated-9"})
+        code, r = self.reload()
+        self.assertEqual((code, r["changed"]), (200, "auth"), r)
+        self.assertTrue(authed.set("k", "1"))  # as Redis: an authenticated connection stays so
+        with self.assertRaisesRegex(redis.RedisError, "WRONGPASS"):
+            redis.Redis(port=self.gate.port, password=APP_PASSWORD).ping()
+        self.assertTrue(redis.Redis(port=self.gate.port, password="rotated-9").ping())
+        self.assertEqual(waiting.call("AUTH", "rotated-9"), "OK")
+        self.assertEqual(waiting.call("GET", "k"), b"1")
+        # Auth dropped: connections that never authenticated may go on too.
+        waiting2 = self.gate.client()
+        self.assertIn("NOAUTH", str(waiting2.call("GET", "k")))
+        self.write_config(auth={"password": None})
+        self.assertEqual(self.reload()[0], 200)
+        self.assertEqual(waiting2.call("GET", "k"), b"1")
+        self.assertTrue(redis.Redis(port=self.gate.port).ping())
+
+    def test_limits_and_regions_change_for_new_connections_and_the_topology(self):
+        kept = [self.client() for _ in range(3)]
+        for c in kept:
+            c.ping()
+        self.write_config(limits={"max_clients": 2})
+        self.assertEqual(self.reload()[0], 200)
+        extra = self.gate.client()
+        self.assertIn("max number of clients reached", str(extra.call("PING")))
+        for c in kept:  # over the new limit already: not closed
+            self.assertTrue(c.ping())
+        regions = [{"name": "local", "priority": 1, "nodes": ["127.0.0.1:%d" % self.master.port]},
+                   {"name": "dr", "priority": 2, "nodes": ["127.0.0.1:%d" % self.replica.port]}]
+        self.write_config(limits={"max_clients": 100}, regions=regions)
+        code, r = self.reload()
+        self.assertEqual((code, r["changed"]), (200, "regions, limits"), r)
+        self.assertTrue(self.client().ping())
+        t = self.get("/topology")
+        nodes = {n["address"]: n for n in t["nodes"]}
+        self.assertEqual(nodes["127.0.0.1:%d" % self.replica.port]["region"], "dr")
+        self.assertEqual([(g["name"], g["priority"], g["has_master"]) for g in t["regions"]],
+                         [("local", 1, True), ("dr", 2, False)])
+        self.assertEqual(value(self.metrics(), "respgate_upstream_up",
+                               node="127.0.0.1:%d" % self.replica.port, role="replica",
+                               region="dr"), 1)
+        for c in kept:
+            self.assertTrue(c.ping())
+
     def test_the_file_changing_reloads_it(self):
         self.write_config(routing={"reads": "replica", "max_lag_bytes": 4096})
         wait_until(lambda: self.get("/config")["config"]["routing"]["max_lag_bytes"] == 4096,
@@ -248,6 +314,28 @@ class Operate(unittest.TestCase):
         self.write_config(routing={"reads": "replica", "max_lag_bytes": 4096})
         time.sleep(0.6)
         self.assertEqual(value(self.metrics(), "respgate_config_reloads_total", result="ok"), 1)
+
+    def test_a_busy_neighbour_file_does_not_hold_a_reload_back(self):
+        stop = threading.Event()
+        neighbour = os.path.join(os.path.dirname(self.gate.config_path), "busy.log")
+
+        def write():
+            with open(neighbour, "a") as f:
+                while not stop.wait(0.05):
+                    f.write("line\n")
+                    f.flush()
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        try:
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            self.write_config(routing={"reads": "replica", "max_lag_bytes": 2048})
+            wait_until(lambda: self.get("/config")["config"]["routing"]["max_lag_bytes"] == 2048,
+                       timeout=3, what="the reload, with the neighbour still being written")
+            self.assertLess(time.monotonic() - t0, 2.0)
+        finally:
+            stop.set()
+            t.join()
 
     def test_sighup_reloads_it(self):
         self.write_config(routing={"reads": "replica", "max_lag_bytes": 8192})
@@ -267,6 +355,15 @@ class Operate(unittest.TestCase):
         cfg = self.get("/config")["config"]
         self.assertEqual((cfg["threads"], cfg["routing"]["reads"]), (2, "any"))
         self.assertIn("threads changed, which takes effect only on restart", self.gate.output())
+        # A failed reload hides nothing; putting the old value back clears it.
+        self.write_config("{")
+        self.assertEqual(self.reload()[0], 422)
+        self.assertEqual(self.get("/config")["restart_required"], "threads")
+        self.write_config(threads=2, routing={"reads": "any"})
+        code, r = self.reload()
+        self.assertEqual((code, r["restart_required"]), (200, ""), r)
+        self.assertEqual(self.get("/config")["restart_required"], "")
+        self.assertEqual(value(self.metrics(), "respgate_config_restart_pending"), 0)
 
 
 class JsonLogs(unittest.TestCase):

@@ -66,7 +66,8 @@ class ManualSwitch(unittest.TestCase):
         finally:
             load.finish()
         self.assertEqual(load.errors, [])
-        self.assertIn("master is now 127.0.0.1:%d" % self.new.port, self.gate.output())
+        self.assertRegex(self.gate.output(), r"master_switch: 127\.0\.0\.1:%d \(\w*\) -> 127\.0\.0\.1:%d "
+                         % (self.old.port, self.new.port))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class SentinelTestCase(unittest.TestCase):
         try:
             self.cl = Cluster(self.h, nreplicas=self.nreplicas)
             self.gate = self.h.respgate(self.cl.master.port, **self.cl.gate_options())
-            wait_until(lambda: "master is now 127.0.0.1:%d" % self.cl.master.port
+            wait_until(lambda: "master is 127.0.0.1:%d" % self.cl.master.port
                        in self.gate.output(), what="respgate following the master")
         except BaseException:
             self.h.close(ok=False)
@@ -39,7 +39,7 @@ class SentinelTestCase(unittest.TestCase):
 
     def new_master(self, old_port):
         port = self.cl.wait_switched(old_port)
-        wait_until(lambda: "master is now 127.0.0.1:%d" % port in self.gate.output(),
+        wait_until(lambda: "-> 127.0.0.1:%d (" % port in self.gate.output(),  # master_switch
                    what="respgate following the new master")
         return self.cl.nodes[port]
 

@@ -83,7 +83,7 @@ Test(config, the_dump_redacts_every_secret_and_shows_defaults)
         "\"upstream\": {\"password\": \"up-pw\"}, \"auth\": {\"password\": \"app-pw\", \"users\": "
         "[{\"name\": \"u\", \"password\": \"user-pw\"}]}, \"admin\": {\"token\": \"tok-zz9\"}}");
     cr_assert_not_null(cfg, "%s", err);
-    json_t *j = config_to_json(cfg);
+    json_t *j = config_to_json(cfg, 1);
     cr_assert_not_null(j);
     char *text = json_dumps(j, JSON_COMPACT);
     for (const char *secret = "sentinel-pw\0up-pw\0app-pw\0user-pw\0tok-zz9\0"; *secret;
@@ -173,7 +173,7 @@ Test(avail, spans_merge_and_windows_count_them_once)
     struct avail *a = avail_create();
     struct avail_event ev;
     struct topology *t = topo(0, 1);
-    cr_assert_eq(avail_observe(a, t, cfg, &ev), 0, "the first master is no failover");
+    cr_assert_eq(avail_observe(a, t, cfg, NULL, &ev), 0, "the first master is no failover");
     int64_t now = topo_now_ns();
     const int64_t ms = 1000000;
     /* Three overlapping reports and one apart: 40 ms + 10 ms of downtime. */
@@ -199,13 +199,14 @@ Test(avail, spans_merge_and_windows_count_them_once)
 
     /* The master moves: a failover, its RTO the span around the switch. */
     struct topology *down = topo(-1, 1);
-    avail_observe(a, down, cfg, &ev);
+    avail_observe(a, down, cfg, NULL, &ev);
     nanosleep(&(struct timespec){0, 30 * ms}, NULL);
     struct topology *moved = topo(1, 1);
-    cr_assert_eq(avail_observe(a, moved, cfg, &ev), 1);
+    cr_assert_eq(avail_observe(a, moved, cfg, NULL, &ev), 1);
     cr_assert_str_eq(ev.f.from, "n0:1");
     cr_assert_str_eq(ev.f.to, "n1:1");
     cr_assert_eq(ev.region_changed, 0);
+    cr_assert(strstr(ev.f.reason, "the old master was demoted to replica; "), "%s", ev.f.reason);
     avail_report(a, ev.f.at_ns - 40 * ms, ev.f.at_ns + 5 * ms); /* a worker saw a bit more */
     struct avail_failover f;
     cr_assert_eq(avail_failovers(a, &f, 1), 1);
@@ -216,6 +217,34 @@ Test(avail, spans_merge_and_windows_count_them_once)
     topo_release(&t);
     topo_release(&down);
     topo_release(&moved);
+    avail_destroy(&a);
+    config_release(&cfg);
+}
+
+Test(avail, a_region_change_needs_both_regions_known)
+{
+    struct config *cfg = load("{\"regions\": [{\"name\": \"eu\", \"nodes\": [\"127.0.0.1:1\"]},"
+                              " {\"name\": \"us\", \"nodes\": [\"127.0.0.1:2\"]}]}");
+    struct avail *a = avail_create();
+    struct avail_event ev;
+    struct topology *t0 = topo(0, 1), *t1 = topo(1, 0), *back = topo(0, 1);
+    t0->nodes[1].region = t1->nodes[1].region = 1;
+    back->nodes[1].region = -1; /* discovered, in no region listed */
+    t1->nodes[0].reachable = 0;
+    t1->nodes[1].reachable = 1;
+    avail_observe(a, t0, cfg, NULL, &ev);
+    cr_assert_eq(avail_observe(a, t1, cfg, "asked", &ev), 1);
+    cr_assert_eq(ev.region_changed, 1);
+    cr_assert_str_eq(ev.f.from_region, "eu");
+    cr_assert_str_eq(ev.f.to_region, "us");
+    cr_assert(strncmp(ev.f.reason, "asked; ", 7) == 0, "%s", ev.f.reason);
+    back->nodes[1].reachable = 0;
+    cr_assert_eq(avail_observe(a, back, cfg, NULL, &ev), 1);
+    cr_assert_eq(ev.region_changed, 0, "from a node in no known region: a plain switch");
+    cr_assert(strstr(ev.f.reason, "the old master does not answer"), "%s", ev.f.reason);
+    topo_release(&t0);
+    topo_release(&t1);
+    topo_release(&back);
     avail_destroy(&a);
     config_release(&cfg);
 }
