@@ -133,15 +133,17 @@ static int discovered_region(const struct config *cfg);
 /* The writable master: the node that last said it is master, even if it is slow
  * to answer now (busy is not dead: Sentinel decides that). With several (a
  * misconfiguration, or a failover in progress), a reachable one over one that is
- * not, then the one most replicas follow, then the first in the config. */
-static int choose_master(const struct topology *t)
+ * not, then the one most replicas follow, then the current one (so that a probe
+ * late by a moment does not send writes back and forth), then the first in the
+ * config. */
+static int choose_master(const struct topology *t, int current)
 {
     int best = -1, best_score = -1;
     for (size_t i = 0; i < t->nnodes; i++) {
         if (t->nodes[i].role != TOPO_MASTER) continue;
-        int score = t->nodes[i].reachable ? 1 << 20 : 0;
+        int score = (t->nodes[i].reachable ? 1 << 20 : 0) + ((int)i == current);
         for (size_t k = 0; k < t->nnodes; k++)
-            score += t->nodes[k].role == TOPO_REPLICA && t->nodes[k].follows == (int)i;
+            score += 2 * (t->nodes[k].role == TOPO_REPLICA && t->nodes[k].follows == (int)i);
         if (score > best_score) {
             best = (int)i;
             best_score = score;
@@ -217,7 +219,7 @@ static void publish(struct probe *p)
     } else if (v && !v->known) {
         why = "no Sentinel answers and none has named a master";
     } else {
-        t->master = choose_master(t);
+        t->master = choose_master(t, p->master);
         t->master_reason = "it reports role master (no Sentinel configured)";
     }
     int was = p->reference;

@@ -180,7 +180,7 @@ class Availability(unittest.TestCase):
         self.assertGreaterEqual(ratio, day["availability"] - 1e-9)
         self.assertAlmostEqual(ratio, avail / up, delta=0.01)
         self.assertAlmostEqual(value(m, "respgate_availability_ratio", window="30d"), ratio,
-                               delta=1e-6)  # both windows hold all of the run
+                               delta=1e-3)  # both hold all of the run, a moment apart
         self.assertAlmostEqual(value(m, "respgate_error_budget_remaining_seconds", window="1d"),
                                day["error_budget_remaining_seconds"], delta=0.01)
         self.assertAlmostEqual(value(m, "respgate_error_budget_remaining_seconds", window="30d"),
