@@ -131,7 +131,7 @@ static void client_free(struct client *c)
     if (c->flags & C_WAIT_MASTER) {
         TAILQ_REMOVE(&w->held, c, hold_link);
         w->nheld--;
-        stats_set(&w->stats->held, (uint64_t)w->nheld);
+        worker_held_changed(w);
     }
     upstream_pin_destroy(&c->pin); /* it may carry session state: never reused */
     resp_deinit(&c->rp);
@@ -995,8 +995,8 @@ static void route_request(struct client *c)
         flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
     const struct config *cfg = c->w->cfg;
     if (auth_required(cfg) && auth_command(c)) return;
-    if (!c->authed && auth_required(cfg) &&
-        !(flags & CMD_QUIT)) { /* as Redis: nothing else is said before AUTH */
+    /* As Redis: nothing else is said before AUTH. */
+    if (!c->authed && auth_required(cfg) && !(flags & CMD_QUIT)) {
         stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
         discard_message(c);
         local_error(c, "-NOAUTH %s\r\n", "Authentication required.");

@@ -81,11 +81,11 @@ static void on_snapshot(void *arg, struct topology *t)
 {
     struct control *c = arg;
     struct avail_event ev;
-    char asked[160];
-    snprintf(asked, sizeof(asked), "failover asked for through POST /failover (Sentinel %s)",
-             c->failover_who);
-    int recent = c->failover_asked_ns && topo_now_ns() - c->failover_asked_ns < ASKED_NS;
-    int moved = avail_observe(c->avail, t, c->cfg, recent ? asked : NULL, &ev);
+    char asked[160] = "";
+    if (c->failover_asked_ns && topo_now_ns() - c->failover_asked_ns < ASKED_NS)
+        snprintf(asked, sizeof(asked), "failover asked for through POST /failover (Sentinel %s)",
+                 c->failover_who);
+    int moved = avail_observe(c->avail, t, c->cfg, asked[0] ? asked : NULL, &ev);
     if (moved) c->failover_asked_ns = 0;
     c->hooks.publish(c->hooks.arg, t); /* the workers first: telling people can wait */
     if (moved) {

@@ -53,7 +53,7 @@ struct stats {
     _Atomic uint64_t errors[STATS_ERRORS];
     _Atomic uint64_t clients_accepted;
     _Atomic uint64_t clients; /* connected now */
-    _Atomic uint64_t held;    /* clients waiting for a writable master now */
+    _Atomic uint64_t held;    /* requests held for a master or waiting to be resent, now */
     /* Request to reply on shared connections, per node (sessions and blocking
      * commands excluded: their time is the application's). */
     struct stats_hist latency[TOPO_MAX_NODES];

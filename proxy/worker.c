@@ -291,9 +291,8 @@ static void worker_deinit(struct worker *w)
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     struct control_msg m;
-    while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m)) {
+    while (w->ctl_fd[0] >= 0 && read(w->ctl_fd[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
         topo_release(&m.t); /* sent after the loop stopped */
-    }
     struct config *next = atomic_exchange(&w->next_cfg, NULL);
     config_release(&next);
     config_release(&w->cfg);
