@@ -2,7 +2,10 @@
 Sentinel, the notify.command script and a local webhook receiver get the event
 with the right fields, /status and /metrics show the failover with its RTO and
 an RPO estimate, downtime and the error budget move; after a crash /readyz goes
-503 and back, and hooks that fail are counted without disturbing traffic."""
+503 and back, and hooks that fail are counted without disturbing traffic. A
+reload hands over to new Sentinels under load; without Sentinel, a switch by hand
+to another region is a region_change, and a hook past its time is killed with
+what it started."""
 import json
 import os
 import socket
@@ -239,6 +242,43 @@ class Availability(unittest.TestCase):
         self.assertIn("notify.command (pid", out)
         self.assertIn("failed: exit status 1", out)
         self.assertIn("notify.webhook: no whole answer within notify.timeout_ms; abandoned", out)
+
+
+class SentinelReload(unittest.TestCase):
+
+    def test_new_sentinels_take_over_without_dropping_a_client(self):
+        h = Harness()
+        self.addCleanup(h.close)
+        cl = Cluster(h, nreplicas=1)
+        first, rest = cl.addresses()[0], cl.addresses()[1:]
+        opts = cl.gate_options()
+        opts["regions"][0]["sentinel"]["addresses"] = [first]
+        gate = h.respgate(cl.master.port, **opts)
+        port = admin_port(gate)
+        wait_until(lambda: call(port, "/readyz")[0] == 200, what="respgate ready")
+        load = Load(gate.port, writers=2, readers=1)
+        load.wait_flowing()
+        with open(gate.config_path) as f:
+            cfg = json.load(f)
+        cfg["regions"][0]["sentinel"]["addresses"] = rest
+        with open(gate.config_path + ".tmp", "w") as f:
+            json.dump(cfg, f)
+        os.rename(gate.config_path + ".tmp", gate.config_path)  # the file watch reloads it
+        wait_until(lambda: "following the new Sentinels now" in gate.output(),
+                   what="the new Sentinels taking over")
+        self.assertEqual(get_json(port, "/config")[1]["config"]["regions"][0]["sentinel"]
+                         ["addresses"], rest)
+        # The one Sentinel the first file named goes: the new ones carry a failover.
+        cl.sentinels[0].kill()
+        code, r = get_json(port, "/failover", "POST")
+        self.assertEqual((code, r["sentinel"] in rest), (202, True), r)
+        new = "127.0.0.1:%d" % cl.wait_switched(cl.master.port)
+        wait_until(lambda: get_json(port, "/status")[1]["master"] == new,
+                   what="respgate on the new master")
+        time.sleep(0.3)
+        load.stop()
+        rep = load.report()
+        self.assertEqual((rep["closed"], rep["lost"], rep["write_errors"]), (0, 0, []))
 
 
 def swap_master(old, new):
