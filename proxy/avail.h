@@ -24,7 +24,7 @@ struct avail_failover {
     time_t wall;   /* the same moment, for people */
     char from[CONFIG_HOST_MAX + 8], to[CONFIG_HOST_MAX + 8];
     char from_region[64], to_region[64];
-    char reason[256]; /* what happened to the old master, and why this one */
+    char reason[512]; /* what happened to the old master, and why this one */
     double rto_s;     /* the downtime span around the switch (0: none was seen) */
     int rpo_known;    /* the promoted node had been probed as a replica of the old master */
     long long rpo_bytes;

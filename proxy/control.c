@@ -47,9 +47,8 @@ struct control {
     struct reload_result last;
     char restart_pending[128]; /* as of the last good reload: a failed one changes nothing */
     double start_time;
-    struct stats *sum;         /* scratch for scrapes */
-    int64_t failover_asked_ns; /* the last POST /failover Sentinel took on */
-    char failover_who[64];
+    struct stats *sum; /* scratch for scrapes */
+    int64_t switch_ns; /* of the last master switch */
 };
 
 static double unix_now(void)
@@ -81,13 +80,16 @@ static void on_snapshot(void *arg, struct topology *t)
 {
     struct control *c = arg;
     struct avail_event ev;
-    char asked[160] = "";
-    if (c->failover_asked_ns && topo_now_ns() - c->failover_asked_ns < ASKED_NS)
+    char asked[CONFIG_HOST_MAX + 80] = "";
+    struct sentinel *s = probe_sentinel(c->probe);
+    const struct sentinel_view *v = s ? sentinel_view(s) : NULL;
+    if (v && v->failover_asked_ns && v->failover_asked_ns > c->switch_ns &&
+        topo_now_ns() - v->failover_asked_ns < ASKED_NS)
         snprintf(asked, sizeof(asked), "failover asked for through POST /failover (Sentinel %s)",
-                 c->failover_who);
+                 v->failover_asked_of);
     int moved = avail_observe(c->avail, t, c->cfg, asked[0] ? asked : NULL, &ev);
-    if (moved) c->failover_asked_ns = 0;
-    c->hooks.publish(c->hooks.arg, t); /* the workers first: telling people can wait */
+    if (moved) c->switch_ns = ev.f.at_ns; /* an ask is the cause of one switch, not more */
+    c->hooks.publish(c->hooks.arg, t);    /* the workers first: telling people can wait */
     if (moved) {
         const struct avail_failover *f = &ev.f;
         const char *event = ev.region_changed ? "region_change" : "master_switch";
@@ -288,40 +290,10 @@ static json_t *op_reload(void *arg)
     return reload_json(&c->last);
 }
 
-/* A POST /failover on its way to Sentinel: if Sentinel takes it on, the switch
- * that follows is put down to it. */
-struct asked {
-    struct control *c;
-    sentinel_reply_fn done;
-    void *arg;
-    char who[64];
-};
-
-static void on_failover_answer(void *arg, int ok, const char *msg)
-{
-    struct asked *a = arg;
-    if (ok) {
-        a->c->failover_asked_ns = topo_now_ns();
-        snprintf(a->c->failover_who, sizeof(a->c->failover_who), "%s", a->who);
-    }
-    a->done(a->arg, ok, msg);
-    free(a);
-}
-
 static int op_failover(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen)
 {
-    struct control *c = arg;
-    struct sentinel *s = probe_sentinel(c->probe);
-    if (!s) return -2;
-    struct asked *a = malloc(sizeof(*a));
-    if (!a) return -1;
-    *a = (struct asked){.c = c, .done = done, .arg = done_arg};
-    int rc = sentinel_failover(s, on_failover_answer, a, a->who, sizeof(a->who));
-    if (rc < 0)
-        free(a);
-    else
-        snprintf(who, wholen, "%s", a->who);
-    return rc;
+    struct sentinel *s = probe_sentinel(((struct control *)arg)->probe);
+    return s ? sentinel_failover(s, done, done_arg, who, wholen) : -2;
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)

@@ -456,8 +456,10 @@ void sentinel_destroy(struct sentinel **sp)
 }
 
 struct failover_call {
+    struct sentinel *s;
     sentinel_reply_fn done;
     void *arg;
+    char who[CONFIG_HOST_MAX + 8]; /* the Sentinel asked */
 };
 
 static void on_failover(redisAsyncContext *ac, void *reply, void *privdata)
@@ -465,12 +467,16 @@ static void on_failover(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     struct failover_call *call = privdata;
     const redisReply *r = reply;
-    if (!r)
+    if (!r) { /* also while the sentinel is destroyed: nothing else is touched */
         call->done(call->arg, 0, "the Sentinel connection closed before it answered");
-    else if (r->type == REDIS_REPLY_ERROR)
+    } else if (r->type == REDIS_REPLY_ERROR) {
         call->done(call->arg, 0, r->str);
-    else
+    } else {
+        struct sentinel_view *v = &call->s->view;
+        v->failover_asked_ns = topo_now_ns();
+        memcpy(v->failover_asked_of, call->who, sizeof(call->who));
         call->done(call->arg, 1, r->type == REDIS_REPLY_STATUS ? r->str : "OK");
+    }
     free(call);
 }
 
@@ -489,13 +495,14 @@ int sentinel_failover(struct sentinel *s, sentinel_reply_fn done, void *arg, cha
     if (!best) return -1;
     struct failover_call *call = malloc(sizeof(*call));
     if (!call) return -1;
-    *call = (struct failover_call){done, arg};
+    *call = (struct failover_call){.s = s, .done = done, .arg = arg};
+    snprintf(call->who, sizeof(call->who), "%s:%d", best->addr.host, best->addr.port);
     if (redisAsyncCommand(best->cmd, on_failover, call, "SENTINEL FAILOVER %s", s->name) !=
         REDIS_OK) {
         free(call);
         return -1;
     }
-    snprintf(who, wholen, "%s:%d", best->addr.host, best->addr.port);
+    snprintf(who, wholen, "%s", call->who);
     log_warn("asked Sentinel %s:%d for a failover of \"%s\" (admin request)", best->addr.host,
              best->addr.port, s->name);
     return 0;

@@ -33,6 +33,9 @@ struct sentinel_view {
     struct config_addr replicas[SENTINEL_REPLICAS_MAX];
     int nreachable; /* Sentinels that answered the last round */
     int npeers;     /* Sentinels known (configured and discovered) */
+    /* The last sentinel_failover a Sentinel took on: when, and which ("host:port"). */
+    int64_t failover_asked_ns;
+    char failover_asked_of[CONFIG_HOST_MAX + 8];
 };
 
 struct sentinel;
