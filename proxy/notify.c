@@ -43,7 +43,9 @@ struct notify {
     struct post posts[HOOKS_MAX];
     struct event *reaper;   /* runs while a child runs */
     struct event *cleanup;  /* frees finished webhook connections, outside their callbacks */
-    struct evdns_base *dns; /* without it evhttp resolves the webhook's host name blocking */
+    struct evdns_base *dns; /* without it evhttp resolves the webhook's host name blocking;
+                               made for the first webhook post, so that a host without a
+                               resolv.conf (a container with no network) starts fine */
 };
 
 static void reap(evutil_socket_t fd, short what, void *arg);
@@ -57,8 +59,7 @@ struct notify *notify_create(struct event_base *base, struct control_counters *c
     n->counters = counters;
     n->reaper = event_new(base, -1, EV_PERSIST, reap, n);
     n->cleanup = event_new(base, -1, 0, cleanup, n);
-    n->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-    if (!n->reaper || !n->cleanup || !n->dns) notify_destroy(&n);
+    if (!n->reaper || !n->cleanup) notify_destroy(&n);
     return n;
 }
 
@@ -238,6 +239,9 @@ static void post_webhook(struct notify *n, const struct config *cfg, const char 
         return;
     }
     const struct config_addr *a = &cfg->notify.webhook_addr;
+    if (!n->dns && !(n->dns = evdns_base_new(n->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)))
+        log_warn("notify.webhook: no DNS resolver (/etc/resolv.conf?): %s must be an address",
+                 a->host);
     struct evhttp_connection *conn =
         evhttp_connection_base_new(n->base, n->dns, a->host, (ev_uint16_t)a->port);
     struct evhttp_request *req = conn ? evhttp_request_new(posted, slot) : NULL;
