@@ -158,12 +158,15 @@ static void readyz(struct admin *a, struct evhttp_request *req)
 {
     char body[512];
     struct topology *t = a->ops.snapshot(a->ops.arg);
-    int ready = t && t->master >= 0 && t->nodes[t->master].reachable;
+    int known = t && t->master >= 0 && t->nodes[t->master].reachable;
+    /* Known to the probe is not enough: a worker may not have reconnected yet. */
+    int ready = known && a->ops.ready(a->ops.arg);
     if (ready)
         snprintf(body, sizeof(body), "ready: master %s\n", t->nodes[t->master].name);
     else
         snprintf(body, sizeof(body), "not ready: %s\n",
                  !t                 ? "no node has answered yet"
+                 : known            ? "the workers have no verified connection to the master yet"
                  : t->master >= 0   ? "the master does not answer"
                  : t->why_no_master ? t->why_no_master
                                     : "no writable master");

@@ -177,6 +177,12 @@ static void on_file_changed(void *arg)
 
 /* admin_ops */
 
+static int op_ready(void *arg)
+{
+    struct control *c = arg;
+    return c->hooks.ready(c->hooks.arg);
+}
+
 static struct topology *op_snapshot(void *arg)
 {
     return probe_latest(((struct control *)arg)->probe);
@@ -355,8 +361,8 @@ struct control *control_start(struct config *cfg, const char *path,
         control_free(c);
         return NULL;
     }
-    const struct admin_ops ops = {c,         op_snapshot, op_metrics, op_status,
-                                  op_config, op_reload,   op_failover};
+    const struct admin_ops ops = {c,         op_snapshot, op_metrics,  op_status,
+                                  op_config, op_reload,   op_failover, op_ready};
     c->admin = admin_start(c->base, cfg, &ops, err, errlen);
     if ((!c->admin && err[0]) ||
         !(c->probe = probe_create(c->base, cfg, on_snapshot, c, err, errlen))) {

@@ -1,7 +1,8 @@
 /* control: the control thread. One event loop carries the probe (and Sentinel),
  * the admin endpoint, configuration reloads (SIGHUP, the file changing, POST
  * /reload), availability accounting and failover notifications. Workers hear
- * from it only through the hooks: a new snapshot, a new config. */
+ * from it only through the hooks: a new snapshot, a new config; main.c composes
+ * the two planes. */
 #ifndef RG_CONTROL_H
 #define RG_CONTROL_H
 
@@ -21,6 +22,8 @@ struct control_hooks {
     void (*apply)(void *arg, struct config *cfg);
     /* Adds every worker's counters into sum. */
     void (*stats)(void *arg, struct stats *sum);
+    /* Whether every worker can write to the master now (/readyz). */
+    int (*ready)(void *arg);
 };
 
 struct control;

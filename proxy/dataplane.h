@@ -1,13 +1,17 @@
-/* dataplane: the types one worker thread's data plane is made of, shared by
- * worker.c (thread, listener, control), client.c (client connections, reply
- * ordering) and upstream.c (pooled and pinned connections to Redis). Nothing
- * outside those three files includes this header; everything here is owned by
- * exactly one worker thread and touched by no other.
+/* dataplane: the types one worker thread's data plane is made of (types only;
+ * the functions live with their modules: req, pass, upstream, replyq, hold,
+ * session, intercept, dispatch, client, worker). Everything here is owned by
+ * exactly one worker thread and touched by no other, except the few atomics
+ * marked as such.
  *
  * Vocabulary (after twemproxy): a client sends requests; each request is a
  * struct req in its client's queue, in command order, and - once sent - in one
  * upstream connection's in-flight queue. Replies pair with the head of that
- * in-flight queue; a client is written only in its own command order. */
+ * in-flight queue; a client is written only in its own command order.
+ *
+ * One loop pass (pass.h): callbacks only record what happened. A reply fills its
+ * request and wakes the client; a connection or client that must go is marked and
+ * freed at the end of the pass, when no callback on it is on the stack. */
 #ifndef RG_DATAPLANE_H
 #define RG_DATAPLANE_H
 
@@ -27,16 +31,19 @@
 #include "topology.h"
 
 struct client;
+struct cmd_info;
 struct upconn;
 struct worker;
 
-#define REQ_SMALL_COPY 112 /* copies up to this size live inside the request */
+#define CLIENT_OUT_HIGH (8u << 20)   /* stop reading a client that does not read its replies */
+#define UPSTREAM_OUT_HIGH (8u << 20) /* stop reading clients while Redis is not taking bytes */
+#define REQ_SMALL_COPY 112           /* copies up to this size live inside the request */
 
 struct req {
     TAILQ_ENTRY(req) cq;    /* in the client's queue, in command order */
-    TAILQ_ENTRY(req) uq;    /* in the upstream's in-flight queue, once sent */
+    TAILQ_ENTRY(req) uq;    /* in an upstream's in-flight queue, or the resend list */
     struct client *client;  /* NULL once the client is gone: the reply is dropped */
-    struct upconn *up;      /* where it was sent; NULL for a reply made here */
+    struct upconn *up;      /* where it is in flight; NULL otherwise */
     struct evbuffer *reply; /* a reply that is ready before the client can take it */
     int done;
     int write;           /* not known to be read-only: its reply moves the client's
@@ -44,10 +51,10 @@ struct req {
     const char *instead; /* a reply to give the client in place of the upstream's */
     int auth;            /* respgate's own AUTH on a new connection: no client waits */
     int role;            /* respgate's own ROLE, to verify the node is a master */
-    char *copy;          /* the request (up to 16 KiB), to send it again: a read whose
-                            replica failed, a request a demoted master refused */
+    char *copy;          /* the request, to send it again: a read whose replica failed, a
+                            request a node refused because of its role (REQ_COPY_MAX) */
     size_t copy_len;
-    int64_t resend_until;       /* refused by a demoted master: how long it may wait for another */
+    int64_t resend_until;       /* refused or lost: how long it may wait for another node */
     int node;                   /* where it was sent */
     int timed;                  /* on a shared connection: its latency is measured */
     int64_t sent_ns;            /* the worker's clock when it was sent */
@@ -55,6 +62,8 @@ struct req {
                                    a request is cleared up to it, not through it */
 };
 TAILQ_HEAD(req_queue, req);
+
+#define REQ_COPY_MAX (16 * 1024) /* larger requests keep no copy: never sent twice */
 
 enum up_state { UP_DOWN, UP_CONNECTING, UP_READY };
 
@@ -71,30 +80,47 @@ struct upconn {
     struct sock *sock;     /* NULL while down */
     enum up_state state;
     enum up_kind kind;
-    struct client *owner; /* pinned or tunnel: its client; NULL while idle in the pool */
-    TAILQ_ENTRY(upconn) idle_link;
+    struct client *owner;     /* pinned or tunnel: its client; NULL while idle in the pool */
+    TAILQ_ENTRY(upconn) link; /* idle in its pool, or on the worker's list to free */
+    int idle;                 /* pinned, in its pool's idle list */
+    int dead;                 /* pinned or tunnel, let go: freed at the end of the pass */
     int frame_tunnel; /* a pub/sub tunnel: relayed message by message, watched for its end */
     struct req_queue inflight;
-    struct resp_parser rp; /* frames replies (shared connections only) */
+    struct resp_parser rp; /* frames replies (not for a raw tunnel) */
     size_t scanned;
     struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
-    int got_data;     /* pinned: bytes were relayed to the client */
+    int got_data;     /* tunnel: bytes were relayed to the client */
     int verified;     /* ROLE said master on this connection since the master last changed */
     int role_pending; /* a ROLE is in flight */
     int nwaiting;     /* clients paused until this connection's output drains */
     char err[96];     /* a connect error seen before any callback could run */
     char why[400];    /* the last failure, for error replies */
 };
+TAILQ_HEAD(upconn_list, upconn);
 
-struct probe;
-
-/* Shared by all workers; set up before they start, read-only after (but nclients). */
-struct shared {
-    atomic_int nclients;
-    atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
-    struct probe *probe;          /* told when a node contradicts the topology */
-    struct avail *avail;          /* told when writes could not be served, and since when */
+/* How upstream.c tells its owners what happened, without knowing them: the data
+ * plane fills it in (client.c). Each one only records and wakes clients; none may
+ * free an upstream connection or a client. */
+struct upstream_ops {
+    /* r's reply is the first len bytes of src: r goes to its client's queue. */
+    void (*reply)(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+    /* r was in flight on a connection that failed: sent again, or answered with msg. */
+    void (*lost)(struct worker *w, struct req *r, const char *msg);
+    /* r was refused because of the node's role (-READONLY, -MASTERDOWN, -LOADING):
+     * returns 1 if r was taken to be sent again, 0 to give the client the reply. */
+    int (*refused)(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+    /* A tunnel's bytes (len of them, or all of src when len is 0 and framed is 0).
+     * Returns 1 if the tunnel ended and the connection must not be read further. */
+    int (*tunnel)(struct client *c, struct evbuffer *src, size_t len, int framed);
+    /* The client's pinned or tunnel connection failed: its session ends. */
+    void (*pin_lost)(struct client *c, const char *why);
+    /* u's output went below the high mark: clients that waited for it go on. */
+    void (*drained)(struct upconn *u);
+    /* A connection to the master proved it is one: held requests may go now. */
+    void (*master_ready)(struct worker *w);
+    /* A write succeeded: the outage this worker saw, if any, is over. */
+    void (*write_ok)(struct worker *w, struct req *r);
 };
 
 /* A worker's connections to one node; set up when a topology first lists it. */
@@ -104,9 +130,80 @@ struct pool {
     char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
     struct upconn *conns; /* cfg->upstream.connections_per_node of them; NULL until used */
     int n;
-    unsigned next;             /* round-robin */
-    TAILQ_HEAD(, upconn) idle; /* clean pinned connections kept for the next session */
+    unsigned next;           /* round-robin */
+    struct upconn_list idle; /* clean pinned connections kept for the next session */
     int nidle;
+};
+
+/* Client flags. */
+enum {
+    C_PAUSED_PENDING = 1 << 0, /* max_pending_per_client replies outstanding */
+    C_PAUSED_UP = 1 << 1,      /* its upstream's output is over the high mark */
+    C_PAUSED_OUT = 1 << 2,     /* its own output is over the high mark */
+    C_WAIT_REPLIES = 1 << 3,   /* a framed session command waits for its earlier replies */
+    C_CLOSING = 1 << 4,        /* no more input: close once replies are out */
+    C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
+    C_LINGER = 1 << 6,         /* after a protocol error: half-close, then drain the input */
+    C_SHUT = 1 << 7,           /* half-closed; waiting for EOF or the linger timeout */
+    C_TX_ABORTED = 1 << 8,     /* its MULTI died with its connection: refuse until EXEC/DISCARD */
+    C_WATCH_LOST = 1 << 9,     /* its WATCH died with its connection: the next EXEC fails */
+    C_WAIT_MASTER = 1 << 10,   /* its framed request waits on the worker's held list */
+    C_READY = 1 << 11,         /* on the worker's ready list: resumed at the end of the pass */
+    C_DEAD = 1 << 12,          /* closed: freed at the end of the pass */
+};
+#define C_NOREAD                                                                                   \
+    (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |      \
+     C_WAIT_MASTER | C_DEAD)
+
+/* What keeps a client on its pinned connection once the replies are back. */
+enum {
+    S_MULTI = 1 << 0,  /* inside MULTI ... EXEC/DISCARD */
+    S_WATCH = 1 << 1,  /* keys watched */
+    S_DB = 1 << 2,     /* SELECT of a database other than 0 */
+    S_STICKY = 1 << 3, /* AUTH, HELLO, READONLY...: state we cannot undo; pinned for good */
+};
+
+struct client {
+    struct worker *w;
+    struct sock *sock;
+    TAILQ_ENTRY(client) link;  /* in the worker's clients */
+    TAILQ_ENTRY(client) ready; /* with C_READY or C_DEAD: on the ready or the free list */
+    struct req_queue pending;  /* in command order */
+    int npending;
+    struct upconn *up;      /* shared connection to the master: all its writes go here */
+    struct upconn *pin;     /* its own connection, once in a session */
+    struct upconn *waiting; /* with C_PAUSED_UP: whose output it waits on */
+    struct resp_parser rp;
+    size_t scanned;
+    int framed; /* rp holds a complete request not dispatched yet */
+    unsigned flags;
+    int reading;
+    struct route_horizon horizon;  /* read-your-writes: where its last write is visible */
+    int writes_inflight;           /* writes sent and not answered yet */
+    unsigned session;              /* S_*: state its pinned connection holds */
+    int authed;                    /* passed respgate's own AUTH (or none is asked) */
+    unsigned long long id;         /* CLIENT ID */
+    char *name;                    /* CLIENT SETNAME */
+    unsigned long long write_conn; /* id of the connection that carried its last write */
+    int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
+    TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
+    enum stats_class cls;          /* of the request being dispatched, for the metrics */
+    const struct cmd_info *ci;     /* its row in the command table, or NULL */
+    int sent;                      /* dispatch: the request went upstream */
+    int64_t hold_until;            /* when its wait for a master ends; 0: not waiting. It stays set
+                                      after a timeout, so requests behind fail at once, until a
+                                      request reaches a master again */
+};
+TAILQ_HEAD(client_list, client);
+
+struct probe;
+
+/* Shared by all workers; set up before they start, read-only after (but the atomics). */
+struct shared {
+    atomic_int nclients;
+    atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
+    struct probe *probe;          /* told when a node contradicts the topology */
+    struct avail *avail;          /* told when writes could not be served, and since when */
 };
 
 struct worker {
@@ -119,118 +216,40 @@ struct worker {
      * subcommands; built from cfg. Unknown names are checked by name. */
     unsigned char *denied;
     struct shared *shared;
+    const struct upstream_ops *ops;
     struct stats *stats;  /* written only here; summed by the control thread */
     int64_t now_ns;       /* topo_now_ns() at the start of the current callback */
-    int sent;             /* dispatch: the request went upstream */
     int64_t outage_since; /* a write failed or waited for a master at; 0: writes work */
     unsigned outage_held, outage_failed; /* requests held, failed -TRYAGAIN: for the log */
     struct evconnlistener *listener;
-    struct pool *pools;        /* TOPO_MAX_NODES, by topology index */
-    unsigned *outstanding;     /* requests in flight to node i from this worker */
-    TAILQ_HEAD(, client) held; /* waiting for a writable master, in the order they came */
+    struct pool *pools;      /* TOPO_MAX_NODES, by topology index */
+    unsigned *outstanding;   /* requests in flight to node i from this worker */
+    struct client_list held; /* waiting for a writable master, in the order they came */
     int nheld;
-    struct req_queue resend; /* requests refused by a demoted master, waiting for the next */
+    struct req_queue resend; /* requests refused or lost, waiting for a node to take them */
     int nresend;
     struct event *hold_timer; /* runs while anything is held: expires the overdue */
     struct topology *topo;    /* the newest snapshot; NULL until the first */
     unsigned rr;              /* round-robin cursor for reads */
     unsigned long long next_conn_id;
-    TAILQ_HEAD(, client) clients;
+    struct client_list clients;
     int nclients;
-    struct req *free_reqs; /* a small cache; linked through cq.tqe_next */
-    int nfree_reqs;
-    int ctl_fd[2]; /* control pipe: the main thread writes, the worker reads */
+    struct client_list ready;    /* to resume at the end of the pass, in the order woken */
+    struct client_list dead;     /* closed clients to free at the end of the pass */
+    struct upconn_list dead_ups; /* let-go pinned connections to free then */
+    struct req_cache *reqs;
+    atomic_int master_ok; /* written here, read by /readyz: a verified connection to the
+                             writable master is up */
+    int ctl_fd[2];        /* control pipe: the main thread writes, the worker reads */
     struct event *ctl_ev;
     /* Mailboxes the pipe only wakes the worker for, so that a full pipe loses
      * nothing: the newest reloaded config (a reference), and 1 drain, 2 close. */
     _Atomic(struct config *) next_cfg;
     atomic_int stop_asked;
     struct event *drain_timer;
-    int draining;
+    int draining;        /* 1 draining, 2 the drain timed out: answer the held, then close */
     int stopping;        /* the stop_asked last acted on */
     atomic_int *running; /* the group's count of live worker threads */
 };
-
-/* client.c */
-void client_accept(struct worker *w, evutil_socket_t fd);
-/* A reply for r is the first len bytes of src; takes r. */
-void client_deliver(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
-/* An error reply for r (its upstream failed); takes r. */
-void client_fail(struct worker *w, struct req *r, const char *msg);
-/* r was in flight on a connection that failed: a read is sent again elsewhere, or
- * waits (up to failover.hold_ms) for a node to take it. Returns 1 if r was taken, 0 if
- * it must be answered with an error (a write, or a read too large to have a copy). */
-int client_retry(struct worker *w, struct req *r);
-/* r got -READONLY, -MASTERDOWN or -LOADING (the first len bytes of in): the node is
- * not what the topology says. Returns 1 if r was taken to be sent again (now, or
- * once a master is verified), 0 if the reply must go to the client as it is. */
-int client_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len);
-/* Tunnels relay bytes straight through. */
-void client_tunnel_data(struct client *c, struct evbuffer *src);
-/* A pub/sub tunnel relays one framed message (the first len bytes of src). Returns 1
- * if the subscription ended and the connection is a tunnel no more: stop reading it. */
-int client_tunnel_message(struct client *c, struct evbuffer *src, size_t len);
-/* The client's pinned or tunnel connection failed: the client lets go of it (the
- * caller answers its requests with errors and destroys it) and ends the session. */
-void client_pin_lost(struct client *c, const char *why);
-/* Output room came back on u: resume clients that waited for it. */
-void client_upstream_drained(struct upconn *u);
-void client_start_drain(struct worker *w);
-/* A writable master may be there now: held clients try again, in order. */
-void client_release_held(struct worker *w);
-/* The master moved away from node old: sessions pinned there end (their next command
- * runs on the new master); a write there now would be lost. */
-void client_master_moved(struct worker *w, int old);
-void client_close_all(struct worker *w);
-
-/* upstream.c */
-int upstream_pool_init(struct worker *w);
-void upstream_pool_deinit(struct worker *w);
-/* A shared connection to node for a client whose current one (may be NULL) is down
- * or to another node; NULL if the node has no usable connection. */
-struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
-/* Like upstream_pick, for the master: only a connection that is up and whose ROLE
- * said master since the master last changed. NULL: hold the request. */
-struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current);
-/* A new topology (old may be NULL): pools for new nodes, and after a master change,
- * every connection is verified again before it carries a write. */
-void upstream_topology_changed(struct worker *w, const struct topology *old,
-                               const struct topology *t);
-/* A connection of its own to node for owner: a clean idle one if there is one (not
- * for a tunnel), else a new one. */
-struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel);
-/* A pinned connection whose session ended cleanly: kept for reuse, or closed. */
-void upstream_pin_put(struct upconn **u);
-/* The node stopped answering: close its connections so nothing waits on it. */
-void upstream_node_lost(struct worker *w, int node);
-/* The node refused a write as a replica: none of its connections carries one until
- * ROLE says master again. */
-void upstream_node_unverify(struct worker *w, int node);
-/* Why node's connections are down, for error replies. */
-const char *upstream_why(struct worker *w, int node);
-const char *upstream_node_name(struct worker *w, int node);
-void upstream_pin_destroy(struct upconn **u);
-/* Ends a pinned or tunnel connection as if it had dropped: its client's session
- * ends and what is in flight on it gets an error naming why. */
-void upstream_pin_abort(struct upconn *u, const char *why);
-/* Appends a request of len bytes taken from src (or copied from data when src is NULL)
- * and, for a shared connection, queues r for its reply. -1 if u has no socket. */
-int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
-                  size_t len);
-size_t upstream_output_len(const struct upconn *u);
-void upstream_pause_reading(struct upconn *u, int paused);
-
-/* worker.c */
-struct req *worker_req_get(struct worker *w);
-void worker_req_put(struct worker *w, struct req *r);
-void worker_maybe_finish(struct worker *w);
-/* The first write since w->outage_since succeeded: reports the span for the
- * availability figures (rare: a mutex is fine). */
-void worker_outage_over(struct worker *w);
-/* w->nheld or w->nresend changed: the gauge follows. */
-void worker_held_changed(struct worker *w);
-/* A write could not be served now: held (failed 0) or refused -TRYAGAIN (1). The
- * first of an outage is logged, with why. */
-void worker_write_stalled(struct worker *w, int failed, const char *why);
 
 #endif

@@ -1,6 +1,8 @@
-/* main: command line, startup, signals and shutdown. The first SIGTERM or SIGINT
- * stops accepting and drains in-flight requests (shutdown_timeout_ms at most); a
- * second one closes everything at once. */
+/* main: command line, startup, signals and shutdown. It composes the two planes as
+ * siblings: the workers (data plane, worker.h) and the control thread (control.h),
+ * which reaches them through the workers' hooks. The first SIGTERM or SIGINT stops
+ * accepting and drains in-flight requests (shutdown_timeout_ms at most); a second
+ * one closes everything at once. */
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -37,9 +39,17 @@ static int run(struct config *cfg, const char *path)
     control_fit_fd_limit(cfg);
 
     char err[512];
-    struct worker_group *g = workers_start(cfg, path, err, sizeof(err));
-    if (!g) {
+    struct worker_group *g = workers_create(cfg, err, sizeof(err));
+    struct control *ctl = NULL;
+    if (g) {
+        const struct control_hooks hooks = workers_hooks(g);
+        ctl = control_start(cfg, path, &hooks, err, sizeof(err));
+    }
+    if (!ctl || workers_run(g, control_probe(ctl), control_avail(ctl), err, sizeof(err))) {
         log_error("cannot start: %s", err);
+        if (g) workers_stop(g, 1);
+        control_stop(&ctl); /* first: it publishes to the workers */
+        workers_join(&g);
         return 1;
     }
 
@@ -49,7 +59,7 @@ static int run(struct config *cfg, const char *path)
         int sig = sigtimedwait(&sigs, NULL, stopping ? &tick : NULL);
         if (sig == SIGHUP && !stopping) {
             log_info("SIGHUP: reloading the configuration");
-            workers_reload(g);
+            control_reload(ctl);
         } else if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
             log_info("%s: no longer accepting; draining in-flight requests for up to "
                      "shutdown_timeout_ms",
@@ -61,6 +71,7 @@ static int run(struct config *cfg, const char *path)
             workers_stop(g, 1);
         }
     }
+    control_stop(&ctl); /* no more snapshots while the workers wind down */
     workers_join(&g);
     log_info("stopped");
     return 0;

@@ -29,6 +29,8 @@ struct sock {
 struct sock_loop {
     struct event_base *base;
     TAILQ_HEAD(, sock) dirty;
+    int (*pass_end)(void *arg);
+    void *pass_arg;
     char rbuf[SOCK_READ_MAX];
 };
 
@@ -37,8 +39,15 @@ struct sock_loop *sock_loop_create(struct event_base *base)
     struct sock_loop *l = malloc(sizeof(*l));
     if (!l) return NULL;
     l->base = base;
+    l->pass_end = NULL;
     TAILQ_INIT(&l->dirty);
     return l;
+}
+
+void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg)
+{
+    l->pass_end = fn;
+    l->pass_arg = arg;
 }
 
 void sock_loop_destroy(struct sock_loop **lp)
@@ -79,16 +88,30 @@ static int do_write(struct sock *s)
     return -1;
 }
 
+/* Writes every sock with new output once. Returns whether there were any. */
+static int flush_dirty(struct sock_loop *l)
+{
+    struct sock *s;
+    int any = 0;
+    /* Handlers may queue more writes (or destroy socks): take one at a time. */
+    while ((s = TAILQ_FIRST(&l->dirty))) {
+        TAILQ_REMOVE(&l->dirty, s, dirty);
+        s->queued = 0;
+        any = 1;
+        if (!s->wpending && !s->connecting) do_write(s);
+    }
+    return any;
+}
+
 void sock_loop_run(struct sock_loop *l)
 {
     while (!event_base_got_exit(l->base) && !event_base_got_break(l->base)) {
         if (event_base_loop(l->base, EVLOOP_ONCE) < 0) break;
-        struct sock *s;
-        /* Handlers may queue more writes (or destroy socks): take one at a time. */
-        while ((s = TAILQ_FIRST(&l->dirty))) {
-            TAILQ_REMOVE(&l->dirty, s, dirty);
-            s->queued = 0;
-            if (!s->wpending && !s->connecting) do_write(s);
+        /* The end of the pass, then the writes; a write's handler may leave more for
+         * the end of the pass (a client closed, a paused one to resume). */
+        for (;;) {
+            int more = l->pass_end ? l->pass_end(l->pass_arg) : 0;
+            if (!flush_dirty(l) && !more) break;
         }
     }
 }

@@ -14,8 +14,9 @@
 struct sock;
 struct sock_loop;
 
-/* Handlers run from the event loop; on_close and on_drained may destroy the sock,
- * on_read may too. After calling one, sock.c never touches the sock again. */
+/* Handlers run from the event loop. After calling one, sock.c never touches the
+ * sock again, so a handler may destroy it (the data plane marks its owner instead,
+ * and destroys it at the end of the pass). */
 struct sock_handlers {
     void (*on_read)(void *ctx);           /* new bytes in the input */
     void (*on_drained)(void *ctx);        /* everything queued was written */
@@ -25,7 +26,11 @@ struct sock_handlers {
 
 struct sock_loop *sock_loop_create(struct event_base *base);
 void sock_loop_destroy(struct sock_loop **l);
-/* Runs the loop until event_base_loopexit(): one pass, then the writes it queued. */
+/* fn runs after each pass of the loop, before the writes, and again after them
+ * until it returns 0 and nothing was written: the worker's end of the pass. */
+void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg);
+/* Runs the loop until event_base_loopexit(): one pass, its end, then the writes it
+ * queued. */
 void sock_loop_run(struct sock_loop *l);
 
 /* Takes ownership of an accepted socket. NULL on failure (fd is then closed). */

@@ -2,11 +2,16 @@
  * clients' requests pipelined, replies matched FIFO; they reconnect at once after
  * a drop (Sentinel and operators kill client connections as a matter of course)
  * and back off exponentially while connects fail. A pinned connection carries one
- * client's session and relays bytes without framing; it is never re-established. */
-#include "dataplane.h"
+ * client's session, framed like a shared one (or relayed as it is, for a tunnel);
+ * it is never re-established. Everything that happens goes up through w->ops, which
+ * only record it: nothing here is freed while one of its callbacks runs. */
+#include "upstream.h"
 #include "frame.h"
 #include "log.h"
+#include "outage.h"
+#include "pass.h"
 #include "probe.h"
+#include "req.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -56,6 +61,20 @@ static void set_sockopts(struct sock *s)
 
 static void reverify_node(struct worker *w, int node);
 
+static void note_master(struct worker *w);
+static void pin_let_go(struct upconn *u, const char *msg);
+
+/* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
+static void fail_inflight(struct upconn *u, const char *msg)
+{
+    struct req *r;
+    while ((r = TAILQ_FIRST(&u->inflight))) {
+        unqueue(u, r);
+        r->up = NULL;
+        u->w->ops->lost(u->w, r, msg);
+    }
+}
+
 /* The connection is gone (or never came up): answer what was in flight, then
  * reconnect (shared) or end the client's session (pinned). */
 static void up_failed(struct upconn *u, const char *why)
@@ -63,6 +82,7 @@ static void up_failed(struct upconn *u, const char *why)
     struct worker *w = u->w;
     int was_ready = u->state == UP_READY, had_inflight = !TAILQ_EMPTY(&u->inflight);
     char msg[512];
+    if (u->dead) return;
     w->now_ns = topo_now_ns(); /* a close callback is a callback too */
 
     snprintf(u->why, sizeof(u->why), "%s: %s", node_name(u), why);
@@ -80,26 +100,13 @@ static void up_failed(struct upconn *u, const char *why)
                  u->why);
     else
         snprintf(msg, sizeof(msg), "-ERR upstream unavailable (%s)\r\n", u->why);
-    /* A pinned connection leaves its client first, so nothing the errors below set
-     * off (the session ending, the client closing) can reach it. */
     if (is_pinned(u)) {
-        if (u->owner) {
-            client_pin_lost(u->owner, u->why);
-        } else { /* idle in the pool */
-            TAILQ_REMOVE(&w->pools[u->node].idle, u, idle_link);
-            w->pools[u->node].nidle--;
-        }
-    }
-    struct req *r;
-    while ((r = TAILQ_FIRST(&u->inflight))) {
-        unqueue(u, r);
-        r->up = NULL;
-        if (!client_retry(w, r)) client_fail(w, r, msg);
-    }
-    if (is_pinned(u)) {
-        upstream_pin_destroy(&u);
+        /* The owner lets go first (its session ends), then its requests get errors. */
+        if (u->owner) w->ops->pin_lost(u->owner, u->why);
+        pin_let_go(u, msg);
         return;
     }
+    fail_inflight(u, msg);
     if (was_ready) {
         log_warn("upstream %s: connection lost, reconnecting now", u->why);
         u->backoff_ms = 0;
@@ -107,7 +114,7 @@ static void up_failed(struct upconn *u, const char *why)
          * a write sent there would fail as well. They carry writes again once a
          * ROLE goes round (one round trip if the master is fine). */
         if (w->topo && u->node == w->topo->master) {
-            if (had_inflight && !w->outage_since) w->outage_since = w->now_ns; /* failed */
+            if (had_inflight) outage_begin(w); /* writes failed */
             reverify_node(w, u->node);
         }
     } else {
@@ -116,6 +123,7 @@ static void up_failed(struct upconn *u, const char *why)
         u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : UP_BACKOFF_MIN_MS;
         if (u->backoff_ms > UP_BACKOFF_MAX_MS) u->backoff_ms = UP_BACKOFF_MAX_MS;
     }
+    note_master(w);
     arm_timer(u, u->backoff_ms);
 }
 
@@ -126,7 +134,7 @@ static int auth_refused(struct upconn *u, struct req *r, struct evbuffer *in, si
     char text[160];
     size_t n = evbuffer_copyout(in, text, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
     evbuffer_drain(in, len);
-    worker_req_put(u->w, r);
+    req_put(u->w->reqs, r);
     if (n == 0 || text[0] != '-') return 0;
     text[n] = '\0';
     text[strcspn(text, "\r\n")] = '\0';
@@ -149,12 +157,13 @@ static void role_answered(struct upconn *u, struct req *r, struct evbuffer *in, 
                   memcmp(head, master, sizeof(head)) == 0;
     u->role_pending = 0;
     evbuffer_drain(in, len);
-    worker_req_put(w, r);
+    req_put(w->reqs, r);
     if (!w->topo || w->topo->master != u->node) return;
+    note_master(w);
     if (u->verified) {
-        client_release_held(w);
+        w->ops->master_ready(w);
         /* Writes can be served again; with none waiting, no write will say so. */
-        if (w->outage_since && !w->nheld && !w->nresend) worker_outage_over(w);
+        if (w->outage_since && !w->nheld && !w->nresend) outage_over(w);
     } else {
         log_warn("upstream %s: ROLE says it is not a master; holding writes and looking again",
                  node_name(u));
@@ -176,25 +185,32 @@ static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
     if (readonly && w->topo && w->topo->master == u->node && u->verified) {
         log_warn("upstream %s: refused a write as a replica; holding writes and looking again",
                  node_name(u));
-        upstream_node_unverify(w, u->node);
+        /* Each connection proves itself again: once ROLE says master (the probe
+         * catching up, or a manual switch back), writes flow again. */
+        reverify_node(w, u->node);
+        note_master(w);
         probe_refresh(w->shared->probe);
     }
     return 1;
 }
 
+/* Reads every complete reply; each goes up through w->ops, which only records it
+ * (a reply fills its request and wakes its client). The connection cannot be freed
+ * before this returns, but it may be let go or fail: then the loop stops. */
 static void up_readcb(void *arg)
 {
     struct upconn *u = arg;
-    struct evbuffer *in = sock_input(u->sock);
-    u->w->now_ns = topo_now_ns(); /* one clock read for all the replies read now */
+    struct worker *w = u->w;
+    w->now_ns = topo_now_ns(); /* one clock read for all the replies read now */
 
-    for (;;) {
+    while (u->sock && !u->dead) {
+        struct evbuffer *in = sock_input(u->sock);
         /* A tunnel relays bytes as they are, once respgate's own AUTH is answered;
          * a pub/sub one message by message, to see when the last subscription ends. */
         if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight) && !u->frame_tunnel) {
             if (evbuffer_get_length(in)) {
                 u->got_data = 1;
-                client_tunnel_data(u->owner, in);
+                w->ops->tunnel(u->owner, in, 0, 0);
             }
             return;
         }
@@ -206,12 +222,13 @@ static void up_readcb(void *arg)
             up_failed(u, "malformed reply");
             return;
         }
+        size_t len = u->rp.len;
+        char type = u->rp.type;
+        resp_reset(&u->rp);
+        u->scanned = 0;
         if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
-            size_t len = u->rp.len;
-            resp_reset(&u->rp);
-            u->scanned = 0;
             u->got_data = 1;
-            if (client_tunnel_message(u->owner, in, len)) return;
+            if (w->ops->tunnel(u->owner, in, len, 1)) return;
             continue;
         }
         struct req *r = TAILQ_FIRST(&u->inflight);
@@ -222,10 +239,7 @@ static void up_readcb(void *arg)
             return;
         }
         unqueue(u, r);
-        size_t len = u->rp.len;
-        char type = u->rp.type;
-        resp_reset(&u->rp);
-        u->scanned = 0;
+        r->up = NULL;
         if (r->auth) {
             if (auth_refused(u, r, in, len)) return;
             continue;
@@ -234,21 +248,23 @@ static void up_readcb(void *arg)
             role_answered(u, r, in, len);
             continue;
         }
-        if (type == '-' && r->copy && refused_by_role(u, in, len) &&
-            client_redirect(u->w, r, in, len))
+        /* Every error reply is looked at: a node that refuses because of its role is
+         * verified again whether or not the request can be sent again. */
+        if (type == '-' && refused_by_role(u, in, len) && r->copy && r->client &&
+            w->ops->refused(w, r, in, len))
             continue;
         /* The first write to succeed after writes failed or waited ends the outage
          * this worker saw: that span is the RTO its clients lived through. */
-        if (r->write && type != '-' && u->w->outage_since && r->sent_ns >= u->w->outage_since)
-            worker_outage_over(u->w);
-        client_deliver(u->w, r, in, len);
+        if (r->write && type != '-' && w->outage_since && r->sent_ns >= w->outage_since)
+            outage_over(w);
+        w->ops->reply(w, r, in, len);
     }
 }
 
 static void up_writecb(void *arg)
 {
     struct upconn *u = arg;
-    if (u->nwaiting) client_upstream_drained(u);
+    if (u->nwaiting && !u->dead) u->w->ops->drained(u);
 }
 
 static void up_connectedcb(void *arg)
@@ -287,7 +303,7 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
 /* A request of respgate's own on u: its reply is consumed here, no client waits. */
 static struct req *own_request(struct upconn *u)
 {
-    struct req *r = worker_req_get(u->w);
+    struct req *r = req_get(u->w->reqs);
     r->up = u;
     TAILQ_INSERT_TAIL(&u->inflight, r, uq);
     u->w->outstanding[u->node]++;
@@ -356,12 +372,7 @@ static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind ki
 
 static void up_deinit(struct upconn *u)
 {
-    struct req *r;
-    while ((r = TAILQ_FIRST(&u->inflight))) { /* only orphans are left at shutdown */
-        unqueue(u, r);
-        r->up = NULL;
-        client_fail(u->w, r, "-ERR respgate is shutting down\r\n");
-    }
+    fail_inflight(u, "-ERR respgate is shutting down\r\n"); /* only orphans at shutdown */
     sock_destroy(&u->sock);
     if (u->timer) event_free(u->timer);
     resp_deinit(&u->rp);
@@ -376,6 +387,15 @@ int upstream_pool_init(struct worker *w)
     for (size_t i = 0; i < TOPO_MAX_NODES; i++)
         TAILQ_INIT(&w->pools[i].idle);
     return 0;
+}
+
+/* Takes an idle pinned connection out of its pool. */
+static void unidle(struct upconn *u)
+{
+    struct pool *p = &u->w->pools[u->node];
+    TAILQ_REMOVE(&p->idle, u, link);
+    p->nidle--;
+    u->idle = 0;
 }
 
 /* The first topology that lists a node opens the worker's connections to it. */
@@ -403,11 +423,8 @@ void upstream_topology_changed(struct worker *w, const struct topology *old,
         struct pool *p = &w->pools[i];
         struct upconn *u;
         /* Idle session connections may predate the change: a session starts fresh. */
-        while (moved && (u = TAILQ_FIRST(&p->idle))) {
-            TAILQ_REMOVE(&p->idle, u, idle_link);
-            p->nidle--;
-            upstream_pin_destroy(&u);
-        }
+        while (moved && (u = TAILQ_FIRST(&p->idle)))
+            upstream_pin_close(&u, "the master changed");
         for (int k = 0; k < p->n; k++) {
             u = &p->conns[k];
             if ((int)i != t->master) {
@@ -417,19 +434,23 @@ void upstream_topology_changed(struct worker *w, const struct topology *old,
             }
         }
     }
+    note_master(w);
 }
 
 void upstream_pool_deinit(struct worker *w)
 {
     for (size_t i = 0; w->pools && i < TOPO_MAX_NODES; i++) {
         struct upconn *u;
-        while ((u = TAILQ_FIRST(&w->pools[i].idle))) {
-            TAILQ_REMOVE(&w->pools[i].idle, u, idle_link);
-            upstream_pin_destroy(&u);
-        }
+        while ((u = TAILQ_FIRST(&w->pools[i].idle)))
+            upstream_pin_close(&u, "respgate is shutting down");
         for (int k = 0; k < w->pools[i].n; k++)
             up_deinit(&w->pools[i].conns[k]);
         free(w->pools[i].conns);
+    }
+    struct upconn *u;
+    while ((u = TAILQ_FIRST(&w->dead_ups))) {
+        TAILQ_REMOVE(&w->dead_ups, u, link);
+        upstream_free(u);
     }
     free(w->pools);
     free(w->outstanding);
@@ -484,10 +505,19 @@ static void reverify_node(struct worker *w, int node)
     }
 }
 
-void upstream_node_unverify(struct worker *w, int node)
+/* Whether this worker can write to the master now; /readyz reads it. */
+static void note_master(struct worker *w)
 {
-    for (int i = 0; i < w->pools[node].n; i++)
-        w->pools[node].conns[i].verified = 0;
+    atomic_store_explicit(&w->master_ok, upstream_master_ok(w), memory_order_relaxed);
+}
+
+int upstream_master_ok(struct worker *w)
+{
+    int m = w->topo ? w->topo->master : ROUTE_NONE;
+    if (m == ROUTE_NONE) return 0;
+    for (int i = 0; i < w->pools[m].n; i++)
+        if (w->pools[m].conns[i].state == UP_READY && w->pools[m].conns[i].verified) return 1;
+    return 0;
 }
 
 const char *upstream_why(struct worker *w, int node)
@@ -505,8 +535,7 @@ struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner
     struct pool *p = &w->pools[node];
     struct upconn *u = TAILQ_FIRST(&p->idle);
     if (u && !tunnel) {
-        TAILQ_REMOVE(&p->idle, u, idle_link);
-        p->nidle--;
+        unidle(u);
         u->owner = owner;
         return u;
     }
@@ -519,20 +548,45 @@ struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner
     return u;
 }
 
+/* u leaves its owner (or its pool) and its socket closes now; the struct lives until
+ * the end of the pass, since one of its callbacks may be on the stack. */
+static void pin_let_go(struct upconn *u, const char *msg)
+{
+    if (u->dead) return;
+    if (u->idle) unidle(u);
+    u->owner = NULL;
+    sock_destroy(&u->sock);
+    evtimer_del(u->timer);
+    u->state = UP_DOWN;
+    fail_inflight(u, msg);
+    pass_bury_upconn(u);
+}
+
 void upstream_pin_put(struct upconn **up)
 {
     struct upconn *u = *up;
     struct pool *p = &u->w->pools[u->node];
     *up = NULL;
-    if (u->kind != UP_PINNED || !u->sock || !TAILQ_EMPTY(&u->inflight) || u->nwaiting ||
-        p->nidle >= PIN_IDLE_MAX) {
-        upstream_pin_destroy(&u);
+    if (u->kind != UP_PINNED || !u->sock || u->state != UP_READY || !TAILQ_EMPTY(&u->inflight) ||
+        u->nwaiting || p->nidle >= PIN_IDLE_MAX) {
+        upstream_pin_close(&u, "the session ended");
         return;
     }
     u->owner = NULL;
     sock_read(u->sock, 1); /* a client may have paused it */
-    TAILQ_INSERT_TAIL(&p->idle, u, idle_link);
+    TAILQ_INSERT_TAIL(&p->idle, u, link);
     p->nidle++;
+    u->idle = 1;
+}
+
+void upstream_pin_close(struct upconn **up, const char *why)
+{
+    struct upconn *u = *up;
+    char msg[512];
+    if (!u) return;
+    *up = NULL;
+    snprintf(msg, sizeof(msg), "-ERR upstream connection closed (%s: %s)\r\n", node_name(u), why);
+    pin_let_go(u, msg);
 }
 
 void upstream_pin_abort(struct upconn *u, const char *why)
@@ -540,28 +594,25 @@ void upstream_pin_abort(struct upconn *u, const char *why)
     up_failed(u, why);
 }
 
-void upstream_pin_destroy(struct upconn **up)
+void upstream_free(struct upconn *u)
 {
-    struct upconn *u = *up;
-    if (!u) return;
     up_deinit(u);
     free(u);
-    *up = NULL;
 }
 
-int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
-                  size_t len)
+void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
+                   size_t len)
 {
-    if (!u->sock) { /* a pinned connection whose connect failed at once */
-        if (src) evbuffer_drain(src, len);
-        return -1;
+    if (u->sock) {
+        struct evbuffer *out = sock_output(u->sock);
+        if (src)
+            evbuffer_remove_buffer(src, out, len);
+        else
+            evbuffer_add(out, data, len);
+        sock_flush(u->sock);
+    } else if (src) {             /* a pinned connection whose connect failed at once: its timer */
+        evbuffer_drain(src, len); /* fails it from the loop, answering r */
     }
-    struct evbuffer *out = sock_output(u->sock);
-    if (src)
-        evbuffer_remove_buffer(src, out, len);
-    else
-        evbuffer_add(out, data, len);
-    sock_flush(u->sock);
     if (r) {
         r->up = u;
         r->node = u->node;
@@ -570,7 +621,6 @@ int upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const c
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
     }
-    return 0;
 }
 
 size_t upstream_output_len(const struct upconn *u)

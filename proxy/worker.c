@@ -1,13 +1,17 @@
 /* worker: see worker.h. A worker thread runs its event loop until it is told to
  * stop on its control pipe: 'd' stops accepting and lets in-flight replies go out
- * (bounded by shutdown_timeout_ms), 'f' closes everything at once. */
+ * (bounded by shutdown_timeout_ms), 'f' closes everything at once. Each pass of
+ * its loop ends in pass_end(): woken clients resume, closed ones are freed. */
 #include "worker.h"
-#include "avail.h"
+#include "client.h"
 #include "command.h"
-#include "control.h"
 #include "dataplane.h"
+#include "hold.h"
 #include "log.h"
-#include "probe.h"
+#include "pass.h"
+#include "req.h"
+#include "session.h"
+#include "upstream.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -20,16 +24,15 @@
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 511
-#define REQ_CACHE_MAX 4096
 #define ACCEPT_RETRY_MS 100
 
 struct worker_group {
     int n;
     struct worker *workers;
     pthread_t *threads;
+    int nthreads; /* started */
     struct shared shared;
     atomic_int running;
-    struct control *control;
 };
 
 /* What the main and probe threads send a worker on its control pipe. Smaller than
@@ -39,64 +42,42 @@ struct control_msg {
     struct topology *t; /* with 't': a reference the worker takes over */
 };
 
-struct req *worker_req_get(struct worker *w)
+/* The end of one loop pass (pass.h): woken clients resume, in the order woken (a
+ * resume may wake others, or close them); then what was closed is freed, since no
+ * callback on it is on the stack any more. Returns whether it did anything. */
+static int pass_end(void *arg)
 {
-    struct req *r = w->free_reqs;
-    if (r) {
-        w->free_reqs = TAILQ_NEXT(r, cq);
-        w->nfree_reqs--;
-    } else if (!(r = malloc(sizeof(*r)))) {
-        log_error("out of memory allocating a request");
-        abort(); /* as Redis does: nothing sensible can continue */
+    struct worker *w = arg;
+    int did = 0;
+    struct client *c;
+    if (!TAILQ_EMPTY(&w->ready)) w->now_ns = topo_now_ns();
+    while ((c = TAILQ_FIRST(&w->ready))) {
+        TAILQ_REMOVE(&w->ready, c, ready);
+        c->flags &= ~(unsigned)C_READY;
+        client_resume(c);
+        did = 1;
     }
-    memset(r, 0, offsetof(struct req, small));
-    return r;
-}
-
-void worker_req_put(struct worker *w, struct req *r)
-{
-    if (r->copy != r->small) free(r->copy);
-    if (w->nfree_reqs >= REQ_CACHE_MAX) {
-        free(r);
-        return;
+    if (w->draining == 2) { /* the drain timed out: the held got their replies above */
+        w->draining = 3;    /* and they are written before everyone is closed */
+        return 1;
     }
-    TAILQ_NEXT(r, cq) = w->free_reqs;
-    w->free_reqs = r;
-    w->nfree_reqs++;
-}
-
-void worker_outage_over(struct worker *w)
-{
-    avail_report(w->shared->avail, w->outage_since, w->now_ns);
-    if (w->outage_held || w->outage_failed)
-        log_warn("writes flow again after %.3f s: %u requests were held, %u failed with -TRYAGAIN",
-                 (double)(w->now_ns - w->outage_since) / 1e9, w->outage_held, w->outage_failed);
-    w->outage_since = 0;
-    w->outage_held = w->outage_failed = 0;
-}
-
-void worker_write_stalled(struct worker *w, int failed, const char *why)
-{
-    if (!w->outage_held && !w->outage_failed)
-        log_warn("requests %s: %s", failed ? "fail with -TRYAGAIN" : "wait for a writable master",
-                 why);
-    else if (failed && !w->outage_failed)
-        log_warn("requests waited failover.hold_ms (%d ms) and now fail with -TRYAGAIN: %s",
-                 w->cfg->failover.hold_ms, why);
-    if (failed)
-        w->outage_failed++;
-    else
-        w->outage_held++;
-}
-
-void worker_held_changed(struct worker *w)
-{
-    stats_set(&w->stats->held, (uint64_t)w->nheld + (uint64_t)w->nresend);
-}
-
-void worker_maybe_finish(struct worker *w)
-{
+    if (w->draining == 3) {
+        if (w->nclients) log_warn("drain timeout: closing %d client connections", w->nclients);
+        client_close_all(w);
+        w->draining = 4;
+    }
+    while ((c = TAILQ_FIRST(&w->dead))) {
+        client_destroy(c);
+        did = 1;
+    }
+    struct upconn *u;
+    while ((u = TAILQ_FIRST(&w->dead_ups))) {
+        TAILQ_REMOVE(&w->dead_ups, u, link);
+        upstream_free(u);
+        did = 1;
+    }
     if (w->draining && w->nclients == 0) event_base_loopexit(w->base, NULL);
+    return did;
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -128,14 +109,16 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
 }
 
+/* shutdown_timeout_ms passed: requests still waiting for a master get -TRYAGAIN,
+ * then the end of the pass writes them and closes every client. */
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    if (w->nclients) log_warn("drain timeout: closing %d client connections", w->nclients);
-    client_close_all(w);
-    event_base_loopexit(w->base, NULL);
+    w->now_ns = topo_now_ns();
+    w->draining = 2;
+    hold_expire_all(w);
 }
 
 /* A new snapshot: route with it from now on. A replica that stopped answering
@@ -152,9 +135,9 @@ static void set_topology(struct worker *w, struct topology *t)
         if ((int)i != t->master && !t->nodes[i].reachable &&
             (!old || i >= old->nnodes || old->nodes[i].reachable))
             upstream_node_lost(w, (int)i);
-    if (old && old->master >= 0 && old->master != t->master) client_master_moved(w, old->master);
+    if (old && old->master >= 0 && old->master != t->master) session_master_moved(w, old->master);
     topo_release(&old);
-    if (w->nheld || w->nresend) client_release_held(w);
+    if (w->nheld || w->nresend) hold_release_all(w);
 }
 
 static unsigned char *deny_table(const struct config *cfg);
@@ -183,7 +166,7 @@ static void start_stopping(struct worker *w, int how)
         w->listener = NULL;
     }
     if (how == 2) {
-        client_close_all(w);
+        client_close_all(w); /* freed at the end of this pass */
         event_base_loopexit(w->base, NULL);
     } else if (!w->draining) {
         w->draining = 1;
@@ -192,7 +175,6 @@ static void start_stopping(struct worker *w, int how)
         w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
         if (w->drain_timer) evtimer_add(w->drain_timer, &tv);
         client_start_drain(w);
-        worker_maybe_finish(w);
     }
 }
 
@@ -261,6 +243,16 @@ static void sum_stats(void *arg, struct stats *sum)
         stats_sum(sum, g->workers[i].stats);
 }
 
+/* Runs on the control thread (/readyz): every worker has a verified connection to
+ * the writable master, so a client lands where writes work, whichever it lands on. */
+static int all_ready(void *arg)
+{
+    struct worker_group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        if (!atomic_load_explicit(&g->workers[i].master_ok, memory_order_relaxed)) return 0;
+    return g->n > 0;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -271,11 +263,8 @@ static void *worker_main(void *arg)
     sock_loop_run(w->io);
 
     client_close_all(w);
-    struct req *r;
-    while ((r = TAILQ_FIRST(&w->resend))) { /* their clients are gone now */
-        TAILQ_REMOVE(&w->resend, r, uq);
-        worker_req_put(w, r);
-    }
+    pass_end(w); /* frees them */
+    hold_deinit(w);
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     atomic_fetch_sub(w->running, 1);
@@ -287,7 +276,7 @@ static void worker_deinit(struct worker *w)
     if (w->listener) evconnlistener_free(w->listener);
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
-    if (w->hold_timer) event_free(w->hold_timer);
+    hold_deinit(w);
     upstream_pool_deinit(w);
     topo_release(&w->topo);
     struct control_msg m;
@@ -298,11 +287,7 @@ static void worker_deinit(struct worker *w)
     config_release(&w->cfg);
     free(w->denied);
     free(w->stats);
-    while (w->free_reqs) {
-        struct req *r = w->free_reqs;
-        w->free_reqs = TAILQ_NEXT(r, cq);
-        free(r);
-    }
+    req_cache_destroy(&w->reqs);
     for (int i = 0; i < 2; i++)
         if (w->ctl_fd[i] >= 0) close(w->ctl_fd[i]);
     sock_loop_destroy(&w->io);
@@ -319,7 +304,9 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
     w->denied = deny_table(cfg);
     /* Its own cache lines: the control thread reads them, no other worker writes near. */
     w->stats = aligned_alloc(64, (sizeof(struct stats) + 63) / 64 * 64);
-    if (!w->denied || !w->stats) {
+    w->reqs = req_cache_create();
+    w->ops = &client_upstream_ops;
+    if (!w->denied || !w->stats || !w->reqs) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -330,6 +317,9 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->held);
     TAILQ_INIT(&w->resend);
+    TAILQ_INIT(&w->ready);
+    TAILQ_INIT(&w->dead);
+    TAILQ_INIT(&w->dead_ups);
 
     /* Only this thread touches its base: no locking inside libevent either. */
     struct event_config *ec = event_config_new();
@@ -341,6 +331,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
         snprintf(err, errlen, "worker %d: cannot create its event loop", id);
         return -1;
     }
+    sock_loop_set_pass_end(w->io, pass_end, w);
     w->ctl_ev = event_new(w->base, w->ctl_fd[0], EV_READ | EV_PERSIST, control_cb, w);
     if (!w->ctl_ev || event_add(w->ctl_ev, NULL) < 0) {
         snprintf(err, errlen, "worker %d: cannot watch its control pipe", id);
@@ -396,7 +387,6 @@ static int check_port_free(const struct addrinfo *ai, const struct config *cfg, 
 
 static struct worker_group *group_free(struct worker_group *g)
 {
-    control_stop(&g->control); /* first: it publishes to the workers */
     for (int i = 0; i < g->n; i++)
         worker_deinit(&g->workers[i]);
     free(g->workers);
@@ -436,7 +426,7 @@ static unsigned char *deny_table(const struct config *cfg)
     return t;
 }
 
-struct worker_group *workers_start(struct config *cfg, const char *path, char *err, size_t errlen)
+struct worker_group *workers_create(struct config *cfg, char *err, size_t errlen)
 {
     struct addrinfo *listen_ai = NULL;
     struct worker_group *g = calloc(1, sizeof(*g));
@@ -460,15 +450,29 @@ struct worker_group *workers_start(struct config *cfg, const char *path, char *e
             g->n++; /* so it is cleaned up */
             goto fail;
         }
+    freeaddrinfo(listen_ai);
+    return g;
 
+fail:
+    if (listen_ai) freeaddrinfo(listen_ai);
+    return group_free(g);
+}
+
+struct control_hooks workers_hooks(struct worker_group *g)
+{
+    return (struct control_hooks){g, publish_topology, apply_config, sum_stats, all_ready};
+}
+
+int workers_run(struct worker_group *g, struct probe *probe, struct avail *avail, char *err,
+                size_t errlen)
+{
+    g->shared.probe = probe;
+    g->shared.avail = avail;
     /* Start with a picture of the nodes, if they answer soon; respgate also starts
      * without one (Redis down), and routes once the probe learns more. */
-    const struct control_hooks hooks = {g, publish_topology, apply_config, sum_stats};
-    if (!(g->control = control_start(cfg, path, &hooks, err, errlen))) goto fail;
-    g->shared.probe = control_probe(g->control);
-    g->shared.avail = control_avail(g->control);
-    struct topology *first = probe_wait_first(g->shared.probe, cfg->upstream.connect_timeout_ms +
-                                                                   2 * cfg->probe_interval_ms);
+    const struct config *cfg = g->workers[0].cfg;
+    struct topology *first =
+        probe_wait_first(probe, cfg->upstream.connect_timeout_ms + 2 * cfg->probe_interval_ms);
     for (int i = 0; first && i < g->n; i++)
         set_topology(&g->workers[i], topo_acquire(first));
     topo_release(&first);
@@ -476,22 +480,14 @@ struct worker_group *workers_start(struct config *cfg, const char *path, char *e
     for (int i = 0; i < g->n; i++) {
         atomic_fetch_add(&g->running, 1);
         if (pthread_create(&g->threads[i], NULL, worker_main, &g->workers[i])) {
+            atomic_fetch_sub(&g->running, 1);
             snprintf(err, errlen, "cannot start worker thread %d", i);
-            /* threads already started own their workers: stop them the normal way */
-            for (int k = 0; k < i; k++) {
-                send_control(&g->workers[k], 'f', NULL, NULL);
-                pthread_join(g->threads[k], NULL);
-            }
-            goto fail;
+            return -1; /* the caller stops and joins those started */
         }
+        g->nthreads++;
     }
     log_info("listening on %s:%d with %d worker threads", cfg->listen.host, cfg->listen.port, g->n);
-    freeaddrinfo(listen_ai);
-    return g;
-
-fail:
-    if (listen_ai) freeaddrinfo(listen_ai);
-    return group_free(g);
+    return 0;
 }
 
 int workers_running(struct worker_group *g)
@@ -505,17 +501,11 @@ void workers_stop(struct worker_group *g, int force)
         send_control(&g->workers[i], force ? 'f' : 'd', NULL, NULL);
 }
 
-void workers_reload(struct worker_group *g)
-{
-    control_reload(g->control);
-}
-
 void workers_join(struct worker_group **gp)
 {
     struct worker_group *g = *gp;
     if (!g) return;
-    control_stop(&g->control); /* no more snapshots while the workers wind down */
-    for (int i = 0; i < g->n; i++)
+    for (int i = 0; i < g->nthreads; i++)
         pthread_join(g->threads[i], NULL);
     *gp = group_free(g);
 }

@@ -40,6 +40,8 @@ class Admin(unittest.TestCase):
 
     def test_health_readiness_and_topology(self):
         self.assertEqual(get(self.port, "/healthz"), (200, "ok\n"))
+        # Ready once the workers have verified the master, moments after the start.
+        wait_until(lambda: get(self.port, "/readyz")[0] == 200, what="/readyz 200")
         self.assertEqual(get(self.port, "/readyz"),
                          (200, "ready: master 127.0.0.1:%d\n" % self.master.port))
         code, body = get(self.port, "/topology")
@@ -77,7 +79,7 @@ class Token(unittest.TestCase):
             with open(gate.config_path) as f:
                 port = int(json.load(f)["admin"]["listen"].split(":")[1])
             self.assertEqual(get(port, "/healthz")[0], 200)
-            self.assertEqual(get(port, "/readyz")[0], 200)
+            wait_until(lambda: get(port, "/readyz")[0] == 200, what="/readyz 200")
             self.assertEqual(get(port, "/topology")[0], 401)
             self.assertEqual(get(port, "/topology", token="wrong")[0], 401)
             self.assertEqual(get(port, "/topology", token="s3cret")[0], 200)

@@ -1,0 +1,214 @@
+/* dispatch: see dispatch.h. */
+#include "dispatch.h"
+#include "command.h"
+#include "hold.h"
+#include "intercept.h"
+#include "message.h"
+#include "replyq.h"
+#include "session.h"
+#include "upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int is_read(unsigned flags)
+{
+    return (flags & CMD_READONLY) && !(flags & CMD_WRITE);
+}
+
+enum { NODE_ANSWERED = -2 }; /* choose_node queued an error reply */
+
+/* Where a request goes: reads (commands Redis flags read-only) by the router,
+ * everything else - writes, scripts, unknown commands - to the master. Returns a
+ * node; ROUTE_NONE if it needs a master and none is writable now (it waits);
+ * NODE_ANSWERED with an error reply queued. */
+static int choose_node(struct client *c, int read)
+{
+    struct worker *w = c->w;
+    int ryw = w->cfg->routing.read_your_writes;
+    if (!read || (ryw && c->writes_inflight))
+        return route_write(w->topo); /* reads behind its own write: on the same connection */
+    if (ryw) route_horizon_update(&c->horizon, w->topo);
+    int node = route_read(w->topo, &w->policy, ryw ? &c->horizon : NULL, w->outstanding, &w->rr);
+    if (node == ROUTE_NONE && route_write(w->topo) != ROUTE_NONE) {
+        stats_add(&w->stats->errors[STATS_ERR_NO_REPLICA], 1);
+        replyq_error(c, "-ERR no replica is eligible for reads %s\r\n",
+                     "(routing.no_replica is \"error\")");
+        return NODE_ANSWERED;
+    }
+    return node;
+}
+
+/* A request keeps a copy of itself (REQ_COPY_MAX at most), so that it can be sent
+ * once more: a read whose replica dies before answering, a request a node refuses
+ * because it is not what the topology said (a demoted master, a replica that lost
+ * its master). Most fit in the request itself: no malloc. */
+static void keep_copy(struct client *c, struct req *r)
+{
+    size_t len = message_len(c);
+    if (len > REQ_COPY_MAX) return;
+    if (!(r->copy = len <= sizeof(r->small) ? r->small : malloc(len))) return;
+    r->copy_len = len;
+    message_copy(c, r->copy);
+}
+
+/* Shared connections: whatever goes to the master stays on one connection per
+ * client, so Redis runs the client's commands in its order and a WAIT covers its
+ * writes; reads to replicas spread over the replica's pool. */
+static int take_shared(struct client *c, unsigned flags)
+{
+    int read = is_read(flags);
+    int node = choose_node(c, read);
+    if (node == NODE_ANSWERED) {
+        message_discard(c);
+        return 1;
+    }
+    int master = route_write(c->w->topo);
+    struct upconn *u = NULL;
+    if (node != ROUTE_NONE && node != master && !(u = upstream_pick(c->w, node, NULL)))
+        node = master; /* the replica went away before the probe noticed: the master has it */
+    if (!u) {
+        if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up))) {
+            hold_client(c);
+            return 1;
+        }
+        c->up = u;
+        c->hold_until = 0;
+    }
+    struct req *r = replyq_push(c, !read);
+    keep_copy(c, r);
+    message_send(c, u, r);
+    return 1;
+}
+
+static int take_auth(struct client *c, unsigned flags)
+{
+    (void)flags;
+    return intercept_auth_required(c->w->cfg) && intercept_auth(c);
+}
+
+/* As Redis: nothing else is said before AUTH. */
+static int take_noauth(struct client *c, unsigned flags)
+{
+    if (c->authed || !intercept_auth_required(c->w->cfg) || (flags & CMD_QUIT)) return 0;
+    stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+    message_discard(c);
+    replyq_error(c, "-NOAUTH %s\r\n", "Authentication required.");
+    return 1;
+}
+
+static int take_denied(struct client *c, unsigned flags)
+{
+    (void)flags;
+    if (!intercept_denied(c, c->ci)) return 0;
+    stats_add(&c->w->stats->errors[STATS_ERR_DENIED], 1);
+    replyq_error(c, "-ERR command '%s' is not allowed through respgate (deny_commands)\r\n",
+                 c->rp.name); /* before the message, and its name, are dropped */
+    message_discard(c);
+    return 1;
+}
+
+static int take_lost_session(struct client *c, unsigned flags)
+{
+    (void)flags;
+    return (c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c);
+}
+
+static int take_wait(struct client *c, unsigned flags)
+{
+    (void)flags;
+    return intercept_wait(c);
+}
+
+static int take_tunnel(struct client *c, unsigned flags)
+{
+    if (!c->pin || c->pin->kind != UP_TUNNEL) return 0;
+    session_forward(c, flags);
+    return 1;
+}
+
+static int take_quit(struct client *c, unsigned flags)
+{
+    (void)flags;
+    message_discard(c);
+    replyq_local(c, "+OK\r\n", 5);
+    c->flags |= C_CLOSING;
+    return 1;
+}
+
+static int take_client(struct client *c, unsigned flags)
+{
+    (void)flags;
+    return intercept_client(c);
+}
+
+static int take_reset(struct client *c, unsigned flags)
+{
+    (void)flags;
+    intercept_reset(c);
+    return 1;
+}
+
+static int take_new_tunnel(struct client *c, unsigned flags)
+{
+    if (!session_needs_tunnel(c, flags)) return 0;
+    session_start(c, flags, 1);
+    return 1;
+}
+
+static int take_pinned(struct client *c, unsigned flags)
+{
+    if (!c->pin) return 0;
+    session_forward(c, flags);
+    return 1;
+}
+
+static int take_session(struct client *c, unsigned flags)
+{
+    if (!(flags & CMD_SESSION) && !session_client_sub_is_stateful(c->rp.arg1)) return 0;
+    session_start(c, flags, 0);
+    return 1;
+}
+
+/* In order; a step is asked only about commands with one of its flags (0: all). */
+static const struct step {
+    unsigned when;
+    int (*take)(struct client *c, unsigned flags);
+} steps[] = {
+    {0, take_auth},         {0, take_noauth},          {0, take_denied},
+    {0, take_lost_session}, {CMD_WAIT, take_wait},     {0, take_tunnel},
+    {CMD_QUIT, take_quit},  {CMD_CLIENT, take_client}, {CMD_RESET, take_reset},
+    {0, take_new_tunnel},   {0, take_pinned},          {CMD_SESSION | CMD_CLIENT, take_session},
+    {0, take_shared},
+};
+
+static void route(struct client *c)
+{
+    struct resp_parser *p = &c->rp;
+    if (p->argc == 0) { /* an empty command: Redis sends nothing back either */
+        message_discard(c);
+        return;
+    }
+    const struct cmd_info *ci =
+        p->name_len <= RESP_NAME_MAX ? cmd_lookup(p->name, p->name_len) : NULL;
+    /* Names the built-in table lacks may be known to the master (modules, newer Redis). */
+    const struct cmd_info *fi =
+        ci || !c->w->topo ? ci : cmd_overlay_lookup(c->w->topo->commands, p->name, p->name_len);
+    unsigned flags = cmd_flags_of(fi, p->name, p->name_len);
+    c->cls = stats_class_of(flags);
+    if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !intercept_stream_read_blocks(c))
+        flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
+    c->ci = ci;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if ((!steps[i].when || (flags & steps[i].when)) && steps[i].take(c, flags)) return;
+}
+
+/* Every request is counted once: where it went when it is sent, or as answered
+ * here ("local") when it was not and is not waiting to be. */
+void dispatch(struct client *c)
+{
+    c->sent = 0;
+    route(c);
+    if (!c->sent && !(c->flags & (C_WAIT_MASTER | C_WAIT_REPLIES)))
+        stats_add(&c->w->stats->requests[STATS_LOCAL][c->cls], 1);
+}

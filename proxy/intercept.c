@@ -1,0 +1,286 @@
+/* intercept: commands answered or rewritten here, for the client's own view of its
+ * connection: AUTH and HELLO's AUTH (respgate's own users), CLIENT ID / GETNAME /
+ * SETNAME / INFO / SETINFO, WAIT (where this client's writes went), RESET, the deny
+ * list, and whether XREAD / XREADGROUP block. */
+#include "intercept.h"
+#include "command.h"
+#include "message.h"
+#include "replyq.h"
+#include "session.h"
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* Compares without an early exit, so timing does not tell how much matched. */
+static int secret_equals(const char *secret, const char *given, size_t n)
+{
+    size_t len = strlen(secret);
+    unsigned char diff = len != n;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ secret[i % (len ? len : 1)]);
+    return diff == 0;
+}
+
+/* AUTH [user] password against auth.password (the default user) and auth.users. */
+static int credentials_ok(const struct config *cfg, const char *user, size_t ulen, const char *pass,
+                          size_t plen)
+{
+    if (!user || (ulen == 7 && memcmp(user, "default", 7) == 0))
+        return cfg->auth.password && secret_equals(cfg->auth.password, pass, plen);
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        const struct config_user *u = &cfg->auth.users[i];
+        if (strlen(u->name) == ulen && memcmp(u->name, user, ulen) == 0)
+            return secret_equals(u->password, pass, plen);
+    }
+    return 0;
+}
+
+/* Read per command, not once per connection: a reload may add or drop auth.* */
+int intercept_auth_required(const struct config *cfg)
+{
+    return cfg->auth.password || cfg->auth.nusers;
+}
+
+static const char wrongpass[] =
+    "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+
+/* respgate's own authentication, when auth.* is configured: AUTH is answered here
+ * and never forwarded; HELLO's AUTH option is checked here and HELLO forwarded
+ * without it. Returns 1 if the command was answered. */
+int intercept_auth(struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    char buf[MESSAGE_ARGS_MAX_BYTES];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    int hello = strcmp(c->rp.name, "hello") == 0;
+    if (!hello && strcmp(c->rp.name, "auth") != 0) return 0;
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+
+    if (!hello) {
+        message_discard(c);
+        if (argc < 2 || argc > 3) {
+            replyq_error(c, "-ERR %s\r\n", "wrong number of arguments for 'auth' command");
+        } else if (credentials_ok(cfg, argc == 3 ? argv[1] : NULL, argc == 3 ? lens[1] : 0,
+                                  argv[argc - 1], lens[argc - 1])) {
+            c->authed = 1;
+            replyq_local(c, "+OK\r\n", 5);
+        } else {
+            stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+            replyq_local(c, wrongpass, sizeof(wrongpass) - 1);
+        }
+        return 1;
+    }
+    for (int i = 2; i + 2 < argc; i++) { /* HELLO protover [AUTH user pass] [SETNAME n] */
+        if (lens[i] != 4 || strncasecmp(argv[i], "auth", 4) != 0) continue;
+        if (!credentials_ok(cfg, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
+            stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+            message_discard(c);
+            replyq_local(c, wrongpass, sizeof(wrongpass) - 1);
+            return 1;
+        }
+        c->authed = 1;
+        /* Forward HELLO without its AUTH: respgate, not Redis, checked it. */
+        for (int k = i + 3; k < argc; k++) {
+            argv[k - 3] = argv[k];
+            lens[k - 3] = lens[k];
+        }
+        message_reframe(c, argv, lens, argc - 3);
+        return 1;
+    }
+    if (!c->authed) {
+        stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+        message_discard(c);
+        replyq_error(c, "-NOAUTH %s\r\n",
+                     "HELLO must be called with the client already "
+                     "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can "
+                     "be used to authenticate the client and select the RESP protocol version at "
+                     "the same time");
+        return 1;
+    }
+    return 0;
+}
+
+/* WAIT counts the replicas that have every write made on the connection it runs
+ * on, so it must run where this client's writes went; if that connection is gone
+ * (reconnected, master changed, or a transaction's connection since let go), no
+ * count would be true: it gets an error. On a shared connection it also stalls the
+ * clients behind it, so its timeout is capped (a smaller count on time-out is an
+ * answer WAIT may always give). Returns 1 if answered or rewritten here. */
+int intercept_wait(struct client *c)
+{
+    struct worker *w = c->w;
+    int master = route_write(w->topo);
+    struct upconn *target = c->pin                 ? c->pin
+                            : master == ROUTE_NONE ? NULL
+                                                   : upstream_pick_master(w, master, c->up);
+    if (c->write_conn && (!target || target->id != c->write_conn)) {
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n",
+                     "WAIT cannot count replicas for this client's writes: "
+                     "the connection that carried them is gone (reconnected, the master "
+                     "changed, or a transaction ended)");
+        return 1;
+    }
+    char buf[MESSAGE_ARGS_MAX_BYTES];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+    if (argc < 3 || lens[argc - 1] > 18) return 0; /* Redis answers a malformed WAIT */
+    char num[20];
+    memcpy(num, argv[argc - 1], lens[argc - 1]);
+    num[lens[argc - 1]] = '\0';
+    long long timeout = strtoll(num, NULL, 10), cap = w->cfg->limits.max_wait_ms;
+    if (c->pin || (timeout > 0 && timeout <= cap)) return 0;
+    argv[argc - 1] = num;
+    lens[argc - 1] = (size_t)snprintf(num, sizeof(num), "%lld", cap);
+    message_reframe(c, argv, lens, argc);
+    return 1;
+}
+
+/* A session that died with its connection must not go on silently elsewhere:
+ * commands queued in the client's mind would run at once, and a transaction
+ * would run without its WATCH. Returns 1 if the command was answered here. */
+static void addr_text(const struct sockaddr_storage *sa, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (getnameinfo((const struct sockaddr *)sa, sizeof(*sa), host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(out, n, sa->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* CLIENT INFO for the client's own connection to respgate. */
+static void client_info_reply(struct client *c)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    char paddr[INET6_ADDRSTRLEN + 8] = "?", laddr[INET6_ADDRSTRLEN + 8] = "?", line[512];
+    evutil_socket_t fd = sock_fd(c->sock);
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+        addr_text(&peer, paddr, sizeof(paddr));
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+        addr_text(&local, laddr, sizeof(laddr));
+    int n = snprintf(line, sizeof(line),
+                     "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d "
+                     "proxy=respgate pinned=%s\n",
+                     c->id, paddr, laddr, c->name ? c->name : "", (c->session & S_DB) ? -1 : 0,
+                     (c->session & S_MULTI) ? 1 : -1, c->pin && c->pin->kind == UP_TUNNEL,
+                     !c->pin                     ? "no"
+                     : c->pin->kind == UP_TUNNEL ? "tunnel"
+                                                 : "session");
+    char hdr[32];
+    int h = snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
+    message_discard(c);
+    replyq_local(c, hdr, (size_t)h);
+    replyq_local(c, line, (size_t)n);
+    replyq_local(c, "\r\n", 2);
+}
+
+/* RESET: what Redis does to a connection, done to the client's view. Its pinned
+ * connection, if any, is closed rather than reused (RESET there would have logged
+ * respgate's own connection out), and respgate's authentication is asked again. */
+void intercept_reset(struct client *c)
+{
+    if (c->npending) { /* after the replies in flight, in order */
+        c->flags |= C_WAIT_REPLIES;
+        return;
+    }
+    message_discard(c);
+    session_end(c, "RESET"); /* nothing is in flight on it */
+    c->session = 0;
+    c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+    free(c->name);
+    c->name = NULL;
+    c->authed = !intercept_auth_required(c->w->cfg);
+    replyq_local(c, "+RESET\r\n", 8);
+}
+
+int intercept_client(struct client *c)
+{
+    const char *sub = c->rp.arg1;
+    char buf[MESSAGE_ARGS_MAX_BYTES], reply[64];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    if (strcasecmp(sub, "setinfo") == 0 && c->rp.argc == 4) {
+        message_discard(c); /* library name and version: nothing to keep per client yet */
+        replyq_local(c, "+OK\r\n", 5);
+    } else if (strcasecmp(sub, "getname") == 0 && c->rp.argc == 2) {
+        message_discard(c);
+        if (!c->name) {
+            replyq_local(c, "$-1\r\n", 5);
+        } else {
+            int n = snprintf(reply, sizeof(reply), "$%zu\r\n", strlen(c->name));
+            replyq_local(c, reply, (size_t)n);
+            replyq_local(c, c->name, strlen(c->name));
+            replyq_local(c, "\r\n", 2);
+        }
+    } else if (strcasecmp(sub, "id") == 0 && c->rp.argc == 2) {
+        message_discard(c);
+        int n = snprintf(reply, sizeof(reply), ":%llu\r\n", c->id);
+        replyq_local(c, reply, (size_t)n);
+    } else if (strcasecmp(sub, "info") == 0 && c->rp.argc == 2) {
+        client_info_reply(c);
+    } else if (strcasecmp(sub, "setname") == 0 && c->rp.argc == 3) {
+        int argc = message_args(c, buf, sizeof(buf), argv, lens);
+        message_discard(c);
+        int ok = argc == 3;
+        for (size_t i = 0; ok && i < lens[2]; i++)
+            ok = argv[2][i] > ' ' && argv[2][i] <= '~';
+        if (!ok) {
+            replyq_error(c, "-ERR %s\r\n",
+                         "Client names cannot contain spaces, newlines or special characters.");
+            return 1;
+        }
+        free(c->name);
+        c->name = lens[2] ? strndup(argv[2], lens[2]) : NULL;
+        replyq_local(c, "+OK\r\n", 5);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* XREAD and XREADGROUP block only with BLOCK (which comes before STREAMS); without
+ * it they are an ordinary read (XREAD) or write (XREADGROUP). A command too large to
+ * look at whole counts as blocking. */
+int intercept_stream_read_blocks(struct client *c)
+{
+    char buf[MESSAGE_ARGS_MAX_BYTES];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+    if (argc < 0) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (lens[i] == 7 && strncasecmp(argv[i], "streams", 7) == 0) return 0;
+        if (lens[i] == 5 && strncasecmp(argv[i], "block", 5) == 0) return 1;
+    }
+    return argc == MESSAGE_ARGS_MAX; /* STREAMS not seen among the arguments read */
+}
+
+/* deny_commands: by the table built at startup, by name for commands the table
+ * does not know (module commands). */
+int intercept_denied(const struct client *c, const struct cmd_info *ci)
+{
+    const unsigned char *table = c->w->denied;
+    if (ci) {
+        unsigned char d = table[cmd_index(ci)];
+        if (d != 2) return d;
+        char full[RESP_NAME_MAX + RESP_ARG1_MAX + 2];
+        int n = snprintf(full, sizeof(full), "%s|%s", c->rp.name, c->rp.arg1);
+        for (int i = (int)c->rp.name_len + 1; i < n; i++)
+            full[i] = (char)tolower((unsigned char)full[i]);
+        const struct cmd_info *sub = cmd_lookup(full, (size_t)n);
+        return sub && table[cmd_index(sub)] == 1;
+    }
+    for (size_t i = 0; i < c->w->cfg->ndeny; i++)
+        if (strcmp(c->w->cfg->deny[i], c->rp.name) == 0) return 1;
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* intercept: commands answered or rewritten here rather than sent as they are
+ * (AUTH, HELLO's AUTH, CLIENT about the client itself, WAIT, RESET), and the
+ * checks dispatch makes before it routes (auth required, deny list). Each
+ * intercept_* that returns int returns 1 if it answered or rewrote the framed
+ * command, 0 if the command goes on as it is. */
+#ifndef RG_INTERCEPT_H
+#define RG_INTERCEPT_H
+
+#include "command.h"
+#include "dataplane.h"
+
+/* Read per command, not once per connection: a reload may add or drop auth.* */
+int intercept_auth_required(const struct config *cfg);
+/* respgate's own AUTH (answered here) and HELLO ... AUTH (checked here, forwarded
+ * without it), when auth.* is configured. */
+int intercept_auth(struct client *c);
+/* WAIT where this client's writes went, its timeout capped on a shared connection. */
+int intercept_wait(struct client *c);
+/* CLIENT ID, GETNAME, SETNAME, INFO, SETINFO for the client's own view. */
+int intercept_client(struct client *c);
+/* RESET: the session ends, authentication is asked again. */
+void intercept_reset(struct client *c);
+/* XREAD / XREADGROUP block only with BLOCK. */
+int intercept_stream_read_blocks(struct client *c);
+/* deny_commands: 1 if the framed command (ci from the table, or NULL) is refused. */
+int intercept_denied(const struct client *c, const struct cmd_info *ci);
+
+#endif

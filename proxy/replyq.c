@@ -1,0 +1,133 @@
+/* replyq: see replyq.h. */
+#include "replyq.h"
+#include "pass.h"
+#include "req.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct req *replyq_push(struct client *c, int write)
+{
+    struct req *r = req_get(c->w->reqs);
+    r->client = c;
+    r->write = write;
+    c->writes_inflight += write;
+    TAILQ_INSERT_TAIL(&c->pending, r, cq);
+    if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
+    return r;
+}
+
+void replyq_local(struct client *c, const char *s, size_t n)
+{
+    if (TAILQ_EMPTY(&c->pending)) {
+        evbuffer_add(sock_output(c->sock), s, n);
+        sock_flush(c->sock);
+        return;
+    }
+    struct req *r = req_get(c->w->reqs);
+    r->client = c;
+    r->reply = evbuffer_new();
+    r->done = 1;
+    evbuffer_add(r->reply, s, n);
+    TAILQ_INSERT_TAIL(&c->pending, r, cq);
+    c->npending++;
+}
+
+void replyq_error(struct client *c, const char *fmt, const char *arg)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), fmt, arg);
+    if (n >= (int)sizeof(msg)) n = (int)sizeof(msg) - 1;
+    replyq_local(c, msg, (size_t)n);
+}
+
+/* Moves r's reply (the first len bytes of src) to dst, or what replaces it. */
+static void take_reply(const struct req *r, struct evbuffer *src, size_t len, struct evbuffer *dst)
+{
+    if (r->instead) {
+        evbuffer_drain(src, len);
+        evbuffer_add(dst, r->instead, strlen(r->instead));
+    } else {
+        evbuffer_remove_buffer(src, dst, len);
+    }
+}
+
+/* A write answered (or failed, so it may have run): the read-your-writes horizon moves. */
+static void write_answered(struct client *c, const struct req *r)
+{
+    if (!r->write) return;
+    c->writes_inflight--;
+    c->horizon.write_done_ns = topo_now_ns();
+}
+
+void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
+{
+    struct client *c = r->client;
+    if (r->timed) stats_observe(&w->stats->latency[r->node], w->now_ns - r->sent_ns);
+    if (!c) { /* the client left: drop its reply */
+        evbuffer_drain(src, len);
+        req_put(w->reqs, r);
+        return;
+    }
+    write_answered(c, r);
+    if (r == TAILQ_FIRST(&c->pending)) { /* the common case: straight to the output */
+        TAILQ_REMOVE(&c->pending, r, cq);
+        c->npending--;
+        take_reply(r, src, len, sock_output(c->sock));
+        sock_flush(c->sock);
+        req_put(w->reqs, r);
+    } else { /* an earlier reply is still out: keep this one */
+        r->reply = evbuffer_new();
+        take_reply(r, src, len, r->reply);
+        r->done = 1;
+    }
+    pass_wake(c);
+}
+
+void replyq_fail(struct worker *w, struct req *r, const char *msg)
+{
+    struct client *c = r->client;
+    if (!c) {
+        req_put(w->reqs, r);
+        return;
+    }
+    stats_add(&w->stats->errors[STATS_ERR_UPSTREAM], 1);
+    write_answered(c, r);
+    if (!r->reply) r->reply = evbuffer_new();
+    evbuffer_add(r->reply, msg, strlen(msg));
+    r->done = 1;
+    pass_wake(c);
+}
+
+void replyq_release(struct client *c)
+{
+    struct evbuffer *out = sock_output(c->sock);
+    struct req *r;
+    int any = 0;
+    while ((r = TAILQ_FIRST(&c->pending)) && r->done) {
+        TAILQ_REMOVE(&c->pending, r, cq);
+        c->npending--;
+        evbuffer_add_buffer(out, r->reply);
+        req_put(c->w->reqs, r);
+        any = 1;
+    }
+    if (any) sock_flush(c->sock);
+    if ((c->flags & C_PAUSED_PENDING) &&
+        c->npending <= c->w->cfg->limits.max_pending_per_client / 2)
+        c->flags &= ~(unsigned)C_PAUSED_PENDING;
+    if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) c->flags |= C_PAUSED_OUT;
+}
+
+void replyq_detach(struct client *c)
+{
+    struct req *r;
+    while ((r = TAILQ_FIRST(&c->pending))) {
+        TAILQ_REMOVE(&c->pending, r, cq);
+        if (!r->done) { /* in an upstream's queue or the resend list: dropped from there */
+            r->client = NULL;
+            continue;
+        }
+        req_put(c->w->reqs, r);
+    }
+    c->npending = 0;
+}

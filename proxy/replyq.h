@@ -1,0 +1,26 @@
+/* replyq: a client's ordered reply queue. Every request the client sent has a slot
+ * in c->pending, in command order; a reply fills its slot, made here or come from
+ * Redis, and is written to the client only once every reply before it has been.
+ * Filling a slot never runs the client: it wakes it (pass.h). */
+#ifndef RG_REPLYQ_H
+#define RG_REPLYQ_H
+
+#include "dataplane.h"
+
+/* A slot for a request about to be sent upstream; write: not known read-only. */
+struct req *replyq_push(struct client *c, int write);
+/* A reply made here, behind the client's pending replies. */
+void replyq_local(struct client *c, const char *s, size_t n);
+/* The same, "fmt" with one string argument (the result is cut at 512 bytes). */
+void replyq_error(struct client *c, const char *fmt, const char *arg);
+/* r's reply is the first len bytes of src (or r->instead); takes r. */
+void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+/* r failed: its reply is msg; takes r. */
+void replyq_fail(struct worker *w, struct req *r, const char *msg);
+/* Writes out the replies at the head of the queue that are complete, and updates
+ * the pauses that depend on the queue and the output. */
+void replyq_release(struct client *c);
+/* The client is going: replies still to come are dropped when they arrive. */
+void replyq_detach(struct client *c);
+
+#endif

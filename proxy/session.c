@@ -1,0 +1,253 @@
+/* session: see session.h. */
+#include "session.h"
+#include "command.h"
+#include "hold.h"
+#include "log.h"
+#include "message.h"
+#include "pass.h"
+#include "replyq.h"
+#include "upstream.h"
+
+#include <string.h>
+#include <strings.h>
+
+static int is_read(unsigned flags)
+{
+    return (flags & CMD_READONLY) && !(flags & CMD_WRITE);
+}
+
+static int is_unsubscribe(const char *n)
+{
+    return strcmp(n, "unsubscribe") == 0 || strcmp(n, "punsubscribe") == 0 ||
+           strcmp(n, "sunsubscribe") == 0;
+}
+
+static int is_subscribe(const char *n)
+{
+    return strcmp(n, "subscribe") == 0 || strcmp(n, "psubscribe") == 0 ||
+           strcmp(n, "ssubscribe") == 0;
+}
+
+int session_client_sub_is_stateful(const char *sub)
+{
+    static const char *const stateful[] = {"tracking", "caching",  "no-evict",
+                                           "no-touch", "getredir", "trackinginfo"};
+    for (size_t i = 0; i < sizeof(stateful) / sizeof(stateful[0]); i++)
+        if (strcasecmp(sub, stateful[i]) == 0) return 1;
+    return 0;
+}
+
+/* Commands whose replies cannot be framed one per request: pushes, MONITOR's
+ * stream, CLIENT REPLY OFF/SKIP, RESP3 after HELLO, replication. */
+int session_needs_tunnel(const struct client *c, unsigned flags)
+{
+    return (flags & CMD_TUNNEL) || ((flags & CMD_CLIENT) && strcasecmp(c->rp.arg1, "reply") == 0);
+}
+
+/* Stops waiting for u's output to drain (u is going away or being let go). */
+static void unwait(struct client *c, struct upconn *u)
+{
+    if ((c->flags & C_PAUSED_UP) && c->waiting == u) {
+        c->flags &= ~(unsigned)C_PAUSED_UP;
+        u->nwaiting--;
+    }
+}
+
+/* Follows the state the command leaves on the pinned connection. */
+static void track(struct client *c)
+{
+    const char *n = c->rp.name;
+    if (strcmp(n, "multi") == 0)
+        c->session |= S_MULTI;
+    else if (strcmp(n, "exec") == 0 || strcmp(n, "discard") == 0)
+        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+    else if (strcmp(n, "watch") == 0)
+        c->session |= S_WATCH;
+    else if (strcmp(n, "unwatch") == 0)
+        c->session &= ~(unsigned)S_WATCH;
+    else if (strcmp(n, "select") == 0)
+        c->session =
+            strcmp(c->rp.arg1, "0") == 0 ? c->session & ~(unsigned)S_DB : c->session | S_DB;
+    else if (strcmp(n, "reset") == 0)
+        c->session = 0;
+    else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 || strcmp(n, "readwrite") == 0 ||
+             (strcmp(n, "client") == 0 && session_client_sub_is_stateful(c->rp.arg1)))
+        c->session |= S_STICKY;
+}
+
+static void forward_pinned(struct client *c, unsigned flags)
+{
+    struct req *r = replyq_push(c, !is_read(flags));
+    if ((c->flags & C_WATCH_LOST) && strcmp(c->rp.name, "exec") == 0) {
+        /* The watch is gone, so the keys may have changed: do what Redis does when
+         * a watched key changed - run nothing, answer nil. */
+        c->flags &= ~(unsigned)C_WATCH_LOST;
+        message_discard(c);
+        r->instead = "*-1\r\n";
+        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+        static const char discard[] = "*1\r\n$7\r\nDISCARD\r\n";
+        c->sent = 1;
+        upstream_send(c->pin, r, NULL, discard, sizeof(discard) - 1);
+        return;
+    }
+    track(c);
+    message_send(c, c->pin, r);
+}
+
+static void forward_tunnel(struct client *c, unsigned flags)
+{
+    const char *n = c->rp.name;
+    /* Anything but pub/sub (MONITOR, HELLO, CLIENT REPLY) keeps it a tunnel for good. */
+    if (!is_subscribe(n) && !is_unsubscribe(n) && strcmp(n, "ping") != 0) c->pin->frame_tunnel = 0;
+    c->sent_since_unsub = is_unsubscribe(n) ? 0 : c->sent_since_unsub + 1;
+    message_send(c, c->pin, NULL);
+    if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
+}
+
+void session_forward(struct client *c, unsigned flags)
+{
+    if (c->pin->kind == UP_TUNNEL)
+        forward_tunnel(c, flags);
+    else
+        forward_pinned(c, flags);
+}
+
+void session_start(struct client *c, unsigned flags, int tunnel)
+{
+    if (c->npending) {
+        c->flags |= C_WAIT_REPLIES; /* after the replies in flight, in order */
+        return;
+    }
+    if (c->pin && tunnel) { /* nothing in flight: the session becomes a tunnel */
+        c->pin->kind = UP_TUNNEL;
+        c->pin->frame_tunnel = is_subscribe(c->rp.name);
+        forward_tunnel(c, flags);
+        return;
+    }
+    int master = route_write(c->w->topo);
+    if (master == ROUTE_NONE || !upstream_pick_master(c->w, master, NULL)) {
+        hold_client(c); /* a session starts only on a master a connection has just verified */
+        return;
+    }
+    c->hold_until = 0;
+    if (!(c->pin = upstream_pin_get(c->w, master, c, tunnel))) {
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n", "out of memory");
+        return;
+    }
+    c->pin->frame_tunnel = tunnel && is_subscribe(c->rp.name);
+    log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
+    if (tunnel)
+        forward_tunnel(c, flags);
+    else
+        forward_pinned(c, flags);
+}
+
+int session_lost(struct client *c)
+{
+    const char *n = c->rp.name;
+    int exec = strcmp(n, "exec") == 0, discard = strcmp(n, "discard") == 0;
+    if (c->flags & C_TX_ABORTED) {
+        stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
+        message_discard(c);
+        if (exec || discard) c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+        static const char execabort[] =
+            "-EXECABORT Transaction discarded because its connection to Redis was lost.\r\n";
+        if (exec)
+            replyq_local(c, execabort, sizeof(execabort) - 1);
+        else if (discard)
+            replyq_local(c, "+OK\r\n", 5);
+        else
+            replyq_error(c, "-ERR %s\r\n",
+                         "transaction aborted: its connection to Redis was "
+                         "lost; send EXEC or DISCARD");
+        return 1;
+    }
+    if ((c->flags & C_WATCH_LOST) && (discard || strcmp(n, "unwatch") == 0))
+        c->flags &= ~(unsigned)C_WATCH_LOST;
+    return 0;
+}
+
+void session_maybe_unpin(struct client *c)
+{
+    if (!c->pin || c->pin->kind != UP_PINNED || c->session || c->npending) return;
+    unwait(c, c->pin);
+    upstream_pin_put(&c->pin);
+}
+
+void session_end(struct client *c, const char *why)
+{
+    if (!c->pin) return;
+    unwait(c, c->pin);
+    upstream_pin_close(&c->pin, why);
+    c->session = 0;
+}
+
+void session_master_moved(struct worker *w, int old)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &w->clients, link)
+    if (c->pin && c->pin->node == old) upstream_pin_abort(c->pin, "the master changed");
+}
+
+void session_pin_lost(struct client *c, const char *why)
+{
+    struct upconn *pin = c->pin;
+    int tunnel = pin->kind == UP_TUNNEL;
+    unwait(c, pin);
+    c->pin = NULL; /* upstream.c lets it go */
+    stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
+    if (tunnel && !pin->got_data) replyq_error(c, "-ERR upstream unavailable (%s)\r\n", why);
+    /* A tunnel cannot be resumed mid-stream, nor a session whose database or
+     * authentication we could not carry to another connection: close the client.
+     * Otherwise the session simply ended (its requests get errors) and the client's
+     * next command runs normally. */
+    if (tunnel || (c->session & (S_DB | S_STICKY))) {
+        log_debug("client: session connection lost (%s), closing the client", why);
+        c->flags |= C_CLOSING;
+    } else if (c->session & S_MULTI) {
+        c->flags |= C_TX_ABORTED;
+    } else if (c->session & S_WATCH) {
+        c->flags |= C_WATCH_LOST;
+    }
+    c->session = 0;
+    pass_wake(c);
+}
+
+/* "*3 $11 unsubscribe <channel> :0": the subscription count fell to zero. */
+static int subscriptions_ended(struct evbuffer *msg, size_t len)
+{
+    static const char *const heads[] = {"*3\r\n$11\r\nunsubscribe\r\n",
+                                        "*3\r\n$12\r\npunsubscribe\r\n",
+                                        "*3\r\n$12\r\nsunsubscribe\r\n"};
+    char head[24], tail[6];
+    struct evbuffer_ptr at;
+    if (len < sizeof(head) || evbuffer_copyout(msg, head, sizeof(head)) != sizeof(head)) return 0;
+    int match = 0;
+    for (size_t i = 0; i < 3; i++)
+        match |= strncasecmp(head, heads[i], strlen(heads[i])) == 0;
+    if (!match || evbuffer_ptr_set(msg, &at, len - sizeof(tail), EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(msg, &at, tail, sizeof(tail)) != sizeof(tail))
+        return 0;
+    return memcmp(tail, "\r\n:0\r\n", 6) == 0;
+}
+
+int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int framed)
+{
+    struct evbuffer *out = sock_output(c->sock);
+    int ended = framed && subscriptions_ended(src, len);
+    if (framed)
+        evbuffer_remove_buffer(src, out, len);
+    else
+        evbuffer_add_buffer(out, src);
+    sock_flush(c->sock);
+    if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
+    /* Out of pub/sub with nothing else asked since: the connection is idle and clean,
+     * and goes back to the pool at the end of the pass. */
+    if (!ended || c->sent_since_unsub) return 0;
+    log_debug("client: no subscriptions left, back to multiplexing");
+    c->pin->kind = UP_PINNED;
+    c->pin->frame_tunnel = 0;
+    pass_wake(c);
+    return 1;
+}
