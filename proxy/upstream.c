@@ -182,12 +182,19 @@ static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
         !(n >= 9 && memcmp(head, "-LOADING ", 9) == 0))
         return 0;
     struct worker *w = u->w;
-    if (readonly && w->topo && w->topo->master == u->node && u->verified) {
+    /* A session's connection is never verified itself: it counts while the node's
+     * shared ones still are. */
+    if (readonly && w->topo && w->topo->master == u->node &&
+        (u->verified || (is_pinned(u) && upstream_master_ok(w)))) {
         log_warn("upstream %s: refused a write as a replica; holding writes and looking again",
                  node_name(u));
         /* Each connection proves itself again: once ROLE says master (the probe
-         * catching up, or a manual switch back), writes flow again. */
+         * catching up, or a manual switch back), writes flow again. Sessions wait
+         * for that too; idle session connections there are not reused. */
         reverify_node(w, u->node);
+        struct upconn *idle;
+        while ((idle = TAILQ_FIRST(&w->pools[u->node].idle)))
+            upstream_pin_close(&idle, "the node refused a write as a replica");
         note_master(w);
         probe_refresh(w->shared->probe);
     }
