@@ -2,7 +2,6 @@
  * is returned, so a caller never sees half a config. */
 #include "config.h"
 #include "log.h"
-#include "route.h"
 
 #include <ctype.h>
 #include <jansson.h>

@@ -34,6 +34,9 @@ struct config_user {
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON };
 
+/* routing.reads: where reads go (route.h decides with it). */
+enum route_reads { ROUTE_READS_REPLICA = 0, ROUTE_READS_MASTER, ROUTE_READS_ANY };
+
 struct config {
     atomic_int refs;
     struct config_addr listen;

@@ -3,7 +3,6 @@
  * reads JSON. */
 #include "config.h"
 #include "log.h"
-#include "route.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -8,8 +8,6 @@
 
 #include "topology.h"
 
-enum route_reads { ROUTE_READS_REPLICA = 0, ROUTE_READS_MASTER, ROUTE_READS_ANY };
-
 struct route_policy {
     enum route_reads reads;
     long long max_lag_bytes; /* a replica further behind is not eligible */
