@@ -103,7 +103,7 @@ static void protocol_error(struct client *c, const char *what)
 static void client_process(struct client *c)
 {
     struct evbuffer *in = sock_input(c->sock);
-    while (!(c->flags & (C_WAIT_MASTER | C_WAIT_REPLIES | C_DEAD))) {
+    while (!(c->flags & (C_WAIT_MASTER | C_WAIT_REPLIES | C_WAIT_READS | C_DEAD))) {
         if (!c->framed) {
             if (c->flags & C_NOREAD) break;
             int rc = frame_next(&c->rp, in, &c->scanned);
@@ -133,6 +133,7 @@ void client_resume(struct client *c)
     replyq_release(c);
     session_maybe_unpin(c);
     if ((c->flags & C_WAIT_REPLIES) && c->npending == 0) c->flags &= ~(unsigned)C_WAIT_REPLIES;
+    if ((c->flags & C_WAIT_READS) && c->replica_reads == 0) c->flags &= ~(unsigned)C_WAIT_READS;
     if (c->flags & C_SHUT) return;
     client_process(c);
 }

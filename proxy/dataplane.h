@@ -57,6 +57,7 @@ struct req {
     int64_t resend_until;       /* refused or lost: how long it may wait for another node */
     int node;                   /* where it was sent */
     int timed;                  /* on a shared connection: its latency is measured */
+    int replica_read;           /* a read sent to a replica: its client's writes wait for it */
     int64_t sent_ns;            /* the worker's clock when it was sent */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
                                    a request is cleared up to it, not through it */
@@ -150,10 +151,11 @@ enum {
     C_WAIT_MASTER = 1 << 10,   /* its framed request waits on the worker's held list */
     C_READY = 1 << 11,         /* on the worker's ready list: resumed at the end of the pass */
     C_DEAD = 1 << 12,          /* closed: freed at the end of the pass */
+    C_WAIT_READS = 1 << 13,    /* a framed write waits for its reads in flight on replicas */
 };
 #define C_NOREAD                                                                                   \
     (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |      \
-     C_WAIT_MASTER | C_DEAD)
+     C_WAIT_MASTER | C_WAIT_READS | C_DEAD)
 
 /* What keeps a client on its pinned connection once the replies are back. */
 enum {
@@ -180,6 +182,8 @@ struct client {
     int reading;
     struct route_horizon horizon;  /* read-your-writes: where its last write is visible */
     int writes_inflight;           /* writes sent and not answered yet */
+    int replica_reads;             /* reads in flight on replicas: a write waits for them, or
+                                      a replica could apply it before it ran an earlier read */
     unsigned session;              /* S_*: state its pinned connection holds */
     int authed;                    /* passed respgate's own AUTH (or none is asked) */
     unsigned long long id;         /* CLIENT ID */

@@ -58,6 +58,10 @@ static void keep_copy(struct client *c, struct req *r)
 static int take_shared(struct client *c, unsigned flags)
 {
     int read = is_read(flags);
+    if (!read && c->replica_reads) { /* as on one connection: earlier reads see the old */
+        c->flags |= C_WAIT_READS;
+        return 1;
+    }
     int node = choose_node(c, read);
     if (node == NODE_ANSWERED) {
         message_discard(c);
@@ -77,6 +81,10 @@ static int take_shared(struct client *c, unsigned flags)
     }
     struct req *r = replyq_push(c, !read);
     keep_copy(c, r);
+    if (u->node != master) {
+        r->replica_read = 1;
+        c->replica_reads++;
+    }
     message_send(c, u, r);
     return 1;
 }
@@ -209,6 +217,6 @@ void dispatch(struct client *c)
 {
     c->sent = 0;
     route(c);
-    if (!c->sent && !(c->flags & (C_WAIT_MASTER | C_WAIT_REPLIES)))
+    if (!c->sent && !(c->flags & (C_WAIT_MASTER | C_WAIT_REPLIES | C_WAIT_READS)))
         stats_add(&c->w->stats->requests[STATS_LOCAL][c->cls], 1);
 }

@@ -128,15 +128,25 @@ static int resend(struct worker *w, struct req *r, int avoid)
 /* r waits on the worker's resend list until it can be sent, or hold_ms passes. */
 static void wait_to_resend(struct worker *w, struct req *r)
 {
+    r->up = NULL;
     arm_hold_timer(w);
     TAILQ_INSERT_TAIL(&w->resend, r, uq);
     w->nresend++;
     outage_held_changed(w);
 }
 
+/* Whether a write the client sent after r went on r's connection: it may have run
+ * before the connection died, and r sent again now would see it. */
+static int later_write_went_along(const struct req *r)
+{
+    for (const struct req *n = TAILQ_NEXT(r, cq); n; n = TAILQ_NEXT(n, cq))
+        if (n->write && !n->done && n->up == r->up) return 1;
+    return 0;
+}
+
 int hold_retry(struct worker *w, struct req *r)
 {
-    if (!r->client || !r->copy || r->write) return 0;
+    if (!r->client || !r->copy || r->write || later_write_went_along(r)) return 0;
     int64_t now = topo_now_ns();
     if (!r->resend_until) r->resend_until = now + (int64_t)w->cfg->failover.hold_ms * 1000000;
     if (now >= r->resend_until || w->draining > 1) return 0;

@@ -52,9 +52,11 @@ static void take_reply(const struct req *r, struct evbuffer *src, size_t len, st
     }
 }
 
-/* A write answered (or failed, so it may have run): the read-your-writes horizon moves. */
-static void write_answered(struct client *c, const struct req *r)
+/* A write answered (or failed, so it may have run): the read-your-writes horizon
+ * moves. A read answered by a replica no longer holds the client's writes back. */
+static void answered(struct client *c, const struct req *r)
 {
+    if (r->replica_read) c->replica_reads--;
     if (!r->write) return;
     c->writes_inflight--;
     c->horizon.write_done_ns = topo_now_ns();
@@ -69,7 +71,7 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
         req_put(w->reqs, r);
         return;
     }
-    write_answered(c, r);
+    answered(c, r);
     if (r == TAILQ_FIRST(&c->pending)) { /* the common case: straight to the output */
         TAILQ_REMOVE(&c->pending, r, cq);
         c->npending--;
@@ -92,7 +94,7 @@ void replyq_fail(struct worker *w, struct req *r, const char *msg)
         return;
     }
     stats_add(&w->stats->errors[STATS_ERR_UPSTREAM], 1);
-    write_answered(c, r);
+    answered(c, r);
     if (!r->reply) r->reply = evbuffer_new();
     evbuffer_add(r->reply, msg, strlen(msg));
     r->done = 1;

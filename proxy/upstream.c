@@ -69,8 +69,7 @@ static void fail_inflight(struct upconn *u, const char *msg)
 {
     struct req *r;
     while ((r = TAILQ_FIRST(&u->inflight))) {
-        unqueue(u, r);
-        r->up = NULL;
+        unqueue(u, r); /* r->up still says where it was, for ops->lost */
         u->w->ops->lost(u->w, r, msg);
     }
 }
