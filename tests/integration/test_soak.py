@@ -466,66 +466,62 @@ def _show(v):
     return repr(v) if isinstance(v, str) and not isinstance(v, Err) else str(v)
 
 
-def pusher(sh):
-    """Pushes numbered elements onto the clients' q:<i> lists, through respgate."""
-    rng, seq, conn = random.Random(7), collections.Counter(), None
+def feeder(sh, who, next_cmds):
+    """Sends the integer-answered commands next_cmds() makes, every 20 ms, through
+    respgate: the pusher and the publisher."""
+    conn = None
     while not sh.stop.is_set() and time.monotonic() < sh.deadline:
         try:
             if conn is None:
                 conn = Conn(sh.gate.port)
-            with sh.lock:
-                targets = [i for i in rng.sample(range(CLIENTS), 20) if sh.queued[i] < 3]
-                for i in targets:
-                    sh.queued[i] += 1
-            cmds = []
-            for i in targets:
-                seq[i] += 1
-                cmds.append(("RPUSH", "q:%d" % i, b"%d:%d" % (i, seq[i])))
+            cmds = next_cmds()
             if cmds:
                 conn.send_cmds(cmds)
                 for c in cmds:
                     r = conn.read(REPLY_TIMEOUT)
                     if isinstance(r, Err):
                         if error_kind(r) is None:
-                            sh.stats.fail("pusher: %s got %r" % (c[1], str(r)))
+                            sh.stats.fail("%s: %s got %r" % (who, c[1], str(r)))
                     elif not isinstance(r, int):
-                        sh.stats.fail("pusher: %s got %r" % (c[1], r))
+                        sh.stats.fail("%s: %s got %r" % (who, c[1], r))
             time.sleep(0.02)
         except (Closed, OSError, Hang) as e:
             if sh.dead():
                 return
-            sh.stats.fail("pusher: %r" % e)
+            sh.stats.fail("%s: %r" % (who, e))
             return
+
+
+def pusher(sh):
+    """Pushes numbered elements onto the clients' q:<i> lists."""
+    rng, seq = random.Random(7), collections.Counter()
+
+    def next_cmds():
+        with sh.lock:
+            targets = [i for i in rng.sample(range(CLIENTS), 20) if sh.queued[i] < 3]
+            for i in targets:
+                sh.queued[i] += 1
+        cmds = []
+        for i in targets:
+            seq[i] += 1
+            cmds.append(("RPUSH", "q:%d" % i, b"%d:%d" % (i, seq[i])))
+        return cmds
+    feeder(sh, "pusher", next_cmds)
 
 
 def publisher(sh):
-    """Publishes numbered messages on the subscribed clients' channels, through respgate."""
-    seq, conn = collections.Counter(), None
-    while not sh.stop.is_set() and time.monotonic() < sh.deadline:
-        try:
-            if conn is None:
-                conn = Conn(sh.gate.port)
-            with sh.lock:
-                targets = list(sh.subscribed)
-            cmds = []
-            for i in targets:
-                seq[i] += 1
-                cmds.append(("PUBLISH", "ch:%d" % i, b"%d:%d" % (i, seq[i])))
-            if cmds:
-                conn.send_cmds(cmds)
-                for c in cmds:
-                    r = conn.read(REPLY_TIMEOUT)
-                    if isinstance(r, Err):
-                        if error_kind(r) is None:
-                            sh.stats.fail("publisher: %s got %r" % (c[1], str(r)))
-                    elif not isinstance(r, int):
-                        sh.stats.fail("publisher: %s got %r" % (c[1], r))
-            time.sleep(0.02)
-        except (Closed, OSError, Hang) as e:
-            if sh.dead():
-                return
-            sh.stats.fail("publisher: %r" % e)
-            return
+    """Publishes numbered messages on the subscribed clients' channels."""
+    seq = collections.Counter()
+
+    def next_cmds():
+        with sh.lock:
+            targets = list(sh.subscribed)
+        cmds = []
+        for i in targets:
+            seq[i] += 1
+            cmds.append(("PUBLISH", "ch:%d" % i, b"%d:%d" % (i, seq[i])))
+        return cmds
+    feeder(sh, "publisher", next_cmds)
 
 
 def chaos(sh, master, replica, log):
