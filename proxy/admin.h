@@ -1,6 +1,7 @@
 /* admin: the operators' HTTP endpoint (libevent evhttp) on the control thread, at
  * admin.listen. GET /healthz (the process answers), GET /readyz (200 only while a
- * writable master answers through every worker: a sidecar's readiness probe), GET /metrics
+ * writable master answers its probes and every worker holds a ROLE-verified
+ * connection to it: a sidecar's readiness probe), GET /metrics
  * (Prometheus), GET /topology (JSON: the nodes as the newest snapshot has them),
  * GET /status (JSON: availability, error budget, failovers with RTO and RPO),
  * GET /config (the running config, secrets redacted, and the last reload),
@@ -31,7 +32,7 @@ struct admin_ops {
     /* Starts a failover: 0 (done is called later), -1 no Sentinel answers, -2 no
      * Sentinel configured. who gets the Sentinel asked. */
     int (*failover)(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen);
-    /* Whether the data plane can write to the master now. */
+    /* Whether every worker holds a ROLE-verified connection to the master now. */
     int (*ready)(void *arg);
 };
 

@@ -1,7 +1,7 @@
 /* client: see client.h. Every buffer is bounded: a client that pipelines too much,
- * or reads too slowly, is simply not read until it catches up. Nothing here runs
- * from an upstream callback: those go through client_upstream_ops, which only fill
- * reply slots and wake clients. */
+ * or reads too slowly, is simply not read until it catches up. The request path
+ * here never runs from an upstream callback: those go through client_upstream_ops,
+ * whose entries only fill reply slots, queue resends and wake clients. */
 #include "client.h"
 #include "dispatch.h"
 #include "frame.h"

@@ -22,7 +22,7 @@ struct control_hooks {
     void (*apply)(void *arg, struct config *cfg);
     /* Adds every worker's counters into sum. */
     void (*stats)(void *arg, struct stats *sum);
-    /* Whether every worker can write to the master now (/readyz). */
+    /* Whether every worker holds a ROLE-verified connection to the master (/readyz). */
     int (*ready)(void *arg);
 };
 

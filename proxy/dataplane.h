@@ -1,6 +1,6 @@
 /* dataplane: the types one worker thread's data plane is made of (types only;
- * the functions live with their modules: req, pass, upstream, replyq, hold,
- * session, intercept, dispatch, client, worker). Everything here is owned by
+ * the functions live with their modules: req, pass, outage, upstream, replyq,
+ * message, hold, session, intercept, dispatch, client, worker). Everything here is owned by
  * exactly one worker thread and touched by no other, except the few atomics
  * marked as such.
  *
@@ -101,8 +101,9 @@ struct upconn {
 TAILQ_HEAD(upconn_list, upconn);
 
 /* How upstream.c tells its owners what happened, without knowing them: the data
- * plane fills it in (client.c). Each one only records and wakes clients; none may
- * free an upstream connection or a client. */
+ * plane fills it in (client.c). Each one only records, wakes clients or sends a
+ * request again (hold.c); none may resume a client or free an upstream connection
+ * or a client. */
 struct upstream_ops {
     /* r's reply is the first len bytes of src: r goes to its client's queue. */
     void (*reply)(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
@@ -120,8 +121,6 @@ struct upstream_ops {
     void (*drained)(struct upconn *u);
     /* A connection to the master proved it is one: held requests may go now. */
     void (*master_ready)(struct worker *w);
-    /* A write succeeded: the outage this worker saw, if any, is over. */
-    void (*write_ok)(struct worker *w, struct req *r);
 };
 
 /* A worker's connections to one node; set up when a topology first lists it. */
@@ -141,7 +140,7 @@ enum {
     C_PAUSED_PENDING = 1 << 0, /* max_pending_per_client replies outstanding */
     C_PAUSED_UP = 1 << 1,      /* its upstream's output is over the high mark */
     C_PAUSED_OUT = 1 << 2,     /* its own output is over the high mark */
-    C_WAIT_REPLIES = 1 << 3,   /* a framed session command waits for its earlier replies */
+    C_WAIT_REPLIES = 1 << 3,   /* a framed session command or RESET waits for earlier replies */
     C_CLOSING = 1 << 4,        /* no more input: close once replies are out */
     C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
     C_LINGER = 1 << 6,         /* after a protocol error: half-close, then drain the input */
@@ -172,7 +171,8 @@ struct client {
     TAILQ_ENTRY(client) ready; /* with C_READY or C_DEAD: on the ready or the free list */
     struct req_queue pending;  /* in command order */
     int npending;
-    struct upconn *up;      /* shared connection to the master: all its writes go here */
+    struct upconn *up;      /* shared connection to the master: all its writes go here.
+                               Picked on its first request for the master, not on accept */
     struct upconn *pin;     /* its own connection, once in a session */
     struct upconn *waiting; /* with C_PAUSED_UP: whose output it waits on */
     struct resp_parser rp;
@@ -244,7 +244,7 @@ struct worker {
     struct req_cache *reqs;
     atomic_int master_ok; /* written here, read by /readyz: a verified connection to the
                              writable master is up */
-    int ctl_fd[2];        /* control pipe: the main thread writes, the worker reads */
+    int ctl_fd[2];        /* control pipe: main and the control thread write, the worker reads */
     struct event *ctl_ev;
     /* Mailboxes the pipe only wakes the worker for, so that a full pipe loses
      * nothing: the newest reloaded config (a reference), and 1 drain, 2 close. */

@@ -53,8 +53,9 @@ static void keep_copy(struct client *c, struct req *r)
 }
 
 /* Shared connections: whatever goes to the master stays on one connection per
- * client, so Redis runs the client's commands in its order and a WAIT covers its
- * writes; reads to replicas spread over the replica's pool. */
+ * client (picked on its first request for the master, kept while verified), so
+ * Redis runs the client's commands in its order and a WAIT covers its writes;
+ * reads to replicas pick a connection of the replica's pool per request. */
 static int take_shared(struct client *c, unsigned flags)
 {
     int read = is_read(flags);

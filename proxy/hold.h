@@ -22,7 +22,8 @@ void hold_release_all(struct worker *w);
 void hold_expire_all(struct worker *w);
 /* r was in flight on a connection that failed: a read is sent again elsewhere or
  * waits. Returns 1 if r was taken, 0 if it must be answered with an error (a write,
- * or a read too large to have a copy). */
+ * a read too large to have a copy, or one a later write of its client followed on
+ * that connection). */
 int hold_retry(struct worker *w, struct req *r);
 /* r was refused because of its node's role (the first len bytes of in): sent again
  * now, or once a node can take it. Takes r; returns 1. */

@@ -146,9 +146,7 @@ int intercept_wait(struct client *c)
     return 1;
 }
 
-/* A session that died with its connection must not go on silently elsewhere:
- * commands queued in the client's mind would run at once, and a transaction
- * would run without its WATCH. Returns 1 if the command was answered here. */
+/* "host:port" ("[v6]:port") of a socket address, for CLIENT INFO. */
 static void addr_text(const struct sockaddr_storage *sa, char *out, size_t n)
 {
     char host[INET6_ADDRSTRLEN], port[8];

@@ -125,7 +125,8 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg->log_level);
     log_set_json(cfg->log_format == CONFIG_LOG_JSON);
-    /* The probe thread is woken from main; workers opt out of locking (NOLOCK). */
+    /* The control thread is woken from main (reload, stop) and from workers (the
+     * probe asked to look again); workers opt out of locking (NOLOCK). */
     evthread_use_pthreads();
     log_info("respgate %s starting with %s", RG_VERSION, path);
     int rc = run(cfg, path);

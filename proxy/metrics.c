@@ -169,7 +169,8 @@ static void topology(struct evbuffer *b, const struct metrics_input *in)
         }
     }
     family(b, "respgate_writable_master", "gauge",
-           "1 while a writable master is known and answers (what /readyz reports).");
+           "1 while a writable master is known and answers (/readyz also needs every worker "
+           "to have a verified connection to it).");
     sample(b, "respgate_writable_master", NULL, in->avail->writable);
     family(b, "respgate_sentinels", "gauge",
            "Sentinels known (configured and discovered) and those that answered the last round.");

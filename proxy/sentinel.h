@@ -10,7 +10,7 @@
  * tick before it sends that replica REPLICAOF NO ONE, and from that moment the view
  * names the replica as the master-to-be. Writes already sent to the old master have
  * been replicated by then; later ones wait (the proxy holds them) for the new one.
- * Everything runs on the caller's event_base (the probe thread); nothing is shared. */
+ * Everything runs on the caller's event_base (the control thread); nothing is shared. */
 #ifndef RG_SENTINEL_H
 #define RG_SENTINEL_H
 

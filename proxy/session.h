@@ -1,8 +1,9 @@
 /* session: clients on a connection of their own. Commands that leave state on a
  * connection (MULTI, WATCH, SELECT, blocking commands, AUTH...) pin the client to
- * a connection to the master for as long as the state lasts; commands whose
- * replies are not one per request (pub/sub, MONITOR, CLIENT REPLY) turn it into a
- * tunnel, relayed as it comes. A session starts only once the client's earlier
+ * a connection to the master for as long as the state lasts; its replies are framed
+ * one per request into the client's reply queue, as on a shared connection.
+ * Commands whose replies are not one per request (pub/sub, MONITOR, CLIENT REPLY)
+ * turn it into a tunnel, relayed as it comes. A session starts only once the client's earlier
  * replies are back, so its order holds. */
 #ifndef RG_SESSION_H
 #define RG_SESSION_H

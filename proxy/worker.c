@@ -1,7 +1,8 @@
 /* worker: see worker.h. A worker thread runs its event loop until it is told to
  * stop on its control pipe: 'd' stops accepting and lets in-flight replies go out
  * (bounded by shutdown_timeout_ms), 'f' closes everything at once. Each pass of
- * its loop ends in pass_end(): woken clients resume, closed ones are freed. */
+ * its loop ends in pass_end(): woken clients resume, closed clients and let-go
+ * pinned connections are freed. */
 #include "worker.h"
 #include "client.h"
 #include "command.h"
@@ -35,8 +36,8 @@ struct worker_group {
     atomic_int running;
 };
 
-/* What the main and probe threads send a worker on its control pipe. Smaller than
- * PIPE_BUF, so each write is atomic. */
+/* What main ('d', 'f') and the control thread ('t', 'c') send a worker on its
+ * control pipe. Smaller than PIPE_BUF, so each write is atomic. */
 struct control_msg {
     char cmd;           /* 'd' drain, 'f' force close, 't' new topology, 'c' new config */
     struct topology *t; /* with 't': a reference the worker takes over */
@@ -218,7 +219,7 @@ static void send_control(struct worker *w, char cmd, struct topology *t, struct 
     if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
 }
 
-/* Runs on the probe thread: every worker gets its own reference. */
+/* Runs on the control thread: every worker gets its own reference. */
 static void publish_topology(void *arg, struct topology *t)
 {
     struct worker_group *g = arg;

@@ -1,7 +1,8 @@
 /* worker: the data-plane threads. Each worker has its own event_base, its own
  * SO_REUSEPORT listener and its own upstream connections; they share nothing on the
  * request path. Other threads talk to them only through a control pipe and its
- * mailboxes; the control plane reaches them through the hooks (control.h). */
+ * mailboxes, and read only their counters and master_ok; the control plane reaches
+ * them through the hooks (control.h). */
 #ifndef RG_WORKER_H
 #define RG_WORKER_H
 
