@@ -6,7 +6,9 @@
 # over rounds and ratios to direct as a markdown table.
 #
 #   tests/bench/bench.sh [--out FILE]
-#   env: RESPGATE (binary), THREADS (respgate workers, 2), ROUNDS (3),
+#   env: RESPGATE (binary), RESPGATE_BASE (a second respgate binary, e.g. the
+#        previous commit's, run as target "base" for an A/B in the same run),
+#        THREADS (respgate workers, 2), ROUNDS (3),
 #        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000),
 #        MODE=replicas: the master gets two replicas; respgate reads from them and is
 #        compared with direct Redis (the peers here cannot split reads)
@@ -71,9 +73,15 @@ cat > "$dir/respgate.json" <<JSON
  "regions": [{"name": "bench", "nodes": [$nodes]}],
  "upstream": {"connections_per_node": 2}, "admin": {"listen": null}}
 JSON
-"$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
-pids+=($!)
-if wait_ping "${port[respgate]}"; then targets+=(respgate); else echo "respgate did not start" >&2; fi
+start_respgate() { # target binary
+    port[$1]=$(free_port)
+    sed "s/:${port[respgate]}\"/:${port[$1]}\"/" "$dir/respgate.json" >"$dir/$1.json"
+    "$2" -c "$dir/$1.json" 2>"$dir/$1.log" &
+    pids+=($!)
+    if wait_ping "${port[$1]}"; then targets+=("$1"); else echo "$1 did not start" >&2; fi
+}
+start_respgate respgate "$RESPGATE"
+[ -n "${RESPGATE_BASE:-}" ] && start_respgate base "$RESPGATE_BASE"
 
 [ "$MODE" = replicas ] && peers=no || peers=yes
 port[haproxy]=$(free_port)
