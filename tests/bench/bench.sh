@@ -67,15 +67,17 @@ if [ "$MODE" = replicas ]; then
     sleep 1
 fi
 
-port[respgate]=$(free_port)
-cat > "$dir/respgate.json" <<JSON
-{"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
+template_port=$(free_port)
+cat > "$dir/respgate.template.json" <<JSON
+{"listen": "127.0.0.1:$template_port", "threads": $THREADS, "log": {"level": "warn"},
  "regions": [{"name": "bench", "nodes": [$nodes]}],
  "upstream": {"connections_per_node": 2}, "admin": {"listen": null}}
 JSON
-start_respgate() { # target binary
-    port[$1]=$(free_port)
-    sed "s/:${port[respgate]}\"/:${port[$1]}\"/" "$dir/respgate.json" >"$dir/$1.json"
+start_respgate() { # target binary: the config above, on a port of its own
+    local p
+    p=$(free_port)
+    sed "s/:$template_port\"/:$p\"/" "$dir/respgate.template.json" >"$dir/$1.json"
+    port[$1]=$p
     "$2" -c "$dir/$1.json" 2>"$dir/$1.log" &
     pids+=($!)
     if wait_ping "${port[$1]}"; then targets+=("$1"); else echo "$1 did not start" >&2; fi
