@@ -58,6 +58,10 @@ static unsigned policy(const char *name, size_t len, unsigned flags)
     if ((len == 4 && memcmp(name, "wait", 4) == 0) || (len == 7 && memcmp(name, "waitaof", 7) == 0))
         return CMD_WAIT;
     if (len == 5 && memcmp(name, "reset", 5) == 0) return CMD_RESET;
+    if ((len == 11 && memcmp(name, "unsubscribe", 11) == 0) ||
+        (len == 12 &&
+         (memcmp(name, "punsubscribe", 12) == 0 || memcmp(name, "sunsubscribe", 12) == 0)))
+        return CMD_UNSUB;
     if (flags & CMD_BLOCKING) return CMD_SESSION;
     if (len == 4 && memcmp(name, "quit", 4) == 0) return CMD_QUIT;
     if (len == 6 && memcmp(name, "client", 6) == 0) return CMD_CLIENT;

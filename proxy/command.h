@@ -30,6 +30,8 @@ enum cmd_flag {
     CMD_TUNNEL = 1 << 19,  /* replies cannot be framed one per request: relay bytes */
     CMD_WAIT = 1 << 20,    /* WAIT, WAITAOF: must run where the client's writes went */
     CMD_RESET = 1 << 21,   /* RESET: done to the client's view */
+    CMD_UNSUB = 1 << 22,   /* (P|S)UNSUBSCRIBE: one reply per channel, never on a shared
+                              connection; outside pub/sub answered here */
 };
 
 struct cmd_info {

@@ -151,6 +151,7 @@ enum {
     C_READY = 1 << 11,         /* on the worker's ready list: resumed at the end of the pass */
     C_DEAD = 1 << 12,          /* closed: freed at the end of the pass */
     C_WAIT_READS = 1 << 13,    /* a framed write waits for its reads in flight on replicas */
+    C_TX_DIRTY = 1 << 14,      /* respgate refused a command queued in its MULTI: EXECABORT */
 };
 #define C_NOREAD                                                                                   \
     (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |      \

@@ -136,6 +136,14 @@ static int take_tunnel(struct client *c, unsigned flags)
     return 1;
 }
 
+static int take_unsubscribe(struct client *c, unsigned flags)
+{
+    (void)flags;
+    if (c->session & S_MULTI) return 0; /* queued like any command: one QUEUED */
+    intercept_unsubscribe(c);
+    return 1;
+}
+
 static int take_quit(struct client *c, unsigned flags)
 {
     (void)flags;
@@ -184,10 +192,19 @@ static const struct step {
     unsigned when;
     int (*take)(struct client *c, unsigned flags);
 } steps[] = {
-    {0, take_auth},         {0, take_noauth},          {0, take_denied},
-    {0, take_lost_session}, {CMD_WAIT, take_wait},     {0, take_tunnel},
-    {CMD_QUIT, take_quit},  {CMD_CLIENT, take_client}, {CMD_RESET, take_reset},
-    {0, take_new_tunnel},   {0, take_pinned},          {CMD_SESSION | CMD_CLIENT, take_session},
+    {0, take_auth},
+    {0, take_noauth},
+    {0, take_denied},
+    {0, take_lost_session},
+    {CMD_WAIT, take_wait},
+    {0, take_tunnel},
+    {CMD_UNSUB, take_unsubscribe},
+    {CMD_QUIT, take_quit},
+    {CMD_CLIENT, take_client},
+    {CMD_RESET, take_reset},
+    {0, take_new_tunnel},
+    {0, take_pinned},
+    {CMD_SESSION | CMD_CLIENT, take_session},
     {0, take_shared},
 };
 

@@ -194,7 +194,7 @@ void intercept_reset(struct client *c)
     message_discard(c);
     session_end(c, "RESET"); /* nothing is in flight on it */
     c->session = 0;
-    c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+    c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST | C_TX_DIRTY);
     free(c->name);
     c->name = NULL;
     c->authed = !intercept_auth_required(c->w->cfg);
@@ -281,4 +281,40 @@ int intercept_denied(const struct client *c, const struct cmd_info *ci)
     for (size_t i = 0; i < c->w->cfg->ndeny; i++)
         if (strcmp(c->w->cfg->deny[i], c->rp.name) == 0) return 1;
     return 0;
+}
+
+void intercept_unsubscribe(struct client *c)
+{
+    size_t len = message_len(c);
+    char *buf = malloc(len);
+    struct evbuffer *out = evbuffer_new();
+    if (!buf || !out) {
+        free(buf);
+        if (out) evbuffer_free(out);
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n", "out of memory");
+        return;
+    }
+    message_copy(c, buf);
+    const char *name = c->rp.name;
+    /* The framer checked the shape: *N CRLF, then $len CRLF data CRLF each. */
+    const char *p = memchr(buf, '\n', len) + 1, *end = buf + len;
+    int argc = 0;
+    while (p < end) {
+        size_t n = strtoul(p + 1, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
+        if (argc++ > 0) {
+            evbuffer_add_printf(out, "*3\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(name), name, n);
+            evbuffer_add(out, p, n);
+            evbuffer_add(out, "\r\n:0\r\n", 6);
+        }
+        p += n + 2;
+    }
+    if (argc == 1)
+        evbuffer_add_printf(out, "*3\r\n$%zu\r\n%s\r\n$-1\r\n:0\r\n", strlen(name), name);
+    free(buf);
+    message_discard(c);
+    size_t n = evbuffer_get_length(out);
+    replyq_local(c, (const char *)evbuffer_pullup(out, -1), n);
+    evbuffer_free(out);
 }

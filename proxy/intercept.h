@@ -20,6 +20,10 @@ int intercept_wait(struct client *c);
 int intercept_client(struct client *c);
 /* RESET: the session ends, authentication is asked again. */
 void intercept_reset(struct client *c);
+/* (P|S)UNSUBSCRIBE outside pub/sub: what Redis answers a client subscribed to
+ * nothing, one reply per channel named (one with a nil channel for none). Redis
+ * sends as many replies as channels, so it must never go on a shared connection. */
+void intercept_unsubscribe(struct client *c);
 /* XREAD / XREADGROUP block only with BLOCK. */
 int intercept_stream_read_blocks(struct client *c);
 /* deny_commands: 1 if the framed command (ci from the table, or NULL) is refused. */

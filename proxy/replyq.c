@@ -35,6 +35,9 @@ void replyq_local(struct client *c, const char *s, size_t n)
 
 void replyq_error(struct client *c, const char *fmt, const char *arg)
 {
+    /* As Redis does when it rejects a command queued in a transaction: EXEC will
+     * abort it, nothing in it runs. */
+    if (c->session & S_MULTI) c->flags |= C_TX_DIRTY;
     char msg[512];
     int n = snprintf(msg, sizeof(msg), fmt, arg);
     if (n >= (int)sizeof(msg)) n = (int)sizeof(msg) - 1;

@@ -11,7 +11,8 @@
 struct req *replyq_push(struct client *c, int write);
 /* A reply made here, behind the client's pending replies. */
 void replyq_local(struct client *c, const char *s, size_t n);
-/* The same, "fmt" with one string argument (the result is cut at 512 bytes). */
+/* The same, "fmt" with one string argument (the result is cut at 512 bytes); an
+ * error, so inside MULTI it makes the client's EXEC abort. */
 void replyq_error(struct client *c, const char *fmt, const char *arg);
 /* r's reply is the first len bytes of src (or r->instead); takes r. */
 void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len);

@@ -75,19 +75,35 @@ static void track(struct client *c)
         c->session |= S_STICKY;
 }
 
+/* EXEC that must not run: DISCARD goes in its place (the transaction is over on
+ * the connection too), and the client gets reply. */
+static void exec_instead(struct client *c, struct req *r, const char *reply)
+{
+    static const char discard[] = "*1\r\n$7\r\nDISCARD\r\n";
+    message_discard(c);
+    r->instead = reply;
+    c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+    c->sent = 1;
+    upstream_send(c->pin, r, NULL, discard, sizeof(discard) - 1);
+}
+
 static void forward_pinned(struct client *c, unsigned flags)
 {
     struct req *r = replyq_push(c, !is_read(flags));
-    if ((c->flags & C_WATCH_LOST) && strcmp(c->rp.name, "exec") == 0) {
+    int exec = strcmp(c->rp.name, "exec") == 0, discard = strcmp(c->rp.name, "discard") == 0;
+    if ((c->flags & C_TX_DIRTY) && (exec || discard)) {
+        c->flags &= ~(unsigned)C_TX_DIRTY;
+        if (exec) { /* respgate refused a command queued here: like Redis, run nothing */
+            c->flags &= ~(unsigned)C_WATCH_LOST;
+            exec_instead(c, r, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+            return;
+        }
+    }
+    if ((c->flags & C_WATCH_LOST) && exec) {
         /* The watch is gone, so the keys may have changed: do what Redis does when
          * a watched key changed - run nothing, answer nil. */
         c->flags &= ~(unsigned)C_WATCH_LOST;
-        message_discard(c);
-        r->instead = "*-1\r\n";
-        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
-        static const char discard[] = "*1\r\n$7\r\nDISCARD\r\n";
-        c->sent = 1;
-        upstream_send(c->pin, r, NULL, discard, sizeof(discard) - 1);
+        exec_instead(c, r, "*-1\r\n");
         return;
     }
     track(c);
@@ -150,7 +166,7 @@ int session_lost(struct client *c)
     if (c->flags & C_TX_ABORTED) {
         stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
         message_discard(c);
-        if (exec || discard) c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST);
+        if (exec || discard) c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST | C_TX_DIRTY);
         static const char execabort[] =
             "-EXECABORT Transaction discarded because its connection to Redis was lost.\r\n";
         if (exec)
