@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+/* After a protocol error the reply gets out before the close: the input is read and
+ * dropped for at most this long, and at most this much of it. */
 #define LINGER_SECONDS 1
+#define LINGER_MAX_BYTES (64 * 1024)
 
 static void update_reading(struct client *c)
 {
@@ -72,7 +75,11 @@ static void maybe_finish(struct client *c)
     if (c->flags & C_LINGER) {
         c->flags |= C_SHUT;
         sock_shutdown_write(c->sock);
-        sock_read_timeout(c->sock, LINGER_SECONDS * 1000);
+        if (sock_close_after(c->sock, LINGER_SECONDS * 1000)) {
+            client_close(c);
+            return;
+        }
+        sock_read(c->sock, 1);
         c->reading = 1;
         return;
     }
@@ -144,7 +151,10 @@ static void client_readcb(void *arg)
     if (c->flags & C_DEAD) return;
     c->w->now_ns = topo_now_ns(); /* one clock read for all the requests read now */
     if (c->flags & C_SHUT) {      /* lingering: the input means nothing any more */
-        evbuffer_drain(sock_input(c->sock), evbuffer_get_length(sock_input(c->sock)));
+        struct evbuffer *in = sock_input(c->sock);
+        c->lingered += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->lingered > LINGER_MAX_BYTES) client_close(c); /* still sending: enough */
         return;
     }
     client_process(c);

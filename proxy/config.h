@@ -105,6 +105,10 @@ void config_release(struct config **cfg);
 /* The effective config (defaults included) as JSON. With redact, secrets are
  * replaced by "(redacted)"; without, it is only for comparing. A new reference. */
 struct json_t *config_to_json(const struct config *cfg, int redact);
+/* url ("http://user:pass@host:port/path?query#fragment") as GET /config shows it:
+ * scheme, host, port and path kept, the userinfo and everything from the first '?'
+ * or '#' replaced by "(redacted)". For logs too: out is cut, never overrun. */
+void config_redact_url(const char *url, char *out, size_t outlen);
 /* A reload: writes into out the keys that differ between old and next but take
  * effect only on restart ("listen, threads"; "" if none), and gives next the old
  * values of those, so that next describes what really runs. */

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define REDACTED "(redacted)"
@@ -34,6 +35,38 @@ static json_t *secret(const char *s, int redact)
 static json_t *nullable(const char *s)
 {
     return s ? json_string(s) : json_null();
+}
+
+void config_redact_url(const char *url, char *out, size_t outlen)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep) { /* not a URL we understand: nothing of it is shown */
+        snprintf(out, outlen, "%s", REDACTED);
+        return;
+    }
+    const char *auth = sep + 3, *rest = auth + strcspn(auth, "/?#");
+    const char *host = auth;
+    for (const char *p = auth; p < rest; p++)
+        if (*p == '@') host = p + 1; /* the last '@': a password may hold one too */
+    const char *tail = rest + strcspn(rest, "?#");
+    snprintf(out, outlen, "%.*s%s%s%.*s%.*s%s%s", (int)(auth - url), url,
+             host > auth ? REDACTED : "", host > auth ? "@" : "", (int)(rest - host), host,
+             (int)(tail - rest), rest, *tail ? (*tail == '?' ? "?" : "#") : "",
+             *tail ? REDACTED : "");
+}
+
+/* The webhook URL without its userinfo and query (tokens travel there). */
+static json_t *webhook_json(const char *url, int redact)
+{
+    if (!url) return json_null();
+    if (!redact) return json_string(url);
+    size_t n = strlen(url) + 2 * sizeof(REDACTED) + 8;
+    char *s = malloc(n);
+    if (!s) return json_string(REDACTED);
+    config_redact_url(url, s, n);
+    json_t *j = json_string(s);
+    free(s);
+    return j;
 }
 
 static json_t *region_json(const struct config_region *r, int redact)
@@ -65,8 +98,10 @@ json_t *config_to_json(const struct config *cfg, int redact)
                                         secret(cfg->auth.users[i].password, redact)));
     if (cfg->notify.ncommand) {
         command = json_array();
+        /* The program shows; its arguments may be credentials (--token=...). */
         for (size_t i = 0; i < cfg->notify.ncommand; i++)
-            json_array_append_new(command, json_string(cfg->notify.command[i]));
+            json_array_append_new(command, i ? secret(cfg->notify.command[i], redact)
+                                             : json_string(cfg->notify.command[i]));
     }
     return json_pack(
         "{s:o, s:i, s:{s:s, s:s}, s:i, s:i, s:o, s:{s:s, s:I, s:b, s:s}, "
@@ -89,7 +124,7 @@ json_t *config_to_json(const struct config *cfg, int redact)
         "hold_ms", cfg->failover.hold_ms, "max_held_requests", cfg->failover.max_held_requests,
         "admin", "listen", cfg->admin.enabled ? addr_json(&cfg->admin.listen) : json_null(),
         "token", secret(cfg->admin.token, redact), "notify", "command", command, "webhook",
-        nullable(cfg->notify.webhook), "timeout_ms", cfg->notify.timeout_ms, "slo", "availability",
+        webhook_json(cfg->notify.webhook, redact), "timeout_ms", cfg->notify.timeout_ms, "slo", "availability",
         cfg->slo.availability);
 }
 

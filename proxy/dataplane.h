@@ -178,7 +178,8 @@ struct client {
     struct upconn *waiting; /* with C_PAUSED_UP: whose output it waits on */
     struct resp_parser rp;
     size_t scanned;
-    int framed; /* rp holds a complete request not dispatched yet */
+    int framed;      /* rp holds a complete request not dispatched yet */
+    size_t lingered; /* with C_SHUT: bytes read and dropped since */
     unsigned flags;
     int reading;
     struct route_horizon horizon;  /* read-your-writes: where its last write is visible */

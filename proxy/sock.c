@@ -20,10 +20,9 @@ struct sock {
     TAILQ_ENTRY(sock) dirty;
     int queued; /* in the loop's dirty list */
     int connecting;
-    int reading;  /* the owner wants input */
-    int wpending; /* the write event is armed: the kernel was full */
-    struct timeval rtimeout;
-    int has_rtimeout;
+    int reading;            /* the owner wants input */
+    int wpending;           /* the write event is armed: the kernel was full */
+    struct event *deadline; /* sock_close_after: one-shot, not moved by reads */
 };
 
 struct sock_loop {
@@ -60,7 +59,7 @@ static void arm_read(struct sock *s)
 {
     if (s->connecting) return;
     if (s->reading)
-        event_add(s->rev, s->has_rtimeout ? &s->rtimeout : NULL);
+        event_add(s->rev, NULL);
     else
         event_del(s->rev);
 }
@@ -118,11 +117,8 @@ void sock_loop_run(struct sock_loop *l)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     struct sock *s = arg;
-    if (what & EV_TIMEOUT) {
-        s->h->on_close(s->ctx, ETIMEDOUT);
-        return;
-    }
     ssize_t n = recv(fd, s->loop->rbuf, SOCK_READ_MAX, 0);
     if (n > 0) {
         evbuffer_add(s->in, s->loop->rbuf, (size_t)n);
@@ -222,6 +218,7 @@ void sock_destroy(struct sock **sp)
     if (s->queued) TAILQ_REMOVE(&s->loop->dirty, s, dirty);
     if (s->rev) event_free(s->rev);
     if (s->wev) event_free(s->wev);
+    if (s->deadline) event_free(s->deadline);
     if (s->in) evbuffer_free(s->in);
     if (s->out) evbuffer_free(s->out);
     if (s->fd >= 0) close(s->fd);
@@ -258,13 +255,19 @@ void sock_read(struct sock *s, int enable)
     arm_read(s);
 }
 
-void sock_read_timeout(struct sock *s, int ms)
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    s->rtimeout.tv_sec = ms / 1000;
-    s->rtimeout.tv_usec = (ms % 1000) * 1000;
-    s->has_rtimeout = 1;
-    s->reading = 1;
-    arm_read(s);
+    (void)fd;
+    (void)what;
+    struct sock *s = arg;
+    s->h->on_close(s->ctx, ETIMEDOUT);
+}
+
+int sock_close_after(struct sock *s, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!s->deadline && !(s->deadline = evtimer_new(s->loop->base, on_deadline, s))) return -1;
+    return evtimer_add(s->deadline, &tv);
 }
 
 void sock_shutdown_write(struct sock *s)

@@ -47,8 +47,8 @@ evutil_socket_t sock_fd(const struct sock *s);
 /* Call after adding to the output: it is written at the end of this loop pass. */
 void sock_flush(struct sock *s);
 void sock_read(struct sock *s, int enable);
-/* Close (ETIMEDOUT) if nothing is read for ms; with reading enabled. */
-void sock_read_timeout(struct sock *s, int ms);
+/* on_close(ETIMEDOUT) in ms, whatever is read meanwhile; -1 if it cannot be armed. */
+int sock_close_after(struct sock *s, int ms);
 void sock_shutdown_write(struct sock *s);
 
 #endif

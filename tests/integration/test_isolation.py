@@ -1,7 +1,9 @@
 """One client never hurts another (issue 11): replies Redis sends more than once per
 request never reach a shared connection, and an error respgate gives a command
 queued in MULTI aborts the transaction as Redis would."""
+import socket
 import threading
+import time
 import unittest
 
 from harness import ProxyTestCase, RespError, encode, main
@@ -88,6 +90,31 @@ class RefusedInsideMulti(ProxyTestCase):
         c.call("MULTI")
         c.call("SET", "txd", "2")
         self.assertEqual(c.call("EXEC"), ["OK"])
+
+
+class ProtocolErrorLinger(ProxyTestCase):
+
+    def closed_after(self, chunk, pause):
+        """Sends a malformed command, reads the error, then keeps sending chunk every
+        pause seconds; returns how long until respgate closed the connection."""
+        s = socket.create_connection(("127.0.0.1", self.gate.port), timeout=5)
+        s.sendall(b"*1\r\n:1\r\n")
+        self.assertTrue(s.recv(4096).startswith(b"-ERR Protocol error"))
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < 6:
+                s.sendall(chunk)
+                time.sleep(pause)
+        except OSError:  # reset or broken pipe: closed
+            pass
+        s.close()
+        return time.monotonic() - start
+
+    def test_a_client_that_keeps_sending_is_closed_within_the_linger(self):
+        self.assertLess(self.closed_after(b"x" * 100, 0.05), 3.0)
+
+    def test_a_client_that_floods_after_the_error_is_closed_at_once(self):
+        self.assertLess(self.closed_after(b"x" * 65536, 0.0), 1.0)
 
 
 if __name__ == "__main__":
