@@ -88,10 +88,11 @@ static void maybe_finish(struct client *c)
 
 /* Malformed input: the stream cannot be trusted past this point. Redis answers
  * with an error and closes; an HTTP request gets no answer at all. */
-static void protocol_error(struct client *c, const char *what)
+static void protocol_error(struct client *c, const char *what, enum stats_close why)
 {
     log_debug("client: protocol error (%s), closing", what);
     stats_add(&c->w->stats->errors[STATS_ERR_PROTOCOL], 1);
+    stats_add(&c->w->stats->closed[why], 1);
     if (c->rp.http) {
         client_close(c);
         return;
@@ -102,6 +103,16 @@ static void protocol_error(struct client *c, const char *what)
     message_next(c);
     update_reading(c);
     maybe_finish(c);
+}
+
+/* How much unparsed input the client may send: before it authenticated (when
+ * respgate asks for AUTH), little more than an AUTH takes, as Redis does. */
+static long long query_limit(const struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    if (!c->authed && intercept_auth_required(cfg) && cfg->limits.max_query_buffer_bytes > 65536)
+        return 65536;
+    return cfg->limits.max_query_buffer_bytes;
 }
 
 /* Frames and dispatches what the client has sent, as far as its limits allow. A
@@ -115,13 +126,13 @@ static void client_process(struct client *c)
             if (c->flags & C_NOREAD) break;
             int rc = frame_next(&c->rp, in, &c->scanned);
             if (rc == RESP_EPROTO) {
-                protocol_error(c, c->rp.err);
+                protocol_error(c, c->rp.err, STATS_CLOSE_PROTOCOL);
                 return;
             }
             if (rc == RESP_MORE) {
-                if ((long long)evbuffer_get_length(in) > c->w->cfg->limits.max_query_buffer_bytes) {
+                if ((long long)evbuffer_get_length(in) > query_limit(c)) {
                     stats_add(&c->w->stats->errors[STATS_ERR_LIMIT], 1);
-                    protocol_error(c, "query buffer limit exceeded");
+                    protocol_error(c, "query buffer limit exceeded", STATS_CLOSE_QUERY_LIMIT);
                     return;
                 }
                 break;
@@ -137,6 +148,15 @@ static void client_process(struct client *c)
 
 void client_resume(struct client *c)
 {
+    if (c->flags & C_OVERLIMIT) {
+        log_warn("client id=%llu closed: %zu bytes of replies it has not read, over "
+                 "limits.client_output_limit_bytes (%lld)",
+                 c->id, c->stored + evbuffer_get_length(sock_output(c->sock)),
+                 c->w->cfg->limits.client_output_limit_bytes);
+        stats_add(&c->w->stats->closed[STATS_CLOSE_OUTPUT_LIMIT], 1);
+        client_close(c);
+        return;
+    }
     replyq_release(c);
     session_maybe_unpin(c);
     if ((c->flags & C_WAIT_REPLIES) && c->npending == 0) c->flags &= ~(unsigned)C_WAIT_REPLIES;
@@ -166,10 +186,7 @@ static void client_writecb(void *arg)
     struct client *c = arg;
     if (c->flags & C_DEAD) return;
     if (c->pin) upstream_pause_reading(c->pin, 0);
-    if (c->flags & (C_PAUSED_OUT | C_CLOSING)) {
-        c->flags &= ~(unsigned)C_PAUSED_OUT;
-        pass_wake(c); /* to read again, or to close now that the replies are out */
-    }
+    if (c->flags & C_CLOSING) pass_wake(c); /* to close now that the replies are out */
 }
 
 static void client_closecb(void *arg, int err)

@@ -70,6 +70,7 @@ struct config {
         int max_clients;
         long long max_query_buffer_bytes;
         int max_pending_per_client;
+        long long client_output_limit_bytes; /* 0: none */
         int max_wait_ms; /* WAIT/WAITAOF block a shared connection at most this long */
     } limits;
     struct {

@@ -137,9 +137,9 @@ struct pool {
 
 /* Client flags. */
 enum {
-    C_PAUSED_PENDING = 1 << 0, /* max_pending_per_client replies outstanding */
+    C_PAUSED_PENDING = 1 << 0, /* max_pending_per_client requests in flight */
     C_PAUSED_UP = 1 << 1,      /* its upstream's output is over the high mark */
-    C_PAUSED_OUT = 1 << 2,     /* its own output is over the high mark */
+    C_OVERLIMIT = 1 << 2,      /* its unread replies passed client_output_limit_bytes */
     C_WAIT_REPLIES = 1 << 3,   /* a framed session command or RESET waits for earlier replies */
     C_CLOSING = 1 << 4,        /* no more input: close once replies are out */
     C_NOINPUT = 1 << 5,        /* QUIT went through the tunnel: wait for the server to close */
@@ -154,7 +154,7 @@ enum {
     C_TX_DIRTY = 1 << 14,      /* respgate refused a command queued in its MULTI: EXECABORT */
 };
 #define C_NOREAD                                                                                   \
-    (C_PAUSED_PENDING | C_PAUSED_UP | C_PAUSED_OUT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |      \
+    (C_PAUSED_PENDING | C_PAUSED_UP | C_OVERLIMIT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |       \
      C_WAIT_MASTER | C_WAIT_READS | C_DEAD)
 
 /* What keeps a client on its pinned connection once the replies are back. */
@@ -171,11 +171,13 @@ struct client {
     TAILQ_ENTRY(client) link;  /* in the worker's clients */
     TAILQ_ENTRY(client) ready; /* with C_READY or C_DEAD: on the ready or the free list */
     struct req_queue pending;  /* in command order */
-    int npending;
-    struct upconn *up;      /* shared connection to the master: all its writes go here.
-                               Picked on its first request for the master, not on accept */
-    struct upconn *pin;     /* its own connection, once in a session */
-    struct upconn *waiting; /* with C_PAUSED_UP: whose output it waits on */
+    int npending;              /* requests in the queue, answered or not */
+    int ninflight;             /* of those, not answered yet */
+    size_t stored;             /* bytes of answered replies waiting behind an earlier one */
+    struct upconn *up;         /* shared connection to the master: all its writes go here.
+                                  Picked on its first request for the master, not on accept */
+    struct upconn *pin;        /* its own connection, once in a session */
+    struct upconn *waiting;    /* with C_PAUSED_UP: whose output it waits on */
     struct resp_parser rp;
     size_t scanned;
     int framed;      /* rp holds a complete request not dispatched yet */

@@ -92,6 +92,14 @@ static void requests(struct evbuffer *b, const struct metrics_input *in)
     sample(b, "respgate_client_connections", NULL, (double)get(&in->stats->clients));
     family(b, "respgate_client_connections_total", "counter", "Client connections accepted.");
     sample(b, "respgate_client_connections_total", NULL, (double)get(&in->stats->clients_accepted));
+    family(b, "respgate_clients_closed_total", "counter",
+           "Client connections respgate closed itself, by reason: output_limit (it did not "
+           "read its replies), query_limit (a command too large), protocol (malformed RESP).");
+    for (int k = 0; k < STATS_CLOSES; k++) {
+        char l[LABELS_MAX] = "";
+        label(l, sizeof(l), "reason", stats_close_name((enum stats_close)k));
+        sample(b, "respgate_clients_closed_total", l, (double)get(&in->stats->closed[k]));
+    }
     family(b, "respgate_held_requests", "gauge",
            "Requests waiting now for a writable master, or for a node to send them to again.");
     sample(b, "respgate_held_requests", NULL, (double)get(&in->stats->held));

@@ -13,8 +13,26 @@ struct req *replyq_push(struct client *c, int write)
     r->write = write;
     c->writes_inflight += write;
     TAILQ_INSERT_TAIL(&c->pending, r, cq);
-    if (++c->npending >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
+    c->npending++;
+    if (++c->ninflight >= c->w->cfg->limits.max_pending_per_client) c->flags |= C_PAUSED_PENDING;
     return r;
+}
+
+/* Every kind of reply counts against client_output_limit_bytes: past it the client
+ * is closed when it resumes (as Redis' client-output-buffer-limit), never paused,
+ * so that a client that writes before it reads never deadlocks. */
+static void check_limit(struct client *c)
+{
+    long long limit = c->w->cfg->limits.client_output_limit_bytes;
+    if (limit && (long long)(c->stored + evbuffer_get_length(sock_output(c->sock))) > limit) {
+        c->flags |= C_OVERLIMIT;
+        pass_wake(c);
+    }
+}
+
+void replyq_check_limit(struct client *c)
+{
+    check_limit(c);
 }
 
 void replyq_local(struct client *c, const char *s, size_t n)
@@ -22,6 +40,7 @@ void replyq_local(struct client *c, const char *s, size_t n)
     if (TAILQ_EMPTY(&c->pending)) {
         evbuffer_add(sock_output(c->sock), s, n);
         sock_flush(c->sock);
+        check_limit(c);
         return;
     }
     struct req *r = req_get(c->w->reqs);
@@ -31,6 +50,8 @@ void replyq_local(struct client *c, const char *s, size_t n)
     evbuffer_add(r->reply, s, n);
     TAILQ_INSERT_TAIL(&c->pending, r, cq);
     c->npending++;
+    c->stored += n;
+    check_limit(c);
 }
 
 void replyq_error(struct client *c, const char *fmt, const char *arg)
@@ -59,6 +80,7 @@ static void take_reply(const struct req *r, struct evbuffer *src, size_t len, st
  * moves. A read answered by a replica no longer holds the client's writes back. */
 static void answered(struct client *c, const struct req *r)
 {
+    c->ninflight--;
     if (r->replica_read) c->replica_reads--;
     if (!r->write) return;
     c->writes_inflight--;
@@ -85,7 +107,9 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
         r->reply = evbuffer_new();
         take_reply(r, src, len, r->reply);
         r->done = 1;
+        c->stored += evbuffer_get_length(r->reply);
     }
+    check_limit(c);
     pass_wake(c);
 }
 
@@ -101,6 +125,8 @@ void replyq_fail(struct worker *w, struct req *r, const char *msg)
     if (!r->reply) r->reply = evbuffer_new();
     evbuffer_add(r->reply, msg, strlen(msg));
     r->done = 1;
+    c->stored += strlen(msg);
+    check_limit(c);
     pass_wake(c);
 }
 
@@ -112,15 +138,15 @@ void replyq_release(struct client *c)
     while ((r = TAILQ_FIRST(&c->pending)) && r->done) {
         TAILQ_REMOVE(&c->pending, r, cq);
         c->npending--;
+        c->stored -= evbuffer_get_length(r->reply);
         evbuffer_add_buffer(out, r->reply);
         req_put(c->w->reqs, r);
         any = 1;
     }
     if (any) sock_flush(c->sock);
     if ((c->flags & C_PAUSED_PENDING) &&
-        c->npending <= c->w->cfg->limits.max_pending_per_client / 2)
+        c->ninflight <= c->w->cfg->limits.max_pending_per_client / 2)
         c->flags &= ~(unsigned)C_PAUSED_PENDING;
-    if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) c->flags |= C_PAUSED_OUT;
 }
 
 void replyq_detach(struct client *c)
@@ -134,5 +160,6 @@ void replyq_detach(struct client *c)
         }
         req_put(c->w->reqs, r);
     }
-    c->npending = 0;
+    c->npending = c->ninflight = 0;
+    c->stored = 0;
 }

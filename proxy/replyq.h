@@ -21,6 +21,9 @@ void replyq_fail(struct worker *w, struct req *r, const char *msg);
 /* Writes out the replies at the head of the queue that are complete, and updates
  * the pauses that depend on the queue and the output. */
 void replyq_release(struct client *c);
+/* Marks the client C_OVERLIMIT (closed when it resumes) if its unread replies passed
+ * limits.client_output_limit_bytes; for output added outside the queue (tunnels). */
+void replyq_check_limit(struct client *c);
 /* The client is going: replies still to come are dropped when they arrive. */
 void replyq_detach(struct client *c);
 

@@ -258,6 +258,7 @@ int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int frame
         evbuffer_add_buffer(out, src);
     sock_flush(c->sock);
     if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
+    replyq_check_limit(c);
     /* Out of pub/sub with nothing else asked since: the connection is idle and clean,
      * and goes back to the pool at the end of the pass. */
     if (!ended || c->sent_since_unsub) return 0;

@@ -42,6 +42,8 @@ void stats_sum(struct stats *into, const struct stats *from)
     for (int e = 0; e < STATS_ERRORS; e++)
         stats_add(&into->errors[e], get(&from->errors[e]));
     stats_add(&into->clients_accepted, get(&from->clients_accepted));
+    for (int k = 0; k < STATS_CLOSES; k++)
+        stats_add(&into->closed[k], get(&from->closed[k]));
     stats_add(&into->clients, get(&from->clients));
     stats_add(&into->held, get(&from->held));
     for (int n = 0; n < TOPO_MAX_NODES; n++) {
@@ -61,6 +63,12 @@ const char *stats_class_name(enum stats_class c)
 {
     static const char *const names[STATS_CLASSES] = {
         "pubsub", "blocking", "transaction", "script", "connection", "read", "write", "other"};
+    return names[c];
+}
+
+const char *stats_close_name(enum stats_close c)
+{
+    static const char *const names[STATS_CLOSES] = {"output_limit", "query_limit", "protocol"};
     return names[c];
 }
 

@@ -39,6 +39,14 @@ enum stats_error {
     STATS_ERRORS
 };
 
+/* Why respgate closed a client itself. */
+enum stats_close {
+    STATS_CLOSE_OUTPUT_LIMIT, /* limits.client_output_limit_bytes */
+    STATS_CLOSE_QUERY_LIMIT,  /* limits.max_query_buffer_bytes (or 64 KiB before AUTH) */
+    STATS_CLOSE_PROTOCOL,     /* malformed RESP */
+    STATS_CLOSES
+};
+
 /* Upper bounds of the latency buckets, in microseconds; the last bucket is +Inf. */
 #define STATS_BUCKETS 15
 extern const int64_t stats_bucket_us[STATS_BUCKETS - 1];
@@ -52,8 +60,9 @@ struct stats {
     _Atomic uint64_t requests[STATS_ROUTES][STATS_CLASSES];
     _Atomic uint64_t errors[STATS_ERRORS];
     _Atomic uint64_t clients_accepted;
-    _Atomic uint64_t clients; /* connected now */
-    _Atomic uint64_t held;    /* requests held for a master or waiting to be resent, now */
+    _Atomic uint64_t closed[STATS_CLOSES]; /* clients respgate closed, by reason */
+    _Atomic uint64_t clients;              /* connected now */
+    _Atomic uint64_t held; /* requests held for a master or waiting to be resent, now */
     /* Request to reply on shared connections, per node (sessions and blocking
      * commands excluded: their time is the application's). */
     struct stats_hist latency[TOPO_MAX_NODES];
@@ -80,5 +89,6 @@ void stats_sum(struct stats *into, const struct stats *from);
 const char *stats_route_name(enum stats_route r);
 const char *stats_class_name(enum stats_class c);
 const char *stats_error_name(enum stats_error e);
+const char *stats_close_name(enum stats_close c);
 
 #endif

@@ -1,6 +1,7 @@
 """One client never hurts another (issue 11): replies Redis sends more than once per
 request never reach a shared connection, and an error respgate gives a command
 queued in MULTI aborts the transaction as Redis would."""
+import os
 import socket
 import threading
 import time
@@ -115,6 +116,137 @@ class ProtocolErrorLinger(ProxyTestCase):
 
     def test_a_client_that_floods_after_the_error_is_closed_at_once(self):
         self.assertLess(self.closed_after(b"x" * 65536, 0.0), 1.0)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def write_then_read(port, payload, expect_bytes, timeout=60, lines=None, pause=0.0):
+    """Writes payload whole before reading anything (a mass insert), then reads
+    until expect_bytes (or that many CRLF-ended lines) arrived or the connection
+    closed. Returns the bytes read, or None if the write never completed (respgate
+    stopped reading: a deadlock)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    done = threading.Event()
+
+    def writer():
+        try:
+            s.sendall(payload)
+        except OSError:
+            pass
+        done.set()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    if not done.wait(timeout):
+        s.close()
+        return None
+    time.sleep(pause)  # a client that does not read for a while
+    got = bytearray()
+    seen = 0
+    try:
+        while len(got) < expect_bytes and (lines is None or seen < lines):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            seen += chunk.count(b"\n")
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    return bytes(got)
+
+
+class WriteEverythingThenRead(ProxyTestCase):
+
+    def test_a_pipeline_written_before_any_read_completes(self):
+        """300,000 GETs of a 100-byte value written before any read: 33 MB of replies,
+        more than the kernel's buffers and the old 8 MiB pause, under the 64 MiB
+        output limit. Redis answers them all; so must respgate."""
+        n, value = 300000, b"v" * 100
+        self.redis.client().call("SET", "mass", value)
+        got = write_then_read(self.gate.port, encode("GET", "mass") * n, 1 << 40, timeout=120,
+                              lines=2 * n)
+        self.assertIsNotNone(got, "respgate stopped reading before the client read: deadlock")
+        self.assertEqual(len(got), n * len(b"$100\r\n" + value + b"\r\n"))
+
+
+class OutputLimit(ProxyTestCase):
+    respgate_options = {"limits": {"client_output_limit_bytes": 4 << 20}}
+
+    def setUp(self):
+        # ASan keeps freed memory in quarantine (256 MB by default): RSS would say
+        # nothing about what respgate holds. A small quarantine makes it honest.
+        saved = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = ("detect_leaks=1:abort_on_error=0:halt_on_error=1:"
+                                      "quarantine_size_mb=8")
+        try:
+            super().setUp()
+        finally:
+            if saved is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = saved
+
+    def test_a_client_that_never_reads_its_own_error_replies_is_closed(self):
+        """DEBUG is denied: each one gets a 72-byte error made here. 20 MB of them
+        unread would be 200 MB of replies; the client is closed at 4 MiB."""
+        before = rss_kb(self.gate.proc.pid)
+        got = write_then_read(self.gate.port, b"DEBUG\r\n" * (3 << 20), 1 << 40, timeout=60)
+        self.assertIsNotNone(got)
+        self.assertLess(len(got), 8 << 20)
+        grown = rss_kb(self.gate.proc.pid) - before
+        self.assertLess(grown, 150 * 1024, "respgate grew by %d KiB" % grown)
+        self.assertIn("over limits.client_output_limit_bytes", self.gate.output())
+        self.assertEqual(self.gate.client().call("PING"), "PONG")
+
+    def test_large_values_pipelined_unread_close_the_client_not_the_process(self):
+        self.redis.client().call("SET", "big", "x" * (1 << 20))
+        before = rss_kb(self.gate.proc.pid)
+        got = write_then_read(self.gate.port, encode("GET", "big") * 200, 1 << 40, timeout=60,
+                              pause=3.0)
+        self.assertIsNotNone(got)
+        self.assertLess(len(got), 200 << 20)
+        grown = rss_kb(self.gate.proc.pid) - before
+        self.assertLess(grown, 150 * 1024, "respgate grew by %d KiB" % grown)
+        metrics = self.metrics()
+        self.assertIn('respgate_clients_closed_total{reason="output_limit"}', metrics)
+        self.assertEqual(self.gate.client().call("GET", "big"), b"x" * (1 << 20))
+
+    def metrics(self):
+        import json
+        import urllib.request
+        with open(self.gate.config_path) as f:
+            admin = json.load(f)["admin"]["listen"]
+        with urllib.request.urlopen("http://%s/metrics" % admin, timeout=5) as r:
+            return r.read().decode()
+
+
+class AuthFirst(ProxyTestCase):
+    respgate_options = {"auth": {"password": "s3cret"}}
+
+    def test_before_auth_a_client_cannot_make_respgate_buffer_much(self):
+        s = socket.create_connection(("127.0.0.1", self.gate.port), timeout=10)
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n")
+        try:
+            s.sendall(b"x" * 200000)
+        except OSError:
+            pass
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        self.assertIn(b"query buffer limit exceeded", got)
 
 
 if __name__ == "__main__":
