@@ -250,7 +250,9 @@ static void post_webhook(struct notify *n, const struct config *cfg, const char 
         if (req) evhttp_request_free(req);
         if (conn) evhttp_connection_free(conn);
         n->counters->notify_error[1]++;
-        log_warn("notify.webhook: cannot reach %s", cfg->notify.webhook);
+        char shown[512];
+        config_redact_url(cfg->notify.webhook, shown, sizeof(shown)); /* no ?token= in logs */
+        log_warn("notify.webhook: cannot reach %s", shown);
         return;
     }
     *slot = (struct post){.n = n, .conn = conn, .req = req, .deadline = deadline};
@@ -270,7 +272,9 @@ static void post_webhook(struct notify *n, const struct config *cfg, const char 
         /* the request is freed by evhttp on failure */
         post_over(slot);
         n->counters->notify_error[1]++;
-        log_warn("notify.webhook: cannot send to %s", cfg->notify.webhook);
+        char shown[512];
+        config_redact_url(cfg->notify.webhook, shown, sizeof(shown)); /* no ?token= in logs */
+        log_warn("notify.webhook: cannot send to %s", shown);
         return;
     }
     evtimer_add(deadline, &tv);
