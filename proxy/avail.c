@@ -219,15 +219,20 @@ int avail_observe(struct avail *a, const struct topology *t, const struct config
 }
 
 /* The downtime span around a switch: from the first write that waited or failed
- * (or the master being lost) to the first that succeeded after it. */
+ * (or the master being lost) to the first that succeeded after it. Each worker and
+ * the topology report spans of their own: the longest one around the switch is what
+ * the clients that waited longest lived through. */
 static double rto_of(const struct avail *a, int64_t at, int64_t now)
 {
     const int64_t slack = 1000000; /* a span closed by the switch itself ends at it */
+    int64_t longest = 0;
     for (int i = 0; i < a->nspans; i++)
-        if (a->spans[i].start <= at + slack && a->spans[i].end >= at - slack)
-            return (double)(a->spans[i].end - a->spans[i].start) / NS;
-    if (a->down_since && a->down_since <= at) return (double)(now - a->down_since) / NS;
-    return 0;
+        if (a->spans[i].start <= at + slack && a->spans[i].end >= at - slack &&
+            a->spans[i].end - a->spans[i].start > longest)
+            longest = a->spans[i].end - a->spans[i].start;
+    if (a->down_since && a->down_since <= at && now - a->down_since > longest)
+        longest = now - a->down_since;
+    return (double)longest / NS;
 }
 
 void avail_totals(struct avail *a, struct avail_totals *out)

@@ -59,6 +59,7 @@ struct req {
     int timed;                  /* on a shared connection: its latency is measured */
     int replica_read;           /* a read sent to a replica: its client's writes wait for it */
     int64_t sent_ns;            /* the worker's clock when it was sent */
+    int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
                                    a request is cleared up to it, not through it */
 };

@@ -119,6 +119,7 @@ static int resend(struct worker *w, struct req *r, int avoid)
         node == master ? upstream_pick_master(w, node, c->up) : upstream_pick(w, node, NULL);
     if (!u) return 0;
     log_debug("client: request sent again, to %s", upstream_node_name(w, node));
+    r->fenced_ns = 0; /* a fenced write refused by its old master: it did not run */
     if (node == master) c->up = u;
     if (r->write) c->write_conn = u->id;
     upstream_send(u, r, NULL, r->copy, r->copy_len);

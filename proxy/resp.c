@@ -1,5 +1,51 @@
-/* resp: see resp.h. One state machine serves requests and replies; the states
- * differ only in which type bytes are allowed and what a finished element means. */
+/* resp: see resp.h. Replies and requests have a state machine each; they share
+ * the parser struct, the capture of the name and first argument, and the inline
+ * re-encoding.
+ *
+ * Requests follow Redis 7.0.15 (src/networking.c processInputBuffer,
+ * processMultibulkBuffer, processInlineBuffer; src/util.c string2ll; src/sds.c
+ * sdssplitargs; src/server.c processCommand), rule by rule:
+ *
+ *  - A request starting with '*' is multibulk, anything else an inline line.
+ *  - A count or length line is found by strchr(line, '\r'): it ends at the first CR
+ *    and needs one more byte after it, which Redis skips whatever it is. strchr stops
+ *    at a NUL, so a line with a NUL before its CR never ends: Redis waits, and once
+ *    more than PROTO_INLINE_MAX_SIZE (64 KiB) bytes are buffered from the start of the
+ *    line without a CR found, answers "too big mbulk count string" (the count) or
+ *    "too big bulk count string" (a bulk length). A bare LF is no terminator: it is
+ *    one more byte of the line, which string2ll then refuses.
+ *  - The number is string2ll's: "0", or an optional '-' then 1-9 then digits, fewer
+ *    than 21 characters, within a long long: no '+', no spaces, no leading zeros,
+ *    no "-0", no empty line. The count must be <= INT_MAX ("invalid multibulk
+ *    length"); a count <= 0 is an empty command (nothing runs, nothing is answered).
+ *  - Each bulk line must start with '$' ("expected '$', got '<c>'", CR and LF shown as
+ *    a space, as addReplyErrorFormat maps them), checked once the line has ended; its
+ *    length must be 0..proto-max-bulk-len ("invalid bulk length").
+ *  - The payload is followed by two bytes Redis skips without looking at them.
+ *  - An inline line ends at the first LF (strchr: a NUL before it means it never
+ *    ends, as above, then "too big inline request"); one CR before the LF is dropped;
+ *    the rest is split by sdssplitargs ("unbalanced quotes in request").
+ *  - A command named POST or Host: (case-insensitive, up to a NUL) makes Redis close
+ *    the connection without a reply (processCommand's securityWarningCommand).
+ *
+ * Where respgate is stricter (it only ever refuses what Redis would run, answered
+ * on that client's own connection, never what Redis would refuse):
+ *
+ *  - A count or length line must end in CR LF. Redis takes any byte after the CR;
+ *    respgate forwards a request's bytes as they are and reads some of them back
+ *    itself (message_args), looking for LF, so a command with such a line is framed
+ *    to its end by Redis' rules (any error Redis would give there comes first) and
+ *    then refused: "CR without LF ending a length line". An empty command (count
+ *    <= 0) is still accepted: nothing of it is sent or read.
+ *  - An inline line may have at most 64 KiB before its LF. Redis checks the limit
+ *    only while no LF is buffered, so it may take a longer line that arrives in one
+ *    read; respgate takes exactly the lines Redis takes whatever the reads.
+ *  - An inline line that looks like an HTTP request line ("... HTTP/1.1") is closed
+ *    without a reply, as Redis does only at the Host: line that follows it.
+ *  - Not mirrored: Redis 7.0.15 refuses a count over 10 or a bulk over 16 KiB from a
+ *    client that has not authenticated while a password is required ("unauthenticated
+ *    multibulk length"). respgate's shared connections are authenticated, and its own
+ *    auth answers such a client -NOAUTH before anything is sent. */
 #include "resp.h"
 
 #include <ctype.h>
@@ -8,21 +54,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NUM_DIGITS_MAX 20          /* longer count lines are garbage, not numbers */
+#define NUM_DIGITS_MAX 20          /* reply: longer count lines are garbage, not numbers */
 #define REPLY_LINE_MAX (64u << 20) /* a status or error line from Redis */
 #define REPLY_AGG_MAX (1LL << 40)  /* elements in one reply aggregate */
+#define LONG_STR_SIZE 21           /* Redis' util.h: string2ll refuses this many characters */
 
 enum {
     S_START, /* first byte of a message */
-    S_TYPE,  /* type byte of the next element */
-    S_NUM,   /* digits of a count or length, up to CR */
+    /* replies */
+    S_TYPE, /* type byte of the next element */
+    S_NUM,  /* digits of a count or length, up to CR */
     S_NUM_LF,
-    S_LINE, /* reply: a simple line, up to CR */
+    S_LINE, /* a simple line, up to CR */
     S_LINE_LF,
     S_BULK, /* payload bytes */
     S_BULK_CR,
     S_BULK_LF,
-    S_INLINE, /* request: an inline line, up to LF */
+    /* requests */
+    S_INLINE,    /* an inline line, up to LF */
+    S_RQ_TYPE,   /* first byte of a bulk length line ('$' expected) */
+    S_RQ_NUM,    /* the rest of a count or length line, up to CR */
+    S_RQ_END,    /* the byte after that CR, whatever it is */
+    S_RQ_NUL,    /* a line with a NUL before its end: Redis never finds the end */
+    S_RQ_BULK,   /* payload bytes */
+    S_RQ_TRAIL1, /* the two bytes after a payload, whatever they are */
+    S_RQ_TRAIL2,
 };
 
 void resp_init(struct resp_parser *p, enum resp_kind kind, long long max_bulk)
@@ -52,6 +108,7 @@ void resp_reset(struct resp_parser *p)
     p->argi = 0;
     p->skip = 0;
     p->line_len = 0;
+    p->tainted = 0;
 }
 
 void resp_deinit(struct resp_parser *p)
@@ -71,59 +128,24 @@ static int proto_error(struct resp_parser *p, const char *msg)
 unsigned long long resp_skippable(const struct resp_parser *p)
 {
     /* The first two request arguments are captured, so they are read, not skipped. */
-    if (p->state != S_BULK) return 0;
-    if (p->kind == RESP_REQUEST && p->argi < 2) return 0;
-    return p->skip;
+    if (p->kind == RESP_REQUEST) return p->state == S_RQ_BULK && p->argi >= 2 ? p->skip : 0;
+    return p->state == S_BULK ? p->skip : 0;
 }
 
 void resp_skip(struct resp_parser *p, unsigned long long n)
 {
     p->skip -= n;
     p->len += n;
-    if (p->skip == 0) p->state = S_BULK_CR;
+    if (p->skip == 0) p->state = p->kind == RESP_REQUEST ? S_RQ_TRAIL1 : S_BULK_CR;
 }
 
-/* Keeps the start of the command name (lowercased) and of the first argument. */
-static void capture(struct resp_parser *p, const char *b, size_t n)
-{
-    if (p->argi == 0) {
-        for (size_t i = 0; i < n && p->cap < RESP_NAME_MAX; i++)
-            p->name[p->cap++] = (char)tolower((unsigned char)b[i]);
-        p->name[p->cap] = '\0';
-    } else if (p->argi == 1) {
-        size_t take = n < RESP_ARG1_MAX - p->cap ? n : RESP_ARG1_MAX - p->cap;
-        memcpy(p->arg1 + p->cap, b, take);
-        p->cap += take;
-        p->arg1[p->cap] = '\0';
-    }
-}
+/* --- replies ------------------------------------------------------------- */
 
 /* A reply element finished; the message is done when none is expected. */
 static int element_done(struct resp_parser *p)
 {
     if (--p->remaining == 0) return RESP_DONE;
     p->state = S_TYPE;
-    return RESP_MORE;
-}
-
-static int request_count(struct resp_parser *p, long long n)
-{
-    if (p->elem == '*') {
-        if (n > RESP_MAX_ARGS) return proto_error(p, "invalid multibulk length");
-        if (n <= 0) return RESP_DONE; /* Redis ignores empty multibulks: nothing to send */
-        p->argc = n;
-        p->state = S_TYPE;
-        return RESP_MORE;
-    }
-    if (n < 0 || n > p->max_bulk) return proto_error(p, "invalid bulk length");
-    p->cap = 0;
-    if (p->argi == 0) p->name_len = (size_t)n;
-    if (p->argi == 1) {
-        p->arg1_len = (size_t)n;
-        p->key_off = p->len + p->cur; /* p->len: where this feed began; cur: past the LF */
-    }
-    p->skip = (unsigned long long)n;
-    p->state = n ? S_BULK : S_BULK_CR;
     return RESP_MORE;
 }
 
@@ -156,8 +178,7 @@ static int number_done(struct resp_parser *p)
 {
     if (p->num_digits == 0)
         return proto_error(p, p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
-    long long n = p->num_neg ? -p->num : p->num;
-    return p->kind == RESP_REQUEST ? request_count(p, n) : reply_count(p, n);
+    return reply_count(p, p->num_neg ? -p->num : p->num);
 }
 
 static int number_byte(struct resp_parser *p, char c)
@@ -191,15 +212,6 @@ static void start_number(struct resp_parser *p, char elem)
 
 static int type_byte(struct resp_parser *p, char c)
 {
-    if (p->kind == RESP_REQUEST) {
-        if (c != '$') {
-            snprintf(p->errbuf, sizeof(p->errbuf), "expected '$', got '%c'",
-                     isprint((unsigned char)c) ? c : '?');
-            return proto_error(p, p->errbuf);
-        }
-        start_number(p, c);
-        return RESP_MORE;
-    }
     switch (c) {
     case '+':
     case '-':
@@ -227,57 +239,281 @@ static int type_byte(struct resp_parser *p, char c)
     }
 }
 
-/* --- inline requests ---------------------------------------------------- */
-
-static int hexval(char c)
+static int step_reply(struct resp_parser *p, const char *b, size_t n, size_t *i)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    char c = b[*i];
+    switch (p->state) {
+    case S_START:
+        p->type = c;
+        p->remaining = 1;
+        p->state = S_TYPE;
+        return RESP_MORE;
+    case S_TYPE:
+        (*i)++;
+        return type_byte(p, c);
+    case S_NUM:
+        /* Digits in a tight loop: counts and lengths are most of a small reply. */
+        for (;;) {
+            (*i)++;
+            int rc = number_byte(p, c);
+            if (rc != RESP_MORE || p->state != S_NUM || *i == n) return rc;
+            c = b[*i];
+        }
+    case S_NUM_LF:
+        (*i)++;
+        if (c != '\n') return proto_error(p, "expected LF after a length");
+        return number_done(p);
+    case S_LINE: {
+        const char *cr = memchr(b + *i, '\r', n - *i);
+        size_t take = cr ? (size_t)(cr - (b + *i)) + 1 : n - *i;
+        p->line_len += take;
+        *i += take;
+        if (p->line_len > REPLY_LINE_MAX) return proto_error(p, "too long line in reply");
+        if (cr) p->state = S_LINE_LF;
+        return RESP_MORE;
+    }
+    case S_LINE_LF:
+        (*i)++;
+        if (c != '\n') return proto_error(p, "expected LF in reply");
+        return element_done(p);
+    case S_BULK: {
+        size_t avail = n - *i;
+        size_t take = p->skip < avail ? (size_t)p->skip : avail;
+        *i += take;
+        p->skip -= take;
+        if (p->skip == 0) p->state = S_BULK_CR;
+        return RESP_MORE;
+    }
+    case S_BULK_CR:
+        (*i)++;
+        if (c != '\r') return proto_error(p, "expected CRLF after bulk data");
+        p->state = S_BULK_LF;
+        return RESP_MORE;
+    case S_BULK_LF:
+        (*i)++;
+        if (c != '\n') return proto_error(p, "expected CRLF after bulk data");
+        return element_done(p);
+    }
+    return proto_error(p, "internal parser state");
 }
 
-/* Splits one argument at s[*i..n) by Redis' sdssplitargs rules into out (which has
- * room for n bytes). Returns its length, or -1 on unbalanced quotes. */
+/* --- requests: what makes Redis refuse or close -------------------------- */
+
+/* The error Redis gives when a line has gone on for more than 64 KiB with no end
+ * found (no CR, or a NUL before it). */
+static int too_big(struct resp_parser *p)
+{
+    if (p->type == 'i') return proto_error(p, "too big inline request");
+    return proto_error(p,
+                       p->argc == 0 ? "too big mbulk count string" : "too big bulk count string");
+}
+
+/* processCommand: a command named POST or Host: (strcasecmp, so up to a NUL in the
+ * name) is an HTTP request sent to Redis; it closes the connection, answering
+ * nothing. name is lowercased and NUL-terminated. */
+static int is_http_command(const struct resp_parser *p)
+{
+    return strcmp(p->name, "post") == 0 || strcmp(p->name, "host:") == 0;
+}
+
+static int cross_protocol(struct resp_parser *p)
+{
+    p->http = 1;
+    return proto_error(p, "cross-protocol request (HTTP)");
+}
+
+/* --- requests: multibulk ------------------------------------------------- */
+
+static void line_start(struct resp_parser *p, char first)
+{
+    p->elem = first;
+    p->line_len = 1;
+    p->num_digits = 0; /* characters after the first byte: string2ll's slen */
+    p->num_neg = 0;
+    p->num_bad = 0;
+    p->mag = 0;
+}
+
+/* One character of the number, as string2ll (util.c) reads it: "0" alone, or an
+ * optional '-', a digit 1-9, then digits, with no overflow of an unsigned long long. */
+static void number_char(struct resp_parser *p, unsigned char c)
+{
+    int pos = p->num_digits++;
+    if (p->num_bad) return;
+    if (pos == 0 && c == '-') {
+        p->num_neg = 1;
+        return;
+    }
+    if (c < '0' || c > '9') {
+        p->num_bad = 1;
+        return;
+    }
+    unsigned d = c - '0';
+    if (pos == p->num_neg) { /* the first digit: 1-9, or a 0 that must stand alone */
+        if (d == 0 && p->num_neg) p->num_bad = 1;
+        p->mag = d;
+        return;
+    }
+    if (p->mag == 0 || p->mag > (ULLONG_MAX - d) / 10) {
+        p->num_bad = 1; /* a leading zero, or an overflow */
+        return;
+    }
+    p->mag = p->mag * 10 + d;
+}
+
+/* The number string2ll gives for the line, or 0 if it refuses it. */
+static int number_value(const struct resp_parser *p, long long *out)
+{
+    if (p->num_bad || p->num_digits == p->num_neg || p->num_digits >= LONG_STR_SIZE) return 0;
+    if (p->num_neg) {
+        if (p->mag > (unsigned long long)LLONG_MAX + 1) return 0;
+        *out = p->mag == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)p->mag;
+    } else {
+        if (p->mag > (unsigned long long)LLONG_MAX) return 0;
+        *out = (long long)p->mag;
+    }
+    return 1;
+}
+
+/* The command's last argument is in. */
+static int command_done(struct resp_parser *p)
+{
+    if (is_http_command(p)) return cross_protocol(p);
+    if (p->tainted) return proto_error(p, "CR without LF ending a length line");
+    return RESP_DONE;
+}
+
+/* A count or length line has ended: its CR, then the byte x after it (Redis skips
+ * it, whatever it is). `at` is the offset in this feed just past x. */
+static int line_end(struct resp_parser *p, unsigned char x, size_t at)
+{
+    long long n;
+    int ok = number_value(p, &n);
+    if (x != '\n') p->tainted = 1;
+    if (p->argc == 0) { /* the count */
+        if (!ok || n > RESP_MAX_ARGS) return proto_error(p, "invalid multibulk length");
+        if (n <= 0) return RESP_DONE; /* an empty command: Redis runs and answers nothing */
+        p->argc = n;
+        p->argi = 0;
+        p->state = S_RQ_TYPE;
+        return RESP_MORE;
+    }
+    if (p->elem != '$') {
+        char got = p->elem == '\r' || p->elem == '\n' ? ' ' : p->elem;
+        snprintf(p->errbuf, sizeof(p->errbuf), "expected '$', got '%c'", got);
+        return proto_error(p, p->errbuf);
+    }
+    if (!ok || n < 0 || n > p->max_bulk) return proto_error(p, "invalid bulk length");
+    p->cap = 0;
+    if (p->argi == 0) p->name_len = (size_t)n;
+    if (p->argi == 1) {
+        p->arg1_len = (size_t)n;
+        p->key_off = p->len + at; /* p->len: where this feed began */
+    }
+    p->skip = (unsigned long long)n;
+    p->state = n ? S_RQ_BULK : S_RQ_TRAIL1;
+    return RESP_MORE;
+}
+
+/* Keeps the start of the command name (lowercased) and of the first argument. */
+static void capture(struct resp_parser *p, const char *b, size_t n)
+{
+    if (p->argi == 0) {
+        for (size_t i = 0; i < n && p->cap < RESP_NAME_MAX; i++)
+            p->name[p->cap++] = (char)tolower((unsigned char)b[i]);
+        p->name[p->cap] = '\0';
+    } else if (p->argi == 1) {
+        size_t take = n < RESP_ARG1_MAX - p->cap ? n : RESP_ARG1_MAX - p->cap;
+        memcpy(p->arg1 + p->cap, b, take);
+        p->cap += take;
+        p->arg1[p->cap] = '\0';
+    }
+}
+
+/* --- requests: inline ---------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* isspace() in the C locale, which Redis runs in for LC_CTYPE. */
+static int blank(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* s[k] of a line of n bytes with no NUL in it, the end read as the NUL that ends
+ * the C string sdssplitargs walks. */
+static int at(const char *s, size_t n, size_t k)
+{
+    return k < n ? (unsigned char)s[k] : 0;
+}
+
+/* One argument starting at s[*i] (not a blank, not the end), split as sdssplitargs
+ * (sds.c) does, into out (room for n bytes). Returns its length, or -1 where
+ * sdssplitargs fails: unbalanced quotes, or a closing quote not followed by a blank
+ * or the end. A quote opens anywhere in an argument (a"b c" is one argument, ab c);
+ * an unquoted argument ends only at space, tab, CR, LF or the end (a \v or \f is
+ * part of it, though blanks between arguments are skipped by isspace). */
 static long inline_arg(const char *s, size_t n, size_t *i, char *out)
 {
     size_t o = 0, k = *i;
-    char q = (s[k] == '"' || s[k] == '\'') ? s[k++] : 0;
-
+    int inq = 0, insq = 0;
     for (;;) {
-        if (k == n) {
-            if (q) return -1;
+        int c = at(s, n, k);
+        if (inq) {
+            if (c == '\\' && at(s, n, k + 1) == 'x' && hexval(at(s, n, k + 2)) >= 0 &&
+                hexval(at(s, n, k + 3)) >= 0) {
+                out[o++] = (char)(hexval(at(s, n, k + 2)) * 16 + hexval(at(s, n, k + 3)));
+                k += 4;
+            } else if (c == '\\' && at(s, n, k + 1)) {
+                int e = at(s, n, k + 1);
+                out[o++] = (char)(e == 'n'   ? '\n'
+                                  : e == 'r' ? '\r'
+                                  : e == 't' ? '\t'
+                                  : e == 'b' ? '\b'
+                                  : e == 'a' ? '\a'
+                                             : e);
+                k += 2;
+            } else if (c == '"') {
+                if (at(s, n, k + 1) && !blank(at(s, n, k + 1))) return -1;
+                k++;
+                break;
+            } else if (!c) {
+                return -1;
+            } else {
+                out[o++] = (char)c;
+                k++;
+            }
+        } else if (insq) {
+            if (c == '\\' && at(s, n, k + 1) == '\'') {
+                out[o++] = '\'';
+                k += 2;
+            } else if (c == '\'') {
+                if (at(s, n, k + 1) && !blank(at(s, n, k + 1))) return -1;
+                k++;
+                break;
+            } else if (!c) {
+                return -1;
+            } else {
+                out[o++] = (char)c;
+                k++;
+            }
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || !c) {
+            if (c) k++;
             break;
-        }
-        char c = s[k];
-        if (!q) {
-            if (isspace((unsigned char)c)) break;
-            out[o++] = c;
+        } else if (c == '"') {
+            inq = 1;
             k++;
-            continue;
-        }
-        if (q == '"' && c == '\\' && k + 3 < n && s[k + 1] == 'x' && hexval(s[k + 2]) >= 0 &&
-            hexval(s[k + 3]) >= 0) {
-            out[o++] = (char)(hexval(s[k + 2]) * 16 + hexval(s[k + 3]));
-            k += 4;
-        } else if (q == '"' && c == '\\' && k + 1 < n) {
-            char e = s[k + 1];
-            out[o++] = e == 'n'   ? '\n'
-                       : e == 'r' ? '\r'
-                       : e == 't' ? '\t'
-                       : e == 'b' ? '\b'
-                       : e == 'a' ? '\a'
-                                  : e;
-            k += 2;
-        } else if (q == '\'' && c == '\\' && k + 1 < n && s[k + 1] == '\'') {
-            out[o++] = '\'';
-            k += 2;
-        } else if (c == q) {
+        } else if (c == '\'') {
+            insq = 1;
             k++;
-            /* A closing quote must be followed by a space or the end. */
-            if (k < n && !isspace((unsigned char)s[k])) return -1;
-            break;
         } else {
-            out[o++] = c;
+            out[o++] = (char)c;
             k++;
         }
     }
@@ -298,11 +534,11 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
+/* "GET /path HTTP/1.1" and friends: three or more words, the last a protocol
+ * version. Redis would answer this line and close only at the Host: header after
+ * it; respgate closes at once. */
 static int looks_like_http(const char *line, size_t n)
 {
-    if (n >= 5 && (strncasecmp(line, "post ", 5) == 0 || strncasecmp(line, "host:", 5) == 0))
-        return 1;
-    /* "GET /path HTTP/1.1" and friends: three or more words, the last a protocol version. */
     size_t last = n;
     while (last > 0 && line[last - 1] != ' ')
         last--;
@@ -316,10 +552,7 @@ static int inline_done(struct resp_parser *p)
 {
     size_t n = p->line_len;
     if (n && p->line[n - 1] == '\r') n--;
-    if (looks_like_http(p->line, n)) {
-        p->http = 1;
-        return proto_error(p, "cross-protocol request (HTTP)");
-    }
+    if (looks_like_http(p->line, n)) return cross_protocol(p);
 
     /* Worst case: every byte an argument ("a b c"): header 24 bytes + per arg 16. */
     if (grow(&p->enc, &p->enc_cap, 32 + n * 20)) return proto_error(p, "out of memory");
@@ -330,7 +563,7 @@ static int inline_done(struct resp_parser *p)
     size_t o = 24, i = 0;
     long long argc = 0;
     for (;;) {
-        while (i < n && isspace((unsigned char)p->line[i]))
+        while (i < n && blank((unsigned char)p->line[i]))
             i++;
         if (i == n) break;
         long alen = inline_arg(p->line, n, &i, args);
@@ -362,6 +595,7 @@ static int inline_done(struct resp_parser *p)
 
     p->argc = argc;
     if (argc == 0) return RESP_DONE; /* an empty line: Redis ignores it */
+    if (is_http_command(p)) return cross_protocol(p);
     char hdr[24];
     int h = snprintf(hdr, sizeof(hdr), "*%lld\r\n", argc);
     size_t start = 24 - (size_t)h;
@@ -374,12 +608,24 @@ static int inline_done(struct resp_parser *p)
 
 static int inline_bytes(struct resp_parser *p, const char *b, size_t n, size_t *i)
 {
-    const char *lf = memchr(b + *i, '\n', n - *i);
-    size_t take = lf ? (size_t)(lf - (b + *i)) : n - *i;
-    if (p->line_len + take > RESP_INLINE_MAX) return proto_error(p, "too big inline request");
+    const char *s = b + *i;
+    size_t avail = n - *i;
+    const char *lf = memchr(s, '\n', avail);
+    size_t take = lf ? (size_t)(lf - s) : avail;
+    const char *nul = memchr(s, '\0', take);
+    if (nul) { /* strchr(line, '\n') stops here: the line never ends for Redis */
+        take = (size_t)(nul - s) + 1;
+        *i += take;
+        p->line_len += take;
+        p->state = S_RQ_NUL;
+        return p->line_len > RESP_INLINE_MAX ? too_big(p) : RESP_MORE;
+    }
+    /* At most 64 KiB before the LF: Redis refuses more once it has read more with
+     * no LF, which a longer line may always be. */
+    if (p->line_len + take > RESP_INLINE_MAX) return too_big(p);
     if (grow(&p->line, &p->line_cap, p->line_len + take + 1))
         return proto_error(p, "out of memory");
-    memcpy(p->line + p->line_len, b + *i, take);
+    memcpy(p->line + p->line_len, s, take);
     p->line_len += take;
     *i += take;
     if (!lf) return RESP_MORE;
@@ -387,19 +633,13 @@ static int inline_bytes(struct resp_parser *p, const char *b, size_t n, size_t *
     return inline_done(p);
 }
 
-/* --- the machine ----------------------------------------------------------- */
+/* --- requests: the machine ----------------------------------------------- */
 
-static int step(struct resp_parser *p, const char *b, size_t n, size_t *i)
+static int step_request(struct resp_parser *p, const char *b, size_t n, size_t *i)
 {
-    char c = b[*i];
+    unsigned char c = (unsigned char)b[*i];
     switch (p->state) {
     case S_START:
-        p->type = c;
-        if (p->kind == RESP_REPLY) {
-            p->remaining = 1;
-            p->state = S_TYPE;
-            return RESP_MORE;
-        }
         if (c != '*') {
             p->type = 'i';
             p->line_len = 0;
@@ -407,58 +647,67 @@ static int step(struct resp_parser *p, const char *b, size_t n, size_t *i)
             return RESP_MORE;
         }
         (*i)++;
-        start_number(p, '*');
+        p->type = '*';
+        line_start(p, '*');
+        p->state = S_RQ_NUM;
         return RESP_MORE;
-    case S_TYPE:
+    case S_RQ_TYPE: /* any byte: Redis looks at it once the line has ended */
         (*i)++;
-        return type_byte(p, c);
-    case S_NUM:
-        /* Digits in a tight loop: counts and lengths are most of a small command. */
+        line_start(p, (char)c);
+        p->state = c == '\r' ? S_RQ_END : c == '\0' ? S_RQ_NUL : S_RQ_NUM;
+        return RESP_MORE;
+    case S_RQ_NUM:
+        /* A tight loop: counts and lengths are most of a small command. */
         for (;;) {
             (*i)++;
-            int rc = number_byte(p, c);
-            if (rc != RESP_MORE || p->state != S_NUM || *i == n) return rc;
-            c = b[*i];
+            if (c == '\r') {
+                p->state = S_RQ_END;
+                return RESP_MORE;
+            }
+            if (++p->line_len > RESP_INLINE_MAX) return too_big(p);
+            if (c == '\0') {
+                p->state = S_RQ_NUL;
+                return RESP_MORE;
+            }
+            number_char(p, c);
+            if (*i == n) return RESP_MORE;
+            c = (unsigned char)b[*i];
         }
-    case S_NUM_LF:
+    case S_RQ_END:
         (*i)++;
-        if (c != '\n') return proto_error(p, "expected LF after a length");
-        p->cur = *i;
-        return number_done(p);
-    case S_LINE: {
-        const char *cr = memchr(b + *i, '\r', n - *i);
-        size_t take = cr ? (size_t)(cr - (b + *i)) + 1 : n - *i;
-        p->line_len += take;
-        *i += take;
-        if (p->line_len > REPLY_LINE_MAX) return proto_error(p, "too long line in reply");
-        if (cr) p->state = S_LINE_LF;
+        return line_end(p, c, *i);
+    case S_RQ_NUL: {
+        /* Redis waits for more until over 64 KiB are buffered from the line's start. */
+        size_t room = RESP_INLINE_MAX + 1 - p->line_len, avail = n - *i;
+        if (avail >= room) {
+            *i += room;
+            p->line_len += room;
+            return too_big(p);
+        }
+        *i += avail;
+        p->line_len += avail;
         return RESP_MORE;
     }
-    case S_LINE_LF:
-        (*i)++;
-        if (c != '\n') return proto_error(p, "expected LF in reply");
-        return element_done(p);
-    case S_BULK: {
+    case S_RQ_BULK: {
         size_t avail = n - *i;
         size_t take = p->skip < avail ? (size_t)p->skip : avail;
-        if (p->kind == RESP_REQUEST) capture(p, b + *i, take);
+        capture(p, b + *i, take);
         *i += take;
         p->skip -= take;
-        if (p->skip == 0) p->state = S_BULK_CR;
+        if (p->skip == 0) p->state = S_RQ_TRAIL1;
         return RESP_MORE;
     }
-    case S_BULK_CR:
+    case S_RQ_TRAIL1: /* processMultibulkBuffer skips these two bytes unread */
         (*i)++;
-        if (c != '\r') return proto_error(p, "expected CRLF after bulk data");
-        p->state = S_BULK_LF;
+        p->state = S_RQ_TRAIL2;
         return RESP_MORE;
-    case S_BULK_LF:
+    case S_RQ_TRAIL2:
         (*i)++;
-        if (c != '\n') return proto_error(p, "expected CRLF after bulk data");
-        if (p->kind == RESP_REPLY) return element_done(p);
-        if (++p->argi == p->argc) return RESP_DONE;
-        p->state = S_TYPE;
-        return RESP_MORE;
+        if (++p->argi < p->argc) {
+            p->state = S_RQ_TYPE;
+            return RESP_MORE;
+        }
+        return command_done(p);
     case S_INLINE:
         return inline_bytes(p, b, n, i);
     }
@@ -471,9 +720,12 @@ int resp_feed(struct resp_parser *p, const char *buf, size_t n, size_t *used)
     int rc = RESP_MORE;
     size_t base = p->len;
 
-    while (i < n) {
-        rc = step(p, buf, n, &i);
-        if (rc != RESP_MORE) break;
+    if (p->kind == RESP_REQUEST) {
+        while (i < n && (rc = step_request(p, buf, n, &i)) == RESP_MORE)
+            ;
+    } else {
+        while (i < n && (rc = step_reply(p, buf, n, &i)) == RESP_MORE)
+            ;
     }
     p->len = base + i;
     *used = i;

@@ -3,6 +3,13 @@
  * command name and the first argument without copying payloads: bulk payloads are
  * skipped, not scanned. Pure: fed with bytes, no I/O, resumable at any byte.
  *
+ * Requests are framed by Redis' own rules (7.0, networking.c processMultibulkBuffer
+ * and processInlineBuffer, util.c string2ll): what Redis accepts is framed, what it
+ * refuses is RESP_EPROTO with Redis' own message, at the byte where Redis would
+ * refuse it. A request respgate forwards is therefore one Redis parses the same way:
+ * it can never make Redis close a connection other clients share. resp.c lists the
+ * rules and the few places respgate is stricter.
+ *
  * Replies are framed without a nesting stack: the parser counts the elements it
  * still expects, so any nesting depth costs O(1) state. */
 #ifndef RG_RESP_H
@@ -31,7 +38,7 @@ struct resp_parser {
     char arg1[RESP_ARG1_MAX + 1]; /* its first bytes, as sent, NUL-terminated */
     size_t key_off;  /* offset of the first argument's payload in the message to send */
     char type;       /* reply: the first type byte; request: '*', or 'i' for inline */
-    int http;        /* request: the inline line looks like HTTP (cross-protocol attack) */
+    int http;        /* request: cross-protocol (HTTP): close without a reply, as Redis does */
     const char *inl; /* inline request re-encoded as multibulk: send this, not the raw line */
     size_t inl_len;
     const char *err; /* with RESP_EPROTO: what was wrong, for "-ERR Protocol error: <err>" */
@@ -42,9 +49,12 @@ struct resp_parser {
     long long max_bulk;
     long long num;
     int num_neg, num_digits;
-    char elem;               /* type byte of the element being read */
-    uint64_t remaining;      /* reply: elements still expected */
-    long long argi;          /* request: index of the argument being read */
+    int num_bad;            /* request: the length line is not a number string2ll takes */
+    int tainted;            /* request: a length line ended in CR and a byte other than LF */
+    unsigned long long mag; /* request: magnitude of the length being read */
+    char elem;          /* type byte of the element being read (request: first byte of its line) */
+    uint64_t remaining; /* reply: elements still expected */
+    long long argi;     /* request: index of the argument being read */
     unsigned long long skip; /* payload bytes still to skip */
     size_t cap;              /* bytes captured of the current argument */
     size_t cur;              /* offset in the current feed just past a length line */

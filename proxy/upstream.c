@@ -28,6 +28,15 @@ static void up_connect(struct upconn *u);
 
 #define PIN_IDLE_MAX 16 /* clean pinned connections a worker keeps per node */
 
+/* A write in flight on a master when it was fenced, answered later than this, ran
+ * too late to be sure it reached the replica being promoted: Sentinel promotes one
+ * timer tick (50-100 ms) after it names the replica, which is when respgate fences. */
+#define FENCE_GRACE_NS (50 * 1000000LL)
+
+static const char fenced_reply[] =
+    "-ERR upstream master replaced before the reply, the command may or may not have run "
+    "(respgate fenced the old master)\r\n";
+
 static int is_pinned(const struct upconn *u)
 {
     return u->kind != UP_SHARED;
@@ -259,9 +268,11 @@ static void up_readcb(void *arg)
         if (type == '-' && refused_by_role(u, in, len) && r->copy && r->client &&
             w->ops->refused(w, r, in, len))
             continue;
+        if (r->fenced_ns && w->now_ns - r->fenced_ns > FENCE_GRACE_NS) r->instead = fenced_reply;
         /* The first write to succeed after writes failed or waited ends the outage
          * this worker saw: that span is the RTO its clients lived through. */
-        if (r->write && type != '-' && w->outage_since && r->sent_ns >= w->outage_since)
+        if (r->write && !r->instead && type != '-' && w->outage_since &&
+            r->sent_ns >= w->outage_since)
             outage_over(w);
         w->ops->reply(w, r, in, len);
     }
@@ -419,9 +430,30 @@ static void pool_open(struct worker *w, int node, const struct topo_node *tn)
     }
 }
 
+/* The master moved away from old: it is fenced. A write still in flight there may
+ * be answered OK by a node whose writes the new master never saw (a master that was
+ * frozen, then resumed): such a late reply never reaches a client as a success
+ * (up_readcb). Its clients have waited since the oldest was sent: the outage began
+ * then. */
+static void fence(struct worker *w, int old)
+{
+    struct pool *p = &w->pools[old];
+    int64_t oldest = 0;
+    for (int k = 0; k < p->n; k++) {
+        struct req *r;
+        TAILQ_FOREACH(r, &p->conns[k].inflight, uq)
+        if (r->write && r->client) {
+            r->fenced_ns = w->now_ns;
+            if (!oldest || r->sent_ns < oldest) oldest = r->sent_ns;
+        }
+    }
+    if (oldest && (!w->outage_since || oldest < w->outage_since)) w->outage_since = oldest;
+}
+
 void upstream_topology_changed(struct worker *w, const struct topology *old,
                                const struct topology *t)
 {
+    if (old && old->master >= 0 && old->master != t->master) fence(w, old->master);
     for (size_t i = 0; i < t->nnodes; i++)
         if (t->nodes[i].listed && !w->pools[i].conns) pool_open(w, (int)i, &t->nodes[i]);
     int moved = !old || old->master != t->master;

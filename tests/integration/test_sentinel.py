@@ -2,10 +2,12 @@
 Sentinels, down-after-milliseconds 600): apps on one connection each see no error in
 a planned failover, lose no acknowledged write, and after a crash see errors only
 for what was in flight; sessions on the old master end with a clear error."""
+import json
 import sys
 import time
 import unittest
 
+from adminhttp import get_json
 from failover_load import Load
 from harness import Harness, RespError, encode, main, wait_until
 from sentinel import Cluster, SwitchWatch
@@ -104,6 +106,36 @@ class Failover(SentinelTestCase):
         self.assertEqual(rep["write_errors"] + rep["read_errors"], [])
         self.assertEqual(rep["lost"], 0)
         self.assertEqual(load.missing_on(new), [])
+
+    def test_a_frozen_master_that_resumes_acknowledges_nothing_it_then_loses(self):
+        """SIGSTOP the master under writers; Sentinel promotes a replica; SIGCONT. The
+        old master answers the writes it holds, and Sentinel then demotes it: those
+        replies must not reach the writers as successes (they would be lost)."""
+        old = self.cl.master
+        load = Load(self.gate.port, writers=4, readers=1)
+        load.wait_flowing()
+        t_stop = time.monotonic()
+        old.freeze()
+        new = self.new_master(old.port)
+        old.thaw()
+        self.cl.settled_master()
+        time.sleep(1.0)
+        load.stop()
+        rep = load.report(t_stop)
+        show("master frozen", rep)
+        self.assertEqual(rep["lost"], 0, "acknowledged writes lost")
+        self.assertEqual(load.missing_on(self.cl.settled_master()), [])
+        for _, e in rep["write_errors"]:
+            self.assertIn("may or may not have run", e)
+        self.assertIsNotNone(new)
+        # The outage began with the first write that stalled, not when Sentinel acted.
+        with open(self.gate.config_path) as f:
+            admin = int(json.load(f)["admin"]["listen"].rsplit(":", 1)[1])
+        wait_until(lambda: get_json(admin, "/status")[1]["failovers"], what="a failover in /status")
+        rto = get_json(admin, "/status")[1]["failovers"][-1]["rto_seconds"]
+        print("reported rto %.3f s, longest write stall %.3f s" % (rto, rep["write_stall"]),
+              file=sys.stderr)
+        self.assertGreater(rto, rep["write_stall"] - 0.5)
 
     def test_with_one_sentinel_down_failover_works_and_with_none_traffic_goes_on(self):
         self.cl.sentinels[2].kill()
