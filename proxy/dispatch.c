@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int is_read(unsigned flags)
 {
@@ -73,12 +74,20 @@ static int take_shared(struct client *c, unsigned flags)
     if (node != ROUTE_NONE && node != master && !(u = upstream_pick(c->w, node, NULL)))
         node = master; /* the replica went away before the probe noticed: the master has it */
     if (!u) {
+        /* A client with nothing in flight leaves a stalled connection: order holds. */
+        if (c->up && !c->ninflight && upstream_stalled(c->up)) c->up = NULL;
         if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up))) {
             hold_client(c);
             return 1;
         }
         c->up = u;
         c->hold_until = 0;
+    }
+    if (!c->ninflight && upstream_stalled(u)) {
+        /* Every connection there is stalled: this one request goes on a connection of
+         * its own (an idle one, usually), to get what Redis answers (-BUSY). */
+        session_start(c, flags, 0);
+        return 1;
     }
     struct req *r = replyq_push(c, !read);
     keep_copy(c, r);
@@ -180,9 +189,20 @@ static int take_pinned(struct client *c, unsigned flags)
     return 1;
 }
 
+/* SCRIPT KILL and FUNCTION KILL go on a connection of their own: on a shared one
+ * they would wait behind the very script they are to stop. */
+static int is_kill(const struct client *c)
+{
+    return strcasecmp(c->rp.arg1, "kill") == 0 &&
+           (strcmp(c->rp.name, "script") == 0 || strcmp(c->rp.name, "function") == 0);
+}
+
 static int take_session(struct client *c, unsigned flags)
 {
-    if (!(flags & CMD_SESSION) && !session_client_sub_is_stateful(c->rp.arg1)) return 0;
+    int session = (flags & CMD_SESSION) ||
+                  ((flags & CMD_CLIENT) && session_client_sub_is_stateful(c->rp.arg1)) ||
+                  ((flags & CMD_CONTAINER) && is_kill(c));
+    if (!session) return 0;
     session_start(c, flags, 0);
     return 1;
 }
@@ -204,7 +224,7 @@ static const struct step {
     {CMD_RESET, take_reset},
     {0, take_new_tunnel},
     {0, take_pinned},
-    {CMD_SESSION | CMD_CLIENT, take_session},
+    {CMD_SESSION | CMD_CLIENT | CMD_CONTAINER, take_session},
     {0, take_shared},
 };
 

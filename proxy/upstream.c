@@ -27,6 +27,10 @@
 static void up_connect(struct upconn *u);
 
 #define PIN_IDLE_MAX 16 /* clean pinned connections a worker keeps per node */
+/* A shared connection whose oldest request has waited this long is stalled (a long
+ * script, DEBUG SLEEP, a big KEYS): clients with nothing in flight move off it, so
+ * that they reach Redis and get what Redis says (-BUSY), not a wait behind it. */
+#define UP_STALL_NS (500 * 1000000LL)
 
 /* A write in flight on a master when it was fenced, answered later than this, ran
  * too late to be sure it reached the replica being promoted: Sentinel promotes one
@@ -496,17 +500,25 @@ void upstream_pool_deinit(struct worker *w)
     w->outstanding = NULL;
 }
 
+int upstream_stalled(const struct upconn *u)
+{
+    const struct req *head = TAILQ_FIRST(&u->inflight);
+    return head && u->w->now_ns - head->sent_ns > UP_STALL_NS;
+}
+
 struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current)
 {
     /* A connection with a socket is up or connecting; either takes requests. */
     if (current && current->node == node && current->sock) return current;
     struct pool *p = &w->pools[node];
     if (!p->n) return NULL;
-    /* Prefer one that is up; one still connecting answers within connect_timeout_ms. */
-    for (int pass = 0; pass < 2; pass++) {
+    /* Prefer one that is up and not stalled; then one that is up; one still
+     * connecting answers within connect_timeout_ms. */
+    for (int pass = 0; pass < 3; pass++) {
         for (int i = 0; i < p->n; i++) {
             struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-            if (u->sock && (pass == 1 || u->state == UP_READY)) return u;
+            if (u->sock && (pass == 2 || u->state == UP_READY) && (pass || !upstream_stalled(u)))
+                return u;
         }
     }
     return NULL;
@@ -517,9 +529,11 @@ struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *c
     if (current && current->node == node && current->state == UP_READY && current->verified)
         return current;
     struct pool *p = &w->pools[node];
-    for (int i = 0; i < p->n; i++) {
-        struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-        if (u->state == UP_READY && u->verified) return u;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < p->n; i++) {
+            struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
+            if (u->state == UP_READY && u->verified && (pass || !upstream_stalled(u))) return u;
+        }
     }
     return NULL;
 }

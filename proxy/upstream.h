@@ -14,12 +14,15 @@ void upstream_pool_deinit(struct worker *w);
  * or to another node; NULL if the node has no usable connection. */
 struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
 /* Like upstream_pick, for the master: only a connection that is up and whose ROLE
- * said master since the master last changed. NULL: hold the request. */
+ * said master since the master last changed. NULL: hold the request. Both prefer a
+ * connection that is not stalled, when current is NULL. */
 struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current);
 /* A new topology (old may be NULL): pools for new nodes, and after a master change,
  * every connection is verified again before it carries a write. */
 void upstream_topology_changed(struct worker *w, const struct topology *old,
                                const struct topology *t);
+/* Whether u's oldest request has waited long enough to call u stalled. */
+int upstream_stalled(const struct upconn *u);
 /* The node stopped answering: close its connections so nothing waits on it. */
 void upstream_node_lost(struct worker *w, int node);
 /* Why node's connections are down, for error replies. */

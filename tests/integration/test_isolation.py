@@ -249,5 +249,50 @@ class AuthFirst(ProxyTestCase):
         self.assertIn(b"query buffer limit exceeded", got)
 
 
+BUSY_SCRIPT = """
+local deadline = tonumber(redis.call('TIME')[1]) + 20
+while tonumber(redis.call('TIME')[1]) < deadline do end
+return 1
+"""
+
+
+class BusyScript(ProxyTestCase):
+    """A long script must not take its shared connection's other clients with it."""
+    respgate_options = {"upstream": {"connections_per_node": 1}}
+
+    def test_script_kill_reaches_redis_and_others_see_busy_not_a_hang(self):
+        self.redis.client().call("CONFIG", "SET", "busy-reply-threshold", "200")
+        runner = self.gate.client(timeout=30)
+        runner.send(encode("EVAL", BUSY_SCRIPT, "0"))
+        time.sleep(0.5)  # the script runs; respgate's one shared connection waits on it
+        others = []
+
+        def other(i):
+            c = self.gate.client(timeout=15)
+            t = time.monotonic()
+            try:
+                others.append((c.call("GET", "k%d" % i), time.monotonic() - t))
+            except OSError as e:
+                others.append((e, time.monotonic() - t))
+
+        threads = [threading.Thread(target=other, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for reply, took in others:
+            self.assertIsInstance(reply, RespError, reply)
+            self.assertTrue(reply.startswith("BUSY"), reply)
+            self.assertLess(took, 3.0)
+        killer = self.gate.client(timeout=10)
+        t = time.monotonic()
+        self.assertEqual(killer.call("SCRIPT", "KILL"), "OK")
+        self.assertLess(time.monotonic() - t, 3.0)
+        r = runner.read()
+        self.assertIsInstance(r, RespError)
+        self.assertIn("killed", r.lower())
+        self.assertEqual(runner.call("PING"), "PONG")
+
+
 if __name__ == "__main__":
     main()
