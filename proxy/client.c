@@ -150,9 +150,12 @@ void client_resume(struct client *c)
 {
     if (c->flags & C_OVERLIMIT) {
         log_warn("client id=%llu closed: %zu bytes of replies it has not read, over "
-                 "limits.client_output_limit_bytes (%lld)",
+                 "limits.client_output_limit_bytes (%lld), or over "
+                 "limits.client_output_soft_limit_bytes (%lld) for %d s",
                  c->id, c->stored + evbuffer_get_length(sock_output(c->sock)),
-                 c->w->cfg->limits.client_output_limit_bytes);
+                 c->w->cfg->limits.client_output_limit_bytes,
+                 c->w->cfg->limits.client_output_soft_limit_bytes,
+                 c->w->cfg->limits.client_output_soft_seconds);
         stats_add(&c->w->stats->closed[STATS_CLOSE_OUTPUT_LIMIT], 1);
         client_close(c);
         return;
@@ -207,11 +210,20 @@ static const struct sock_handlers client_handlers = {
     .on_close = client_closecb,
 };
 
+/* Requests a client sent before the drain began are served: what the kernel holds
+ * for it is read and dispatched first; then it is read no more, and closes once its
+ * replies are out. */
 void client_start_drain(struct worker *w)
 {
     struct client *c;
     TAILQ_FOREACH(c, &w->clients, link)
     {
+        if (c->flags & (C_DEAD | C_SHUT)) continue;
+        if (sock_fill(c->sock, 1 << 20) < 0) {
+            client_close(c);
+            continue;
+        }
+        if (!(c->flags & C_NOREAD)) client_process(c);
         c->flags |= C_CLOSING; /* in-flight replies still go out */
         update_reading(c);
         pass_wake(c);

@@ -431,9 +431,14 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         "admin",   "notify",   "slo",           NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
-    static const char *const limits_keys[] = {
-        "max_clients", "max_query_buffer_bytes",    "max_pending_per_client",
-        "max_wait_ms", "client_output_limit_bytes", NULL};
+    static const char *const limits_keys[] = {"max_clients",
+                                              "max_query_buffer_bytes",
+                                              "max_pending_per_client",
+                                              "max_wait_ms",
+                                              "client_output_limit_bytes",
+                                              "client_output_soft_limit_bytes",
+                                              "client_output_soft_seconds",
+                                              NULL};
     static const char *const log_keys[] = {"level", "format", NULL};
     static const char *const log_formats[] = {"text", "json", NULL};
     long long v;
@@ -505,8 +510,14 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         if (get_int(obj, "limits", "max_wait_ms", 1, 600000, &v, err, errlen)) return -1;
         cfg->limits.max_wait_ms = (int)v;
         if (get_int(obj, "limits", "client_output_limit_bytes", 0, 64LL << 30,
-                    &cfg->limits.client_output_limit_bytes, err, errlen))
+                    &cfg->limits.client_output_limit_bytes, err, errlen) ||
+            get_int(obj, "limits", "client_output_soft_limit_bytes", 0, 64LL << 30,
+                    &cfg->limits.client_output_soft_limit_bytes, err, errlen))
             return -1;
+        v = cfg->limits.client_output_soft_seconds;
+        if (get_int(obj, "limits", "client_output_soft_seconds", 1, 3600, &v, err, errlen))
+            return -1;
+        cfg->limits.client_output_soft_seconds = (int)v;
     }
 
     static const char *const admin_keys[] = {"listen", "token", NULL};
@@ -560,7 +571,12 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_clients = 10000;
     cfg->limits.max_query_buffer_bytes = 1LL << 30; /* Redis' client-query-buffer-limit */
     cfg->limits.max_pending_per_client = 1024;
-    cfg->limits.client_output_limit_bytes = 64LL << 20;
+    /* Redis' normal clients have no limit; a proxy in front of many apps bounds them:
+     * the hard limit fits the largest values people store, the soft one catches a
+     * client that stopped reading. */
+    cfg->limits.client_output_limit_bytes = 512LL << 20;
+    cfg->limits.client_output_soft_limit_bytes = 64LL << 20;
+    cfg->limits.client_output_soft_seconds = 10;
     cfg->limits.max_wait_ms = 1000;
     cfg->failover.hold_ms = 15000;
     cfg->admin.enabled = 1;

@@ -175,6 +175,7 @@ struct client {
     int npending;              /* requests in the queue, answered or not */
     int ninflight;             /* of those, not answered yet */
     size_t stored;             /* bytes of answered replies waiting behind an earlier one */
+    int64_t soft_since;        /* over client_output_soft_limit_bytes since; 0: not */
     struct upconn *up;         /* shared connection to the master: all its writes go here.
                                   Picked on its first request for the master, not on accept */
     struct upconn *pin;        /* its own connection, once in a session */

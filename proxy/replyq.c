@@ -23,8 +23,19 @@ struct req *replyq_push(struct client *c, int write)
  * so that a client that writes before it reads never deadlocks. */
 static void check_limit(struct client *c)
 {
-    long long limit = c->w->cfg->limits.client_output_limit_bytes;
-    if (limit && (long long)(c->stored + evbuffer_get_length(sock_output(c->sock))) > limit) {
+    const struct config *cfg = c->w->cfg;
+    long long have = (long long)(c->stored + evbuffer_get_length(sock_output(c->sock)));
+    long long hard = cfg->limits.client_output_limit_bytes,
+              soft = cfg->limits.client_output_soft_limit_bytes;
+    int64_t now = c->w->now_ns;
+    if (soft && have > soft) {
+        if (!c->soft_since) c->soft_since = now;
+    } else {
+        c->soft_since = 0;
+    }
+    if ((hard && have > hard) ||
+        (c->soft_since &&
+         now - c->soft_since > (int64_t)cfg->limits.client_output_soft_seconds * 1000000000)) {
         c->flags |= C_OVERLIMIT;
         pass_wake(c);
     }

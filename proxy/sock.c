@@ -130,6 +130,23 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+int sock_fill(struct sock *s, size_t max)
+{
+    size_t got = 0;
+    while (got < max) {
+        ssize_t n = recv(s->fd, s->loop->rbuf, SOCK_READ_MAX, MSG_DONTWAIT);
+        if (n > 0) {
+            evbuffer_add(s->in, s->loop->rbuf, (size_t)n);
+            got += (size_t)n;
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            return -1;
+        } else {
+            break;
+        }
+    }
+    return 0;
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;

@@ -47,6 +47,9 @@ evutil_socket_t sock_fd(const struct sock *s);
 /* Call after adding to the output: it is written at the end of this loop pass. */
 void sock_flush(struct sock *s);
 void sock_read(struct sock *s, int enable);
+/* Reads what the kernel holds now (up to about max bytes) into the input, without
+ * calling a handler. -1 on EOF or an error (the caller closes). */
+int sock_fill(struct sock *s, size_t max);
 /* on_close(ETIMEDOUT) in ms, whatever is read meanwhile; -1 if it cannot be armed. */
 int sock_close_after(struct sock *s, int ms);
 void sock_shutdown_write(struct sock *s);

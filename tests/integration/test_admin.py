@@ -63,7 +63,8 @@ class Admin(unittest.TestCase):
         seen = []
         wait_until(lambda: seen.append(get(self.port, "/readyz")) or seen[-1][0] == 503,
                    what="not ready")
-        self.assertRegex(seen[-1][1], "does not answer|no reachable node reports role master")
+        self.assertRegex(seen[-1][1], "does not answer|no reachable node reports role master|"
+                         "no verified connection to the master")
         self.assertEqual(get(self.port, "/healthz")[0], 200)  # alive all the same
         self.master.start()
         wait_until(lambda: get(self.port, "/readyz")[0] == 200, what="ready again")
