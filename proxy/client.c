@@ -275,7 +275,12 @@ void client_accept(struct worker *w, evutil_socket_t fd)
         if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
         stats_add(&w->stats->errors[STATS_ERR_LIMIT], 1);
         ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)rc;
+        /* What it already sent would turn the close into a reset, which can destroy
+         * the error before it is read: read it away first, and say we are done. */
+        shutdown(fd, SHUT_WR);
+        char sink[4096];
+        for (int i = 0; i < 64 && (rc = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0; i++)
+            ;
         evutil_closesocket(fd);
         return;
     }

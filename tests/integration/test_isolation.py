@@ -249,6 +249,36 @@ class AuthFirst(ProxyTestCase):
         self.assertIn(b"query buffer limit exceeded", got)
 
 
+class MaxClients(ProxyTestCase):
+    respgate_options = {"limits": {"max_clients": 5}}
+
+    def test_a_client_over_the_limit_gets_the_error_even_if_it_speaks_first(self):
+        held = [self.gate.client() for _ in range(5)]
+        for c in held:
+            self.assertEqual(c.call("PING"), "PONG")
+        # Many at once, each speaking before respgate accepted it, as a burst of
+        # reconnecting clients does.
+        socks = []
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", self.gate.port), timeout=5)
+            s.sendall(encode("PING") * 50)
+            socks.append(s)
+        for s in socks:
+            got = b""
+            try:
+                while not got.endswith(b"\r\n"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionResetError:
+                pass
+            s.close()
+            self.assertEqual(got, b"-ERR max number of clients reached\r\n")
+        for c in held:
+            self.assertEqual(c.call("PING"), "PONG")
+
+
 BUSY_SCRIPT = """
 local deadline = tonumber(redis.call('TIME')[1]) + 20
 while tonumber(redis.call('TIME')[1]) < deadline do end
