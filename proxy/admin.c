@@ -95,12 +95,13 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
         long long lag = topo_lag(t, i);
         json_array_append_new(
             nodes,
-            json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:b, s:b, s:f}", "address",
-                      n->name, "region",
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:o, s:o, s:b, s:b, s:f}",
+                      "address", n->name, "region",
                       (size_t)n->region < a->cfg->nregions ? a->cfg->regions[n->region].name : "",
                       "role", role_name(n->role), "listed", n->listed, "reachable", n->reachable,
                       "link_up", n->link_up, "offset", (json_int_t)n->offset, "lag_bytes",
-                      lag >= 0 ? json_integer(lag) : json_null(), "follows",
+                      lag >= 0 ? json_integer(lag) : json_null(), "lag_ms",
+                      n->lag_ns >= 0 ? json_integer(n->lag_ns / 1000000) : json_null(), "follows",
                       n->follows >= 0 ? json_string(t->nodes[n->follows].name) : json_null(),
                       "master", (int)i == t->master, "eligible_for_reads",
                       route_read_eligible(t, &a->policy, i), "probed_seconds_ago",

@@ -323,8 +323,8 @@ static int parse_deny(json_t *root, struct config *cfg, char *err, size_t errlen
 
 static int parse_routing(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"reads", "max_lag_bytes", "read_your_writes", "no_replica",
-                                       NULL};
+    static const char *const keys[] = {
+        "reads", "max_lag_bytes", "max_lag_ms", "read_your_writes", "no_replica", NULL};
     static const char *const reads[] = {"replica", "master", "any", NULL}; /* enum route_reads */
     static const char *const no_replica[] = {"master", "error", NULL};
     json_t *obj;
@@ -335,7 +335,8 @@ static int parse_routing(json_t *root, struct config *cfg, char *err, size_t err
         get_choice(obj, "routing", "no_replica", no_replica, &cfg->routing.no_replica_error, err,
                    errlen) ||
         get_int(obj, "routing", "max_lag_bytes", 0, 1LL << 40, &cfg->routing.max_lag_bytes, err,
-                errlen))
+                errlen) ||
+        get_int(obj, "routing", "max_lag_ms", 0, 3600000, &cfg->routing.max_lag_ms, err, errlen))
         return -1;
     json_t *ryw = json_object_get(obj, "read_your_writes");
     if (ryw && !json_is_boolean(ryw))
@@ -564,6 +565,7 @@ static void set_defaults(struct config *cfg)
     cfg->probe_interval_ms = 100;
     cfg->routing.reads = ROUTE_READS_REPLICA;
     cfg->routing.max_lag_bytes = 1 << 20;
+    cfg->routing.max_lag_ms = 5000;
     cfg->routing.read_your_writes = 1;
     cfg->routing.no_replica_error = 0;
     cfg->upstream.connections_per_node = 2;

@@ -61,7 +61,8 @@ struct config {
         struct config_user *users; /* AUTH <name> <password> */
     } auth;
     struct {
-        int reads; /* enum route_reads */
+        int reads;            /* enum route_reads */
+        long long max_lag_ms; /* 0: no time bound */
         long long max_lag_bytes;
         int read_your_writes;
         int no_replica_error; /* no eligible replica: error instead of the master */

@@ -104,7 +104,7 @@ json_t *config_to_json(const struct config *cfg, int redact)
                                              : json_string(cfg->notify.command[i]));
     }
     return json_pack(
-        "{s:o, s:i, s:{s:s, s:s}, s:i, s:i, s:o, s:{s:s, s:I, s:b, s:s}, "
+        "{s:o, s:i, s:{s:s, s:s}, s:i, s:i, s:o, s:{s:s, s:I, s:I, s:b, s:s}, "
         "s:{s:i, s:i, s:o, s:o}, s:{s:o, s:o}, s:o, "
         "s:{s:i, s:I, s:i, s:i, s:I, s:I, s:i}, s:{s:i, s:i}, s:{s:o, s:o}, s:{s:o, s:o, s:i}, "
         "s:{s:f}}",
@@ -112,11 +112,11 @@ json_t *config_to_json(const struct config *cfg, int redact)
         levels[cfg->log_level], "format", cfg->log_format == CONFIG_LOG_JSON ? "json" : "text",
         "shutdown_timeout_ms", cfg->shutdown_timeout_ms, "probe_interval_ms",
         cfg->probe_interval_ms, "regions", regions, "routing", "reads", reads[cfg->routing.reads],
-        "max_lag_bytes", (json_int_t)cfg->routing.max_lag_bytes, "read_your_writes",
-        cfg->routing.read_your_writes, "no_replica",
-        cfg->routing.no_replica_error ? "error" : "master", "upstream", "connections_per_node",
-        cfg->upstream.connections_per_node, "connect_timeout_ms", cfg->upstream.connect_timeout_ms,
-        "username", nullable(cfg->upstream.username), "password",
+        "max_lag_bytes", (json_int_t)cfg->routing.max_lag_bytes, "max_lag_ms",
+        (json_int_t)cfg->routing.max_lag_ms, "read_your_writes", cfg->routing.read_your_writes,
+        "no_replica", cfg->routing.no_replica_error ? "error" : "master", "upstream",
+        "connections_per_node", cfg->upstream.connections_per_node, "connect_timeout_ms",
+        cfg->upstream.connect_timeout_ms, "username", nullable(cfg->upstream.username), "password",
         secret(cfg->upstream.password, redact), "auth", "password",
         secret(cfg->auth.password, redact), "users", users, "deny_commands", deny, "limits",
         "max_clients", cfg->limits.max_clients, "max_query_buffer_bytes",

@@ -39,6 +39,8 @@ struct probe_node {
     char err[128];
 };
 
+#define PROBE_HISTORY 256 /* master offsets kept: 25 s at the default probe interval */
+
 struct probe {
     struct config *cfg; /* a reference */
     struct event_base *base;
@@ -63,6 +65,14 @@ struct probe {
     struct cmd_overlay *commands; /* from the master's COMMAND: what the built-in table lacks */
     int64_t commands_at;          /* when it was fetched; 0: never */
     int commands_pending;
+    /* The reference master's offset over time, newest last: how old a replica's data
+     * may be follows from the newest of these its offset has reached. */
+    struct {
+        long long offset;
+        int64_t at_ns;
+    } history[PROBE_HISTORY];
+    int nhistory, history_head;
+    int history_node;
 };
 
 #define COMMANDS_REFRESH_NS (60LL * 1000000000) /* and whenever the master changes */
@@ -202,6 +212,42 @@ static void update_listed(struct probe *p)
 
 static void fetch_commands(struct probe *p, int master);
 
+/* Records the reference master's newest offset, once per probe of it. */
+static void remember_offset(struct probe *p, const struct topology *t)
+{
+    if (t->reference < 0) return;
+    const struct topo_node *m = &t->nodes[t->reference];
+    if (p->history_node != t->reference) p->nhistory = 0; /* another master: start over */
+    p->history_node = t->reference;
+    if (!m->probed_ns || m->role != TOPO_MASTER) return;
+    int newest = (p->history_head + PROBE_HISTORY - 1) % PROBE_HISTORY;
+    if (p->nhistory && p->history[newest].at_ns >= m->probed_ns) return;
+    p->history[p->history_head].offset = m->offset;
+    p->history[p->history_head].at_ns = m->probed_ns;
+    p->history_head = (p->history_head + 1) % PROBE_HISTORY;
+    if (p->nhistory < PROBE_HISTORY) p->nhistory++;
+}
+
+/* How old replica i's data may be: the master had at most its offset when it was
+ * probed at some time T, so everything before T is there. From the newest such T:
+ * the replica's own probe time minus T (an upper bound); -1 if nothing is known. */
+static int64_t replica_lag_ns(const struct probe *p, const struct topology *t, size_t i)
+{
+    const struct topo_node *n = &t->nodes[i];
+    if ((int)i == t->reference) return 0;
+    if (n->role != TOPO_REPLICA || !p->nhistory || !n->probed_ns) return -1;
+    for (int k = 1; k <= p->nhistory; k++) {
+        int at = (p->history_head + PROBE_HISTORY - k) % PROBE_HISTORY;
+        if (p->history[at].offset <= n->offset) {
+            int64_t lag = n->probed_ns - p->history[at].at_ns;
+            return k == 1 || lag < 0 ? 0 : lag;
+        }
+    }
+    /* Behind every offset kept: at least as old as the oldest of them. */
+    int oldest = (p->history_head + PROBE_HISTORY - p->nhistory) % PROBE_HISTORY;
+    return n->probed_ns - p->history[oldest].at_ns;
+}
+
 static void publish(struct probe *p)
 {
     update_listed(p);
@@ -228,6 +274,9 @@ static void publish(struct probe *p)
     t->master_since_ns = p->master_since_ns;
     t->reference = p->reference;
     t->why_no_master = t->master < 0 ? why : NULL;
+    remember_offset(p, t);
+    for (size_t i = 0; i < t->nnodes; i++)
+        t->nodes[i].lag_ns = replica_lag_ns(p, t, i);
 
     if (log_enabled(LOG_DEBUG))
         for (size_t i = 0; i < t->nnodes; i++)

@@ -8,6 +8,7 @@ struct route_policy route_policy_of(const struct config *cfg)
     return (struct route_policy){
         .reads = (enum route_reads)cfg->routing.reads,
         .max_lag_bytes = cfg->routing.max_lag_bytes,
+        .max_lag_ns = cfg->routing.max_lag_ms * 1000000,
         .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
         .no_replica_error = cfg->routing.no_replica_error,
     };
@@ -41,6 +42,9 @@ static int eligible(const struct topology *t, const struct route_policy *p,
     if (!n->link_up && t->nodes[t->reference].reachable) return 0;
     *lag = topo_lag(t, i);
     if (*lag < 0 || *lag > p->max_lag_bytes) return 0;
+    /* Bytes say little when the master writes little: a replica that stopped
+     * applying (paused, stuck) stays close in bytes while its data grows old. */
+    if (p->max_lag_ns && (n->lag_ns < 0 || n->lag_ns > p->max_lag_ns)) return 0;
     if (h && h->offset > n->offset) return 0;
     return 1;
 }

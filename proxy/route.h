@@ -13,6 +13,7 @@ struct route_policy {
     long long max_lag_bytes; /* a replica further behind is not eligible */
     long long lag_tie_bytes; /* lags this close count as equal, so load spreads */
     int no_replica_error;    /* no eligible replica: error instead of the master */
+    int64_t max_lag_ns;      /* a replica whose data may be older than this neither; 0: none */
 };
 
 /* A client's read-your-writes horizon. After a write, reads may go only where that

@@ -32,6 +32,8 @@ struct topo_node {
     long long offset;  /* master: master_repl_offset; replica: its processed offset */
     int follows;       /* replica: index of the node it replicates from; -1 if none or unknown */
     int64_t probed_ns; /* CLOCK_MONOTONIC when the probe that measured this was sent */
+    int64_t lag_ns;    /* replica: how old the newest master offset it holds may be (an upper
+                          bound, from the master's offsets over time); 0 master; -1 unknown */
 };
 
 struct cmd_overlay;

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import ProxyTestCase, RespError, encode, main
+from harness import Harness, ProxyTestCase, RespError, encode, main, wait_until
 
 
 def unsubscribe_replies(conn, n):
@@ -277,6 +277,35 @@ class MaxClients(ProxyTestCase):
             self.assertEqual(got, b"-ERR max number of clients reached\r\n")
         for c in held:
             self.assertEqual(c.call("PING"), "PONG")
+
+
+class StaleReplica(unittest.TestCase):
+    """A replica that stops applying writes stays close in bytes when the master
+    writes little: routing.max_lag_ms bounds how old the data it serves may be."""
+
+    def test_a_paused_replica_stops_serving_reads_within_max_lag_ms(self):
+        h = Harness()
+        try:
+            m = h.redis()
+            r = h.replica_of(m)
+            g = h.respgate(m.port, regions=[{"name": "local", "priority": 1, "nodes": [
+                "127.0.0.1:%d" % m.port, "127.0.0.1:%d" % r.port]}],
+                routing={"max_lag_ms": 1000})
+            c = g.client()
+            c.call("SET", "lagk", "old")
+            wait_until(lambda: r.client().call("GET", "lagk") == b"old", what="replicated")
+            r.client().call("CLIENT", "PAUSE", "4000", "WRITE")  # stops applying too
+            t0 = time.monotonic()
+            c.call("SET", "lagk", "new")
+            reader, stale = g.client(), []
+            while time.monotonic() - t0 < 3.0:
+                if reader.call("GET", "lagk") != b"new":
+                    stale.append(time.monotonic() - t0)
+                time.sleep(0.01)
+            # One probe interval (100 ms) and a round trip past the bound, at most.
+            self.assertLess(stale[-1] if stale else 0, 1.5, "stale reads until %.2f s" % stale[-1])
+        finally:
+            h.close()
 
 
 BUSY_SCRIPT = """

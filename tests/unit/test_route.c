@@ -32,7 +32,7 @@ static struct topology *snapshot(size_t n, const long long *lags)
     return t;
 }
 
-static const struct route_policy replicas = {ROUTE_READS_REPLICA, 1 << 20, 1, 0};
+static const struct route_policy replicas = {ROUTE_READS_REPLICA, 1 << 20, 1, 0, 0};
 static unsigned none[8];
 
 Test(route, read_goes_to_the_least_lagged_replica)
