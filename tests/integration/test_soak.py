@@ -31,7 +31,7 @@ MALFORMED = [
     b"*1\r\n$-5\r\n",             # negative bulk length
     b"*1\r\n$9999999999\r\n",     # bulk length over the limit
     b"*2x\r\n",                   # count with garbage
-    b"*1\r\n$4\r\nPINGxx",        # no CRLF after the bulk
+    b"*1\r\n$04\r\nPING\r\n",    # a leading zero (Redis refuses it; "PINGxx" it runs)
     b'SET k "abc\r\n',            # unbalanced quotes (inline)
 ]
 
