@@ -1,6 +1,8 @@
 /* config: JSON (jansson) to struct config. Validation is complete before anything
  * is returned, so a caller never sees half a config. */
 #include "config.h"
+#include "config_json.h"
+#include "config_syntax.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -17,17 +19,6 @@
 
 #define THREADS_MAX 256
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
 {
     const char *host = s, *colon;
@@ -35,74 +26,35 @@ int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t 
 
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
-        if (!close || close[1] != ':') return fail(err, errlen, "expected \"[ipv6]:port\"");
+        if (!close || close[1] != ':')
+            return config_json_fail(err, errlen, "expected \"[ipv6]:port\"");
         host = s + 1;
         hostlen = (size_t)(close - host);
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (!colon) return fail(err, errlen, "expected \"host:port\"");
+        if (!colon) return config_json_fail(err, errlen, "expected \"host:port\"");
         hostlen = (size_t)(colon - s);
-        if (memchr(s, ':', hostlen)) return fail(err, errlen, "IPv6 addresses need brackets");
+        if (memchr(s, ':', hostlen))
+            return config_json_fail(err, errlen, "IPv6 addresses need brackets");
     }
-    if (hostlen == 0) return fail(err, errlen, "empty host");
-    if (hostlen >= CONFIG_HOST_MAX) return fail(err, errlen, "host too long");
+    if (hostlen == 0) return config_json_fail(err, errlen, "empty host");
+    if (hostlen >= CONFIG_HOST_MAX) return config_json_fail(err, errlen, "host too long");
 
     const char *p = colon + 1;
     long port = 0;
-    if (*p == '\0') return fail(err, errlen, "missing port");
+    if (*p == '\0') return config_json_fail(err, errlen, "missing port");
     for (; *p; p++) {
         if (*p < '0' || *p > '9' || port > 65535)
-            return fail(err, errlen, "port must be a number from 1 to 65535");
+            return config_json_fail(err, errlen, "port must be a number from 1 to 65535");
         port = port * 10 + (*p - '0');
     }
-    if (port < 1 || port > 65535) return fail(err, errlen, "port must be a number from 1 to 65535");
+    if (port < 1 || port > 65535)
+        return config_json_fail(err, errlen, "port must be a number from 1 to 65535");
 
     memcpy(out->host, host, hostlen);
     out->host[hostlen] = '\0';
     out->port = (int)port;
-    return 0;
-}
-
-/* Every key of obj must be one of allowed (NULL-terminated). */
-static int check_keys(json_t *obj, const char *path, const char *const *allowed, char *err,
-                      size_t errlen)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        int known = 0;
-        for (const char *const *a = allowed; *a && !known; a++)
-            known = strcmp(*a, key) == 0;
-        if (!known) return fail(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
-    }
-    return 0;
-}
-
-/* Reads an optional integer within [min, max]; leaves *out alone when absent. */
-static int get_int(json_t *obj, const char *path, const char *key, long long min, long long max,
-                   long long *out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return 0;
-    const char *dot = *path ? "." : "";
-    if (!json_is_integer(v))
-        return fail(err, errlen, "%s%s%s: expected an integer", path, dot, key);
-    long long n = json_integer_value(v);
-    if (n < min || n > max)
-        return fail(err, errlen, "%s%s%s: must be from %lld to %lld", path, dot, key, min, max);
-    *out = n;
-    return 0;
-}
-
-static int get_object(json_t *obj, const char *path, const char *key, json_t **out, char *err,
-                      size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = v;
-    if (v && !json_is_object(v))
-        return fail(err, errlen, "%s%s%s: expected an object", path, *path ? "." : "", key);
     return 0;
 }
 
@@ -111,23 +63,22 @@ static int parse_addr_list(json_t *list, const char *path, struct config_addr **
                            char *err, size_t errlen)
 {
     *n = json_array_size(list);
-    if (!(*out = calloc(*n ? *n : 1, sizeof(**out)))) return fail(err, errlen, "out of memory");
+    if (!(*out = calloc(*n ? *n : 1, sizeof(**out))))
+        return config_json_fail(err, errlen, "out of memory");
     for (size_t j = 0; j < *n; j++) {
         json_t *v = json_array_get(list, j);
         char why[128];
         if (!json_is_string(v))
-            return fail(err, errlen, "%s[%zu]: expected a \"host:port\" string", path, j);
+            return config_json_fail(err, errlen, "%s[%zu]: expected a \"host:port\" string", path,
+                                    j);
         if (config_parse_addr(json_string_value(v), &(*out)[j], why, sizeof(why)))
-            return fail(err, errlen, "%s[%zu]: %s", path, j, why);
+            return config_json_fail(err, errlen, "%s[%zu]: %s", path, j, why);
         for (size_t k = 0; k < j; k++)
             if (strcmp((*out)[k].host, (*out)[j].host) == 0 && (*out)[k].port == (*out)[j].port)
-                return fail(err, errlen, "%s[%zu]: duplicate of [%zu]", path, j, k);
+                return config_json_fail(err, errlen, "%s[%zu]: duplicate of [%zu]", path, j, k);
     }
     return 0;
 }
-
-static int get_string(json_t *obj, const char *path, const char *key, char **out, char *err,
-                      size_t errlen);
 
 static int parse_sentinel(json_t *s, const char *rpath, struct config_region *reg, char *err,
                           size_t errlen)
@@ -135,24 +86,26 @@ static int parse_sentinel(json_t *s, const char *rpath, struct config_region *re
     static const char *const keys[] = {"addresses", "master_name", "username", "password", NULL};
     char path[80];
     snprintf(path, sizeof(path), "%s.sentinel", rpath);
-    if (!json_is_object(s)) return fail(err, errlen, "%s: expected an object", path);
-    if (check_keys(s, path, keys, err, errlen)) return -1;
+    if (!json_is_object(s)) return config_json_fail(err, errlen, "%s: expected an object", path);
+    if (config_json_keys(s, path, keys, err, errlen)) return -1;
     json_t *list = json_object_get(s, "addresses");
     char lpath[96];
     snprintf(lpath, sizeof(lpath), "%s.addresses", path);
     if (!json_is_array(list) || json_array_size(list) == 0)
-        return fail(err, errlen, "%s: expected a non-empty array of \"host:port\"", lpath);
+        return config_json_fail(err, errlen, "%s: expected a non-empty array of \"host:port\"",
+                                lpath);
     if (parse_addr_list(list, lpath, &reg->sentinels, &reg->nsentinels, err, errlen) ||
-        get_string(s, path, "master_name", &reg->master_name, err, errlen) ||
-        get_string(s, path, "username", &reg->sentinel_username, err, errlen) ||
-        get_string(s, path, "password", &reg->sentinel_password, err, errlen))
+        config_json_string(s, path, "master_name", &reg->master_name, err, errlen) ||
+        config_json_string(s, path, "username", &reg->sentinel_username, err, errlen) ||
+        config_json_string(s, path, "password", &reg->sentinel_password, err, errlen))
         return -1;
     if (!reg->master_name)
-        return fail(err, errlen, "%s.master_name: required (the name Sentinel monitors)", path);
+        return config_json_fail(err, errlen,
+                                "%s.master_name: required (the name Sentinel monitors)", path);
     if (strlen(reg->master_name) > CONFIG_HOST_MAX - 1 || strpbrk(reg->master_name, " \r\n"))
-        return fail(err, errlen, "%s.master_name: must be one word", path);
+        return config_json_fail(err, errlen, "%s.master_name: must be one word", path);
     if (reg->sentinel_username && !reg->sentinel_password)
-        return fail(err, errlen, "%s.password: required with a username", path);
+        return config_json_fail(err, errlen, "%s.password: required with a username", path);
     return 0;
 }
 
@@ -162,17 +115,17 @@ static int parse_region(json_t *r, size_t i, struct config_region *reg, char *er
     char path[64];
     snprintf(path, sizeof(path), "regions[%zu]", i);
 
-    if (!json_is_object(r)) return fail(err, errlen, "%s: expected an object", path);
-    if (check_keys(r, path, keys, err, errlen)) return -1;
+    if (!json_is_object(r)) return config_json_fail(err, errlen, "%s: expected an object", path);
+    if (config_json_keys(r, path, keys, err, errlen)) return -1;
 
     json_t *name = json_object_get(r, "name");
     if (!json_is_string(name) || json_string_length(name) == 0)
-        return fail(err, errlen, "%s.name: expected a non-empty string", path);
+        return config_json_fail(err, errlen, "%s.name: expected a non-empty string", path);
     reg->name = strdup(json_string_value(name));
-    if (!reg->name) return fail(err, errlen, "out of memory");
+    if (!reg->name) return config_json_fail(err, errlen, "out of memory");
 
     reg->priority = 0;
-    if (get_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen)) return -1;
+    if (config_json_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen)) return -1;
 
     json_t *sentinel = json_object_get(r, "sentinel");
     if (sentinel && !json_is_null(sentinel) && parse_sentinel(sentinel, path, reg, err, errlen))
@@ -183,26 +136,27 @@ static int parse_region(json_t *r, size_t i, struct config_region *reg, char *er
     snprintf(npath, sizeof(npath), "%s.nodes", path);
     if (!nodes && reg->nsentinels) return 0;
     if (!json_is_array(nodes) || (json_array_size(nodes) == 0 && !reg->nsentinels))
-        return fail(err, errlen, "%s: expected a non-empty array of \"host:port\"%s", npath,
-                    " (or a \"sentinel\" object in the region)");
+        return config_json_fail(err, errlen, "%s: expected a non-empty array of \"host:port\"%s",
+                                npath, " (or a \"sentinel\" object in the region)");
     return parse_addr_list(nodes, npath, &reg->nodes, &reg->nnodes, err, errlen);
 }
 
 static int parse_regions(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     json_t *regions = json_object_get(root, "regions");
-    if (!regions) return fail(err, errlen, "regions: required");
+    if (!regions) return config_json_fail(err, errlen, "regions: required");
     if (!json_is_array(regions) || json_array_size(regions) == 0)
-        return fail(err, errlen, "regions: expected a non-empty array");
+        return config_json_fail(err, errlen, "regions: expected a non-empty array");
 
     cfg->regions = calloc(json_array_size(regions), sizeof(*cfg->regions));
-    if (!cfg->regions) return fail(err, errlen, "out of memory");
+    if (!cfg->regions) return config_json_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < json_array_size(regions); i++) {
         cfg->nregions = i + 1; /* so destroy frees what was filled */
         if (parse_region(json_array_get(regions, i), i, &cfg->regions[i], err, errlen)) return -1;
         for (size_t k = 0; k < i; k++)
             if (strcmp(cfg->regions[k].name, cfg->regions[i].name) == 0)
-                return fail(err, errlen, "regions[%zu].name: duplicate of regions[%zu]", i, k);
+                return config_json_fail(err, errlen, "regions[%zu].name: duplicate of regions[%zu]",
+                                        i, k);
     }
     /* Regions are parts of one replication group: their Sentinels watch one master. */
     const struct config_region *first = NULL;
@@ -210,42 +164,12 @@ static int parse_regions(json_t *root, struct config *cfg, char *err, size_t err
         const struct config_region *r = &cfg->regions[i];
         if (!r->master_name) continue;
         if (first && strcmp(first->master_name, r->master_name) != 0)
-            return fail(err, errlen,
-                        "regions[%zu].sentinel.master_name: \"%s\" differs from \"%s\" "
-                        "elsewhere; respgate follows one master",
-                        i, r->master_name, first->master_name);
+            return config_json_fail(err, errlen,
+                                    "regions[%zu].sentinel.master_name: \"%s\" differs from \"%s\" "
+                                    "elsewhere; respgate follows one master",
+                                    i, r->master_name, first->master_name);
         if (!first) first = r;
     }
-    return 0;
-}
-
-/* A string that must be one of choices; *out is its index. Absent: unchanged. */
-static int get_choice(json_t *obj, const char *path, const char *key, const char *const *choices,
-                      int *out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return 0;
-    for (int i = 0; json_is_string(v) && choices[i]; i++)
-        if (strcmp(json_string_value(v), choices[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    char list[128] = "";
-    for (int i = 0; choices[i]; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"", i ? ", " : "",
-                 choices[i]);
-    return fail(err, errlen, "%s.%s: expected one of %s", path, key, list);
-}
-
-/* An optional string (null counts as absent); *out is a copy. */
-static int get_string(json_t *obj, const char *path, const char *key, char **out, char *err,
-                      size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v) || json_string_length(v) == 0)
-        return fail(err, errlen, "%s.%s: expected a non-empty string or null", path, key);
-    if (!(*out = strdup(json_string_value(v)))) return fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -254,28 +178,30 @@ static int parse_auth(json_t *root, struct config *cfg, char *err, size_t errlen
     static const char *const keys[] = {"password", "users", NULL};
     static const char *const user_keys[] = {"name", "password", NULL};
     json_t *obj;
-    if (get_object(root, "", "auth", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "auth", &obj, err, errlen)) return -1;
     if (!obj) return 0;
-    if (check_keys(obj, "auth", keys, err, errlen) ||
-        get_string(obj, "auth", "password", &cfg->auth.password, err, errlen))
+    if (config_json_keys(obj, "auth", keys, err, errlen) ||
+        config_json_string(obj, "auth", "password", &cfg->auth.password, err, errlen))
         return -1;
     json_t *users = json_object_get(obj, "users");
     if (!users || json_is_null(users)) return 0;
-    if (!json_is_array(users)) return fail(err, errlen, "auth.users: expected an array");
+    if (!json_is_array(users))
+        return config_json_fail(err, errlen, "auth.users: expected an array");
     cfg->auth.users = calloc(json_array_size(users) + 1, sizeof(*cfg->auth.users));
-    if (!cfg->auth.users) return fail(err, errlen, "out of memory");
+    if (!cfg->auth.users) return config_json_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < json_array_size(users); i++) {
         json_t *u = json_array_get(users, i);
         char path[48];
         snprintf(path, sizeof(path), "auth.users[%zu]", i);
-        if (!json_is_object(u)) return fail(err, errlen, "%s: expected an object", path);
+        if (!json_is_object(u))
+            return config_json_fail(err, errlen, "%s: expected an object", path);
         struct config_user *cu = &cfg->auth.users[cfg->auth.nusers++];
-        if (check_keys(u, path, user_keys, err, errlen) ||
-            get_string(u, path, "name", &cu->name, err, errlen) ||
-            get_string(u, path, "password", &cu->password, err, errlen))
+        if (config_json_keys(u, path, user_keys, err, errlen) ||
+            config_json_string(u, path, "name", &cu->name, err, errlen) ||
+            config_json_string(u, path, "password", &cu->password, err, errlen))
             return -1;
         if (!cu->name || !cu->password)
-            return fail(err, errlen, "%s: needs \"name\" and \"password\"", path);
+            return config_json_fail(err, errlen, "%s: needs \"name\" and \"password\"", path);
     }
     return 0;
 }
@@ -302,21 +228,23 @@ static int parse_deny(json_t *root, struct config *cfg, char *err, size_t errlen
     json_t *list = json_object_get(root, "deny_commands");
     size_t n = 0;
     if (list && !json_is_array(list))
-        return fail(err, errlen, "deny_commands: expected an array of command names");
+        return config_json_fail(err, errlen, "deny_commands: expected an array of command names");
     if (list)
         n = json_array_size(list);
     else
         while (default_deny[n])
             n++;
-    if (!(cfg->deny = calloc(n + 1, sizeof(*cfg->deny)))) return fail(err, errlen, "out of memory");
+    if (!(cfg->deny = calloc(n + 1, sizeof(*cfg->deny))))
+        return config_json_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *name = list ? json_string_value(json_array_get(list, i)) : default_deny[i];
         if (!name || !*name || strlen(name) > 64 || strspn(name, name_chars) != strlen(name))
-            return fail(err, errlen,
-                        "deny_commands[%zu]: expected a command name like \"shutdown\" or "
-                        "\"client|kill\"",
-                        i);
-        if (add_deny(cfg, name)) return fail(err, errlen, "out of memory");
+            return config_json_fail(
+                err, errlen,
+                "deny_commands[%zu]: expected a command name like \"shutdown\" or "
+                "\"client|kill\"",
+                i);
+        if (add_deny(cfg, name)) return config_json_fail(err, errlen, "out of memory");
     }
     return 0;
 }
@@ -328,19 +256,20 @@ static int parse_routing(json_t *root, struct config *cfg, char *err, size_t err
     static const char *const reads[] = {"replica", "master", "any", NULL}; /* enum route_reads */
     static const char *const no_replica[] = {"master", "error", NULL};
     json_t *obj;
-    if (get_object(root, "", "routing", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "routing", &obj, err, errlen)) return -1;
     if (!obj) return 0;
-    if (check_keys(obj, "routing", keys, err, errlen) ||
-        get_choice(obj, "routing", "reads", reads, &cfg->routing.reads, err, errlen) ||
-        get_choice(obj, "routing", "no_replica", no_replica, &cfg->routing.no_replica_error, err,
-                   errlen) ||
-        get_int(obj, "routing", "max_lag_bytes", 0, 1LL << 40, &cfg->routing.max_lag_bytes, err,
-                errlen) ||
-        get_int(obj, "routing", "max_lag_ms", 0, 3600000, &cfg->routing.max_lag_ms, err, errlen))
+    if (config_json_keys(obj, "routing", keys, err, errlen) ||
+        config_json_choice(obj, "routing", "reads", reads, &cfg->routing.reads, err, errlen) ||
+        config_json_choice(obj, "routing", "no_replica", no_replica, &cfg->routing.no_replica_error,
+                           err, errlen) ||
+        config_json_int(obj, "routing", "max_lag_bytes", 0, 1LL << 40, &cfg->routing.max_lag_bytes,
+                        err, errlen) ||
+        config_json_int(obj, "routing", "max_lag_ms", 0, 3600000, &cfg->routing.max_lag_ms, err,
+                        errlen))
         return -1;
     json_t *ryw = json_object_get(obj, "read_your_writes");
     if (ryw && !json_is_boolean(ryw))
-        return fail(err, errlen, "routing.read_your_writes: expected true or false");
+        return config_json_fail(err, errlen, "routing.read_your_writes: expected true or false");
     if (ryw) cfg->routing.read_your_writes = json_is_true(ryw);
     return 0;
 }
@@ -350,26 +279,27 @@ static int parse_webhook(struct config *cfg, char *err, size_t errlen)
 {
     const char *u = cfg->notify.webhook, *scheme = "http://";
     if (strncmp(u, scheme, strlen(scheme)) != 0)
-        return fail(err, errlen,
-                    "notify.webhook: expected an http:// URL (no TLS: put a local "
-                    "relay in front of an https endpoint)");
+        return config_json_fail(err, errlen,
+                                "notify.webhook: expected an http:// URL (no TLS: put a local "
+                                "relay in front of an https endpoint)");
     const char *host = u + strlen(scheme), *slash = strchr(host, '/');
     size_t hostlen = slash ? (size_t)(slash - host) : strlen(host);
     char hostport[CONFIG_HOST_MAX + 8], why[128];
     if (hostlen == 0 || hostlen >= sizeof(hostport) - 4)
-        return fail(err, errlen, "notify.webhook: expected http://host[:port]/path");
+        return config_json_fail(err, errlen, "notify.webhook: expected http://host[:port]/path");
     memcpy(hostport, host, hostlen);
     hostport[hostlen] = '\0';
     /* Without a port (and not a bare IPv6 literal with one), HTTP's own. */
     const char *close = strrchr(hostport, ']'), *colon = strrchr(hostport, ':');
     if (!colon || (close && colon < close)) strcat(hostport, ":80");
     if (config_parse_addr(hostport, &cfg->notify.webhook_addr, why, sizeof(why)))
-        return fail(err, errlen, "notify.webhook: %s", why);
+        return config_json_fail(err, errlen, "notify.webhook: %s", why);
     if (!(cfg->notify.webhook_path = strdup(slash ? slash : "/")))
-        return fail(err, errlen, "out of memory");
+        return config_json_fail(err, errlen, "out of memory");
     for (const char *p = u; *p; p++)
         if ((unsigned char)*p <= ' ')
-            return fail(err, errlen, "notify.webhook: spaces and control characters not allowed");
+            return config_json_fail(err, errlen,
+                                    "notify.webhook: spaces and control characters not allowed");
     return 0;
 }
 
@@ -378,29 +308,30 @@ static int parse_notify(json_t *root, struct config *cfg, char *err, size_t errl
     static const char *const keys[] = {"command", "webhook", "timeout_ms", NULL};
     json_t *obj;
     long long v = cfg->notify.timeout_ms;
-    if (get_object(root, "", "notify", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "notify", &obj, err, errlen)) return -1;
     if (!obj) return 0;
-    if (check_keys(obj, "notify", keys, err, errlen) ||
-        get_int(obj, "notify", "timeout_ms", 10, 600000, &v, err, errlen) ||
-        get_string(obj, "notify", "webhook", &cfg->notify.webhook, err, errlen))
+    if (config_json_keys(obj, "notify", keys, err, errlen) ||
+        config_json_int(obj, "notify", "timeout_ms", 10, 600000, &v, err, errlen) ||
+        config_json_string(obj, "notify", "webhook", &cfg->notify.webhook, err, errlen))
         return -1;
     cfg->notify.timeout_ms = (int)v;
     if (cfg->notify.webhook && parse_webhook(cfg, err, errlen)) return -1;
     json_t *cmd = json_object_get(obj, "command");
     if (!cmd || json_is_null(cmd)) return 0;
     if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 64)
-        return fail(err, errlen,
-                    "notify.command: expected an argv array like [\"/path/to/hook\", "
-                    "\"arg\"] (the event's fields are appended)");
+        return config_json_fail(err, errlen,
+                                "notify.command: expected an argv array like [\"/path/to/hook\", "
+                                "\"arg\"] (the event's fields are appended)");
     size_t n = json_array_size(cmd);
     if (!(cfg->notify.command = calloc(n + 1, sizeof(char *))))
-        return fail(err, errlen, "out of memory");
+        return config_json_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *a = json_string_value(json_array_get(cmd, i));
         if (!a || (i == 0 && !*a))
-            return fail(err, errlen, "notify.command[%zu]: expected a%s string", i,
-                        i ? "" : " non-empty");
-        if (!(cfg->notify.command[i] = strdup(a))) return fail(err, errlen, "out of memory");
+            return config_json_fail(err, errlen, "notify.command[%zu]: expected a%s string", i,
+                                    i ? "" : " non-empty");
+        if (!(cfg->notify.command[i] = strdup(a)))
+            return config_json_fail(err, errlen, "out of memory");
         cfg->notify.ncommand = i + 1;
     }
     return 0;
@@ -410,15 +341,15 @@ static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"availability", NULL};
     json_t *obj;
-    if (get_object(root, "", "slo", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "slo", &obj, err, errlen)) return -1;
     if (!obj) return 0;
-    if (check_keys(obj, "slo", keys, err, errlen)) return -1;
+    if (config_json_keys(obj, "slo", keys, err, errlen)) return -1;
     json_t *a = json_object_get(obj, "availability");
     if (!a) return 0;
     if (!json_is_number(a) || json_number_value(a) <= 0 || json_number_value(a) >= 1)
-        return fail(err, errlen,
-                    "slo.availability: expected a number between 0 and 1, "
-                    "like 0.9999 (\"four nines\")");
+        return config_json_fail(err, errlen,
+                                "slo.availability: expected a number between 0 and 1, "
+                                "like 0.9999 (\"four nines\")");
     cfg->slo.availability = json_number_value(a);
     return 0;
 }
@@ -445,87 +376,92 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     long long v;
     json_t *obj;
 
-    if (!json_is_object(root)) return fail(err, errlen, "the top level must be an object");
-    if (check_keys(root, "", keys, err, errlen)) return -1;
+    if (!json_is_object(root))
+        return config_json_fail(err, errlen, "the top level must be an object");
+    if (config_json_keys(root, "", keys, err, errlen)) return -1;
 
     json_t *listen = json_object_get(root, "listen");
     if (listen) {
         char why[128];
-        if (!json_is_string(listen)) return fail(err, errlen, "listen: expected \"host:port\"");
+        if (!json_is_string(listen))
+            return config_json_fail(err, errlen, "listen: expected \"host:port\"");
         if (config_parse_addr(json_string_value(listen), &cfg->listen, why, sizeof(why)))
-            return fail(err, errlen, "listen: %s", why);
+            return config_json_fail(err, errlen, "listen: %s", why);
     }
 
     v = cfg->threads;
-    if (get_int(root, "", "threads", 1, THREADS_MAX, &v, err, errlen)) return -1;
+    if (config_json_int(root, "", "threads", 1, THREADS_MAX, &v, err, errlen)) return -1;
     cfg->threads = (int)v;
     v = cfg->shutdown_timeout_ms;
-    if (get_int(root, "", "shutdown_timeout_ms", 0, 600000, &v, err, errlen)) return -1;
+    if (config_json_int(root, "", "shutdown_timeout_ms", 0, 600000, &v, err, errlen)) return -1;
     cfg->shutdown_timeout_ms = (int)v;
 
     v = cfg->probe_interval_ms;
-    if (get_int(root, "", "probe_interval_ms", 10, 60000, &v, err, errlen)) return -1;
+    if (config_json_int(root, "", "probe_interval_ms", 10, 60000, &v, err, errlen)) return -1;
     cfg->probe_interval_ms = (int)v;
     if (parse_routing(root, cfg, err, errlen)) return -1;
 
-    if (get_object(root, "", "log", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "log", &obj, err, errlen)) return -1;
     if (obj) {
-        if (check_keys(obj, "log", log_keys, err, errlen)) return -1;
+        if (config_json_keys(obj, "log", log_keys, err, errlen)) return -1;
         json_t *lvl = json_object_get(obj, "level");
         if (lvl && (!json_is_string(lvl) || log_level_parse(json_string_value(lvl)) < 0))
-            return fail(err, errlen,
-                        "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
+            return config_json_fail(
+                err, errlen, "log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
         if (lvl) cfg->log_level = log_level_parse(json_string_value(lvl));
-        if (get_choice(obj, "log", "format", log_formats, &cfg->log_format, err, errlen)) return -1;
+        if (config_json_choice(obj, "log", "format", log_formats, &cfg->log_format, err, errlen))
+            return -1;
     }
 
-    if (get_object(root, "", "upstream", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "upstream", &obj, err, errlen)) return -1;
     if (obj) {
-        if (check_keys(obj, "upstream", upstream_keys, err, errlen)) return -1;
+        if (config_json_keys(obj, "upstream", upstream_keys, err, errlen)) return -1;
         v = cfg->upstream.connections_per_node;
-        if (get_int(obj, "upstream", "connections_per_node", 1, 64, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "upstream", "connections_per_node", 1, 64, &v, err, errlen))
+            return -1;
         cfg->upstream.connections_per_node = (int)v;
         v = cfg->upstream.connect_timeout_ms;
-        if (get_int(obj, "upstream", "connect_timeout_ms", 1, 60000, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "upstream", "connect_timeout_ms", 1, 60000, &v, err, errlen))
+            return -1;
         cfg->upstream.connect_timeout_ms = (int)v;
-        if (get_string(obj, "upstream", "username", &cfg->upstream.username, err, errlen) ||
-            get_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen))
+        if (config_json_string(obj, "upstream", "username", &cfg->upstream.username, err, errlen) ||
+            config_json_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen))
             return -1;
     }
     if (parse_auth(root, cfg, err, errlen) || parse_deny(root, cfg, err, errlen)) return -1;
 
-    if (get_object(root, "", "limits", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "limits", &obj, err, errlen)) return -1;
     if (obj) {
-        if (check_keys(obj, "limits", limits_keys, err, errlen)) return -1;
+        if (config_json_keys(obj, "limits", limits_keys, err, errlen)) return -1;
         v = cfg->limits.max_clients;
-        if (get_int(obj, "limits", "max_clients", 1, 1000000, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "limits", "max_clients", 1, 1000000, &v, err, errlen)) return -1;
         cfg->limits.max_clients = (int)v;
-        if (get_int(obj, "limits", "max_query_buffer_bytes", 1024, 4LL << 30,
-                    &cfg->limits.max_query_buffer_bytes, err, errlen))
+        if (config_json_int(obj, "limits", "max_query_buffer_bytes", 1024, 4LL << 30,
+                            &cfg->limits.max_query_buffer_bytes, err, errlen))
             return -1;
         v = cfg->limits.max_pending_per_client;
-        if (get_int(obj, "limits", "max_pending_per_client", 1, 1000000, &v, err, errlen))
+        if (config_json_int(obj, "limits", "max_pending_per_client", 1, 1000000, &v, err, errlen))
             return -1;
         cfg->limits.max_pending_per_client = (int)v;
         v = cfg->limits.max_wait_ms;
-        if (get_int(obj, "limits", "max_wait_ms", 1, 600000, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "limits", "max_wait_ms", 1, 600000, &v, err, errlen)) return -1;
         cfg->limits.max_wait_ms = (int)v;
-        if (get_int(obj, "limits", "client_output_limit_bytes", 0, 64LL << 30,
-                    &cfg->limits.client_output_limit_bytes, err, errlen) ||
-            get_int(obj, "limits", "client_output_soft_limit_bytes", 0, 64LL << 30,
-                    &cfg->limits.client_output_soft_limit_bytes, err, errlen))
+        if (config_json_int(obj, "limits", "client_output_limit_bytes", 0, 64LL << 30,
+                            &cfg->limits.client_output_limit_bytes, err, errlen) ||
+            config_json_int(obj, "limits", "client_output_soft_limit_bytes", 0, 64LL << 30,
+                            &cfg->limits.client_output_soft_limit_bytes, err, errlen))
             return -1;
         v = cfg->limits.client_output_soft_seconds;
-        if (get_int(obj, "limits", "client_output_soft_seconds", 1, 3600, &v, err, errlen))
+        if (config_json_int(obj, "limits", "client_output_soft_seconds", 1, 3600, &v, err, errlen))
             return -1;
         cfg->limits.client_output_soft_seconds = (int)v;
     }
 
     static const char *const admin_keys[] = {"listen", "token", NULL};
-    if (get_object(root, "", "admin", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "admin", &obj, err, errlen)) return -1;
     if (obj) {
-        if (check_keys(obj, "admin", admin_keys, err, errlen) ||
-            get_string(obj, "admin", "token", &cfg->admin.token, err, errlen))
+        if (config_json_keys(obj, "admin", admin_keys, err, errlen) ||
+            config_json_string(obj, "admin", "token", &cfg->admin.token, err, errlen))
             return -1;
         json_t *l = json_object_get(obj, "listen");
         char why[128];
@@ -534,19 +470,20 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         } else if (l && (!json_is_string(l) ||
                          config_parse_addr(json_string_value(l), &cfg->admin.listen, why,
                                            sizeof(why)))) {
-            return fail(err, errlen, "admin.listen: %s",
-                        json_is_string(l) ? why : "expected \"host:port\" or null");
+            return config_json_fail(err, errlen, "admin.listen: %s",
+                                    json_is_string(l) ? why : "expected \"host:port\" or null");
         }
     }
     static const char *const failover_keys[] = {"hold_ms", "max_held_requests", NULL};
-    if (get_object(root, "", "failover", &obj, err, errlen)) return -1;
+    if (config_json_object(root, "", "failover", &obj, err, errlen)) return -1;
     if (obj) {
-        if (check_keys(obj, "failover", failover_keys, err, errlen)) return -1;
+        if (config_json_keys(obj, "failover", failover_keys, err, errlen)) return -1;
         v = cfg->failover.hold_ms;
-        if (get_int(obj, "failover", "hold_ms", 0, 600000, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "failover", "hold_ms", 0, 600000, &v, err, errlen)) return -1;
         cfg->failover.hold_ms = (int)v;
         v = cfg->failover.max_held_requests;
-        if (get_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen)) return -1;
+        if (config_json_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen))
+            return -1;
         cfg->failover.max_held_requests = (int)v;
     }
 
@@ -589,108 +526,17 @@ static void set_defaults(struct config *cfg)
     cfg->slo.availability = 0.9999;
 }
 
-/* What is wrong with a file that is not JSON, without jansson's own text: that ends
- * with "near '<the text at the error>'", which may be a password ("':' expected near
- * '"hunter2"'"). Only the line, the column, the kind of error (json_error_code) and,
- * when it is one of the fixed phrases below (compared whole, so nothing of the file
- * can pass), jansson's phrase for it in our words. This message goes to the log,
- * to GET /config and to --check-config alike. */
-static void json_syntax_error(const json_error_t *jerr, char *err, size_t errlen)
-{
-    static const char *const phrases[][2] = {
-        {"'[' or '{' expected", "'{' expected"},
-        {"string or '}' expected", "a quoted key or '}' expected"},
-        {"':' expected", "':' expected after the key"},
-        {"'}' expected", "',' or '}' expected"},
-        {"']' expected", "',' or ']' expected"},
-        {"unexpected newline", "a newline inside a string"},
-        {"invalid escape", "an invalid escape in a string"},
-        {"invalid token", "text not in quotes, or a stray character"},
-        {"unexpected token", "unexpected token"},
-        {"premature end of input", "a string not closed"},
-        {"too big negative integer", NULL},
-        {"too big integer", NULL},
-        {"real number overflow", NULL},
-        {"end of file expected", NULL},
-        {"maximum parsing depth reached", NULL},
-        {"duplicate object key", NULL},
-        {"NUL byte in object key not supported", NULL},
-        {"\\u0000 is not allowed without JSON_ALLOW_NUL", NULL},
-    };
-    enum json_error_code code = json_error_code(jerr);
-    const char *kind;
-    switch (code) {
-    case json_error_cannot_open_file: /* "unable to open PATH: strerror": nothing read */
-        fail(err, errlen, "%s", jerr->text);
-        return;
-    case json_error_out_of_memory:
-        kind = "out of memory";
-        break;
-    case json_error_stack_overflow:
-        kind = "invalid JSON (nested too deeply)";
-        break;
-    case json_error_invalid_utf8:
-        kind = "invalid JSON (not UTF-8)";
-        break;
-    case json_error_premature_end_of_input:
-        kind = "invalid JSON (the file ends too early)";
-        break;
-    case json_error_end_of_input_expected:
-        kind = "invalid JSON (more after the end of the top-level object)";
-        break;
-    case json_error_null_character:
-    case json_error_null_byte_in_key:
-        kind = "invalid JSON (\\u0000 in a string)";
-        break;
-    case json_error_duplicate_key:
-        kind = "invalid JSON (duplicate key in an object)";
-        break;
-    case json_error_numeric_overflow:
-        kind = "invalid JSON (number out of range)";
-        break;
-    default:
-        kind = "invalid JSON";
-        break;
-    }
-    const char *detail = NULL;
-    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++) {
-        size_t n = strlen(phrases[i][0]);
-        if (strncmp(jerr->text, phrases[i][0], n) == 0 &&
-            (jerr->text[n] == '\0' || strncmp(jerr->text + n, " near ", 6) == 0)) {
-            detail = phrases[i][1];
-            break;
-        }
-    }
-    if (code == json_error_invalid_syntax && strncmp(jerr->text, "control character", 17) == 0)
-        detail = "a control character inside a string";
-    if (code == json_error_invalid_syntax && strncmp(jerr->text, "invalid Unicode", 15) == 0)
-        detail = "an invalid \\u escape in a string";
-    /* "invalid JSON (the file ends too early)" and a detail: "(..., '}' expected)". */
-    char what[160];
-    size_t klen = strlen(kind);
-    if (!detail)
-        snprintf(what, sizeof(what), "%s", kind);
-    else if (kind[klen - 1] == ')')
-        snprintf(what, sizeof(what), "%.*s, %s)", (int)(klen - 1), kind, detail);
-    else
-        snprintf(what, sizeof(what), "%s (%s)", kind, detail);
-    if (jerr->line < 1)
-        fail(err, errlen, "%s", what);
-    else
-        fail(err, errlen, "line %d, column %d: %s", jerr->line, jerr->column, what);
-}
-
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */
 static struct config *config_from_json(json_t *root, const json_error_t *jerr, char *err,
                                        size_t errlen)
 {
     if (!root) {
-        json_syntax_error(jerr, err, errlen);
+        config_syntax_error(jerr, err, errlen);
         return NULL;
     }
     struct config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) {
-        fail(err, errlen, "out of memory");
+        config_json_fail(err, errlen, "out of memory");
     } else {
         atomic_init(&cfg->refs, 1);
         set_defaults(cfg);
