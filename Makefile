@@ -1,17 +1,34 @@
 # respgate front door. On a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the local sandbox behind respgate
 #   make test   install what is missing, build with ASan+UBSan, run every test
-.PHONY: all deps build test run bench format clean
+#               (and each libFuzzer target briefly, when clang is here)
+#   make fuzz   build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make tsan   build with ThreadSanitizer, run the threaded integration tests
+# docs/testing.md tells what each runs and how long it takes.
+.PHONY: all deps fuzz-deps build test fuzz tsan run bench format clean
 
 BUILD      ?= build
 TEST_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# How long each libFuzzer target runs: in make fuzz, and in make test (ctest label fuzz).
+FUZZ_SECONDS      ?= 60
+FUZZ_TEST_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_request_framer fuzz_reply_framer fuzz_info fuzz_config
+
+# CI (CI=true) builds with -Werror; users do not (their compiler may warn about
+# what ours does not). make test RG_WERROR=ON turns it on by hand.
+CI_ON     := $(filter true TRUE True 1 yes,$(CI))
+RG_WERROR ?= $(if $(CI_ON),ON,OFF)
 
 # Everything the build, the tests and the sandbox need, from Debian.
 DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev \
         libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis \
         redis-redisearch python3-jsonschema python3-prometheus-client
 BENCH_DEPS := nutcracker haproxy
+# libFuzzer: clang, and its runtime, which Debian ships apart (clang only recommends it).
+FUZZ_DEPS := clang libclang-rt-14-dev
 
 all: build
 
@@ -32,14 +49,45 @@ endef
 deps:
 	$(call install,$(DEPS))
 
+fuzz-deps:
+	$(call install,$(FUZZ_DEPS))
+
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRG_TESTS=OFF >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRG_TESTS=OFF -DRG_WERROR=$(RG_WERROR) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: deps
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRG_SANITIZE=ON >/dev/null
+# CI installs clang so that the fuzz entries always run there; elsewhere they run
+# when clang and libFuzzer are present, and ctest shows fuzz.skipped otherwise.
+test: deps $(if $(CI_ON),fuzz-deps)
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRG_SANITIZE=ON -DRG_WERROR=$(RG_WERROR) \
+	  -DRG_FUZZ_TESTS=ON -DRG_FUZZ_TEST_SECONDS=$(FUZZ_TEST_SECONDS) >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Each target for FUZZ_SECONDS, one after the other; the corpus grows in
+# $(FUZZ_BUILD)/fuzz-work/corpus, crashes land in $(FUZZ_BUILD)/fuzz-work/artifacts.
+# FUZZ_ARGS passes libFuzzer flags (e.g. FUZZ_ARGS=-jobs=2).
+fuzz: deps fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DRG_FUZZ=ON \
+	  -DRG_WERROR=$(RG_WERROR) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@mkdir -p $(FUZZ_BUILD)/fuzz-work
+	@for t in $(FUZZ_TARGETS); do \
+	  tests/fuzz/run.sh $(FUZZ_BUILD)/tests/fuzz/$$t $(FUZZ_SECONDS) $(FUZZ_BUILD)/fuzz-work $(FUZZ_ARGS) \
+	    >$(FUZZ_BUILD)/fuzz-work/$$t.log 2>&1 || { tail -60 $(FUZZ_BUILD)/fuzz-work/$$t.log; exit 1; }; \
+	  grep -h "^#.*DONE" $(FUZZ_BUILD)/fuzz-work/$$t.log | sed "s/^/$$t: /"; \
+	done
+
+# ThreadSanitizer (gcc) over the integration tests that exercise the threads;
+# TSAN_LABEL=integration runs all of them (about 80 s more). Never -Werror: this
+# build is -O1, where gcc's -Wmaybe-uninitialized sees false positives that the
+# -Werror build of make test (-O0) does not; its warnings still show.
+TSAN_LABEL ?= threaded
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRG_SANITIZE=thread -DRG_WERROR=OFF \
+	  -DRG_FUZZ_TESTS=OFF >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target respgate
+	cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L $(TSAN_LABEL)
 
 run: build
 	tests/sandbox.sh $(BUILD)/respgate config/sandbox.json
@@ -49,7 +97,7 @@ bench: build
 	RESPGATE=$(BUILD)/respgate tests/bench/bench.sh
 
 format:
-	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c
+	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -11,15 +11,16 @@ from harness import ProxyTestCase, encode, main, wait_until
 class BackgroundLoad:
     """Clients doing SET/GET on their own keys, counting anything wrong."""
 
-    def __init__(self, gate, clients=4):
+    def __init__(self, gate, clients=4, timeout=10.0):
         self.gate, self.stop, self.errors, self.ops = gate, threading.Event(), [], 0
+        self.timeout = timeout
         self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(clients)]
         for t in self.threads:
             t.start()
 
     def run(self, i):
         try:
-            c = self.gate.client()
+            c = self.gate.client(timeout=self.timeout)
             n = 0
             while not self.stop.is_set():
                 n += 1
@@ -43,7 +44,7 @@ MALFORMED = {
     "huge bulk length": b"*1\r\n$9999999999\r\n",
     "multibulk count over the limit": b"*99999999999\r\n",
     "count with garbage": b"*2x\r\n",
-    "missing CRLF after bulk": b"*1\r\n$4\r\nPINGxx",
+    "leading zero in a bulk length": b"*1\r\n$04\r\nPING\r\n",
     "unbalanced quotes": b'SET k "abc\r\n',
 }
 
@@ -112,7 +113,10 @@ class BadInput(ProxyTestCase):
 
     def test_client_killed_mid_pipeline_disturbs_nobody(self):
         self.gate.client().call("SET", "big", "v" * 200000)
-        load = BackgroundLoad(self.gate)
+        # The killed clients' 800 MB of replies still come through the connections the
+        # load shares with them: its requests wait behind those (1.5-4 s with ASan on 2
+        # busy cores, measured), slow but not wrong. Wrong replies are what this counts.
+        load = BackgroundLoad(self.gate, timeout=60)
         try:
             for _ in range(20):
                 s = socket.create_connection(("127.0.0.1", self.gate.port))

@@ -6,6 +6,7 @@ import unittest
 
 import redis
 
+from adminhttp import admin_port, get_json
 from harness import Harness, RespError, encode, main, wait_until
 
 
@@ -32,6 +33,12 @@ class SplitTestCase(unittest.TestCase):
         for r in self.replicas:
             r.thaw()
         self.h.close()
+
+    def eligible_for_reads(self, node):
+        """Whether respgate's topology (GET /topology) has node in the read rotation."""
+        nodes = get_json(admin_port(self.gate), "/topology")[1]["nodes"]
+        return any(n["address"] == "127.0.0.1:%d" % node.port and n["eligible_for_reads"]
+                   for n in nodes)
 
 
 class ReadWriteSplit(SplitTestCase):
@@ -147,24 +154,32 @@ class LaggingReplica(SplitTestCase):
 
     def test_a_replica_beyond_max_lag_gets_no_reads_until_it_catches_up(self):
         lagging, current = self.replicas
-        # A paused replica keeps answering INFO but applies no replicated writes.
+        # A paused replica keeps answering INFO but applies no replicated writes. The
+        # pause outlasts the checks even on a loaded machine; it is lifted below.
         pause = lagging.client()
-        self.assertEqual(pause.call("CLIENT", "PAUSE", "1500", "WRITE"), "OK")
-        writer = redis.Redis(port=self.gate.port)
-        for i in range(100):
-            writer.set("lag:%d" % i, "x" * 1000)  # 100 KB behind: over max_lag_bytes
-        time.sleep(0.3)
-        reader = redis.Redis(port=self.gate.port)  # no writes of its own: any replica would do
-        before = (lagging.calls("get"), current.calls("get"))
-        for _ in range(200):
-            reader.get("lag:1")
-        self.assertEqual(lagging.calls("get") - before[0], 0, "the lagging replica took reads")
-        self.assertEqual(current.calls("get") - before[1], 200)
+        self.assertEqual(pause.call("CLIENT", "PAUSE", "60000", "WRITE"), "OK")
+        try:
+            writer = redis.Redis(port=self.gate.port)
+            for i in range(100):
+                writer.set("lag:%d" % i, "x" * 1000)  # 100 KB behind: over max_lag_bytes
+            wait_until(lambda: not self.eligible_for_reads(lagging),
+                       what="the lagging replica out of the read rotation")
+            time.sleep(0.1)  # the workers take the snapshot the admin endpoint shows
+            reader = redis.Redis(port=self.gate.port)  # no writes of its own: any replica would do
+            before = (lagging.calls("get"), current.calls("get"))
+            for _ in range(200):
+                reader.get("lag:1")
+            self.assertEqual(lagging.calls("get") - before[0], 0, "the lagging replica took reads")
+            self.assertEqual(current.calls("get") - before[1], 200)
+        finally:
+            self.assertEqual(pause.call("CLIENT", "UNPAUSE"), "OK")
         # After the pause it catches up, and takes reads again.
         wait_until(lambda: lagging.info("replication")["slave_repl_offset"] ==
-                   self.master.info("replication")["master_repl_offset"], timeout=5,
+                   self.master.info("replication")["master_repl_offset"], timeout=10,
                    what="the replica catching up")
-        time.sleep(0.2)
+        wait_until(lambda: self.eligible_for_reads(lagging),
+                   what="the replica back in the read rotation")
+        time.sleep(0.1)  # as above
         before = lagging.calls("get")
         for _ in range(200):
             reader.get("lag:1")
