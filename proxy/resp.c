@@ -387,7 +387,7 @@ static int command_done(struct resp_parser *p)
  * it, whatever it is). `at` is the offset in this feed just past x. */
 static int line_end(struct resp_parser *p, unsigned char x, size_t at)
 {
-    long long n;
+    long long n = 0;
     int ok = number_value(p, &n);
     if (x != '\n') p->tainted = 1;
     if (p->argc == 0) { /* the count */

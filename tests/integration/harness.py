@@ -21,11 +21,24 @@ warnings.simplefilter("ignore", ResourceWarning)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESPGATE = os.environ.get("RESPGATE_BIN") or os.path.join(REPO, "build", "respgate")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer")
 
 
 def free_port():
-    with socket.socket() as s:
+    """A port free now, below the kernel's ephemeral range (32768 and up by default),
+    so that an outgoing connection of a test running beside this one cannot take it
+    before the server binds it (ctest -j N)."""
+    import random
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # crowded: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
