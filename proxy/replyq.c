@@ -2,6 +2,7 @@
 #include "replyq.h"
 #include "pass.h"
 #include "req.h"
+#include "upstream.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,8 +47,38 @@ void replyq_check_limit(struct client *c)
     check_limit(c);
 }
 
+/* A tunnel has no reply slots: Redis' replies stream through as they come, so one
+ * made here would overtake those still on their way (after HELLO 3, MONITOR, CLIENT
+ * REPLY). Redis itself gives it back instead, in order, through a script that returns
+ * it: honoured by CLIENT REPLY OFF, refused like any command in RESP2 pub/sub. */
+static int tunnel_echo(struct client *c, const char *s, size_t n)
+{
+    static const char err[] = "return redis.error_reply(ARGV[1])",
+                      ok[] = "return redis.status_reply(ARGV[1])";
+    struct upconn *pin = c->pin;
+    if (!pin || pin->kind != UP_TUNNEL || pin->dead || n < 3 || (s[0] != '-' && s[0] != '+'))
+        return 0;
+    const char *script = s[0] == '-' ? err : ok;
+    size_t slen = strlen(script), mlen = n - 3; /* no type byte, no CRLF */
+    char head[96];
+    struct evbuffer *cmd = evbuffer_new();
+    if (!cmd) return 0;
+    int h = snprintf(head, sizeof(head), "*4\r\n$4\r\nEVAL\r\n$%zu\r\n", slen);
+    evbuffer_add(cmd, head, (size_t)h);
+    evbuffer_add(cmd, script, slen);
+    h = snprintf(head, sizeof(head), "\r\n$1\r\n0\r\n$%zu\r\n", mlen);
+    evbuffer_add(cmd, head, (size_t)h);
+    evbuffer_add(cmd, s + 1, mlen);
+    evbuffer_add(cmd, "\r\n", 2);
+    upstream_send(pin, NULL, cmd, NULL, evbuffer_get_length(cmd));
+    evbuffer_free(cmd);
+    c->sent_since_unsub++; /* a reply is on its way: not idle */
+    return 1;
+}
+
 void replyq_local(struct client *c, const char *s, size_t n)
 {
+    if (tunnel_echo(c, s, n)) return;
     if (TAILQ_EMPTY(&c->pending)) {
         evbuffer_add(sock_output(c->sock), s, n);
         sock_flush(c->sock);

@@ -311,6 +311,42 @@ class StaleReplica(unittest.TestCase):
             h.close()
 
 
+def read_for(sock, seconds):
+    """Everything that arrives within seconds."""
+    sock.settimeout(0.2)
+    got, end = b"", time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+class TunnelOrder(ProxyTestCase):
+    """Replies respgate makes itself keep their place on a tunnel too."""
+
+    def test_a_denied_command_after_hello_3_is_answered_in_order(self):
+        s = socket.create_connection(("127.0.0.1", self.gate.port), timeout=5)
+        s.sendall(encode("HELLO", "3") + encode("SET", "tk", "tv") + encode("DEBUG", "HELP") +
+                  encode("GET", "tk"))
+        got = read_for(s, 1.5)
+        s.close()
+        ok, denied, value = got.find(b"+OK\r\n"), got.find(b"not allowed"), got.find(b"tv\r\n")
+        self.assertTrue(0 < ok < denied < value, got)
+
+    def test_client_reply_off_silences_respgate_s_own_replies_too(self):
+        s = socket.create_connection(("127.0.0.1", self.gate.port), timeout=5)
+        s.sendall(encode("CLIENT", "REPLY", "OFF") + encode("DEBUG", "HELP") +
+                  encode("CLIENT", "REPLY", "ON") + encode("PING"))
+        got = read_for(s, 1.5)
+        s.close()
+        self.assertEqual(got, b"+OK\r\n+PONG\r\n")
+
+
 BUSY_SCRIPT = """
 local deadline = tonumber(redis.call('TIME')[1]) + 20
 while tonumber(redis.call('TIME')[1]) < deadline do end
