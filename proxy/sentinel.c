@@ -17,7 +17,12 @@
 #define REFRESH_MIN_MS 100                /* forced rounds, at most this often */
 #define FRESH_NS (3LL * 1000000000)       /* an answer older than this does not count */
 #define ABORT_GUESS_NS (2LL * 1000000000) /* promoting, yet no Sentinel says failover */
-#define STUCK_NS (1500LL * 1000000)       /* a round or a connect unanswered this long */
+/* At startup the first master is taken from a majority of the known Sentinels, or,
+ * when fewer answer, from the highest epoch seen once this has passed: one stale
+ * Sentinel (it missed a failover while the others are down or slow) must not send a
+ * fresh respgate back to an old master. */
+#define STARTUP_WAIT_NS (2LL * 1000000000)
+#define STUCK_NS (1500LL * 1000000) /* a round or a connect unanswered this long */
 #define QUERIES_PER_ROUND 3
 
 struct peer {
@@ -45,6 +50,7 @@ struct sentinel {
     int npeers;
     struct sentinel_view view;
     int64_t promoting_since;
+    int64_t created_ns;
     int ever_answered;
     struct event *tick, *soon;
     int64_t last_forced;
@@ -113,7 +119,7 @@ static void recompute(struct sentinel *s, const char *why)
     int64_t now = topo_now_ns();
     struct sentinel_view old = s->view, *v = &s->view;
     struct peer *best = NULL;
-    int any_failover = 0;
+    int any_failover = 0, naming = 0;
     v->nreachable = 0;
     for (int i = 0; i < s->npeers; i++) {
         struct peer *p = &s->peers[i];
@@ -123,6 +129,7 @@ static void recompute(struct sentinel *s, const char *why)
         /* A leader in the middle of a failover reports the new config epoch with the
          * old master's address until the very end: it says nothing reliable. */
         if (!p->has_master || p->failover_in_progress) continue;
+        naming++;
         /* The highest epoch wins; on a tie, the master we already follow. */
         if (!best || p->epoch > best->epoch ||
             (p->epoch == best->epoch && same_addr(&p->master, &v->master)))
@@ -131,6 +138,15 @@ static void recompute(struct sentinel *s, const char *why)
     v->npeers = s->npeers;
     /* An equal epoch naming another master is a Sentinel that has not heard of the
      * switch we were told about: never go back to it. */
+    if (best && !v->known) {
+        int majority = naming * 2 > s->npeers, waited = now - s->created_ns >= STARTUP_WAIT_NS;
+        if (!majority && !waited)
+            best = NULL; /* wait for more of them, a little */
+        else
+            log_info("sentinel: %s named by %d of %d Sentinels (config epoch %lld)%s", s->name,
+                     naming, s->npeers, best->epoch,
+                     majority ? "" : "; not a majority after 2 s: following the highest epoch");
+    }
     if (best && (!v->known || best->epoch > v->epoch)) {
         v->known = 1;
         v->master = best->master;
@@ -418,6 +434,7 @@ struct sentinel *sentinel_create(struct event_base *base, struct config *cfg,
     if (!s) return NULL;
     s->cfg = config_acquire(cfg);
     s->base = base;
+    s->created_ns = topo_now_ns();
     s->name = with->master_name;
     s->username = with->sentinel_username;
     s->password = with->sentinel_password;

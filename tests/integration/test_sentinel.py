@@ -137,6 +137,24 @@ class Failover(SentinelTestCase):
               file=sys.stderr)
         self.assertGreater(rto, rep["write_stall"] - 0.5)
 
+    def test_at_startup_the_master_comes_from_a_majority_or_after_a_bounded_wait(self):
+        """A fresh respgate takes its first master from most of the Sentinels; with only
+        one of three answering it waits (2 s) before following the highest epoch, so
+        one stale Sentinel cannot decide alone at once."""
+        self.assertRegex(self.gate.output(), r"named by [23] of 3 Sentinels")
+        self.cl.sentinels[1].kill()
+        self.cl.sentinels[2].kill()
+        t0 = time.monotonic()
+        late = self.h.respgate(self.cl.master.port, **self.cl.gate_options())
+        wait_until(lambda: "master is 127.0.0.1:%d" % self.cl.master.port in late.output(),
+                   timeout=15, what="the late respgate following the master")
+        took = time.monotonic() - t0
+        self.assertIn("named by 1 of 3 Sentinels", late.output())
+        self.assertIn("not a majority after 2 s", late.output())
+        self.assertGreater(took, 1.5)
+        c = late.client()
+        self.assertEqual(c.call("SET", "startup", "1"), "OK")
+
     def test_with_one_sentinel_down_failover_works_and_with_none_traffic_goes_on(self):
         self.cl.sentinels[2].kill()
         old = self.cl.master
