@@ -23,6 +23,7 @@
  * dropped for at most this long, and at most this much of it. */
 #define LINGER_SECONDS 1
 #define LINGER_MAX_BYTES (64 * 1024)
+#define UNAUTH_PARTIAL_MS 10000 /* an unauthenticated request must arrive whole by then */
 
 static void update_reading(struct client *c)
 {
@@ -173,7 +174,8 @@ static void client_readcb(void *arg)
     struct client *c = arg;
     if (c->flags & C_DEAD) return;
     c->w->now_ns = topo_now_ns(); /* one clock read for all the requests read now */
-    if (c->flags & C_SHUT) {      /* lingering: the input means nothing any more */
+    c->active_ns = c->w->now_ns;
+    if (c->flags & C_SHUT) { /* lingering: the input means nothing any more */
         struct evbuffer *in = sock_input(c->sock);
         c->lingered += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
@@ -235,6 +237,35 @@ void client_close_all(struct worker *w)
     struct client *c;
     TAILQ_FOREACH(c, &w->clients, link)
     client_close(c);
+}
+
+/* Once a second (worker.c): as Redis' clientsCron, clients idle past
+ * limits.client_idle_timeout_ms are closed (not those in pub/sub or MONITOR, nor
+ * those waiting for a reply: a blocked command is not idleness), and so is a client
+ * that has not authenticated, when respgate asks for it, and keeps a request
+ * unfinished for UNAUTH_PARTIAL_MS. */
+void client_cron(struct worker *w)
+{
+    const long long idle = w->cfg->limits.client_idle_timeout_ms;
+    const int auth = intercept_auth_required(w->cfg);
+    int64_t now = topo_now_ns();
+    struct client *c;
+    TAILQ_FOREACH(c, &w->clients, link)
+    {
+        if (c->flags & (C_DEAD | C_SHUT)) continue;
+        int64_t quiet = now - c->active_ns;
+        int tunnel = c->pin && c->pin->kind == UP_TUNNEL;
+        if (idle && !tunnel && !c->npending && !c->framed && quiet > idle * 1000000) {
+            log_debug("client id=%llu closed: idle for %lld ms", c->id,
+                      (long long)(quiet / 1000000));
+            stats_add(&w->stats->closed[STATS_CLOSE_IDLE], 1);
+            client_close(c);
+        } else if (auth && !c->authed && evbuffer_get_length(sock_input(c->sock)) &&
+                   quiet > UNAUTH_PARTIAL_MS * 1000000LL) {
+            stats_add(&w->stats->closed[STATS_CLOSE_IDLE], 1);
+            client_close(c);
+        }
+    }
 }
 
 /* The upstream side's reports (dataplane.h), each only recording. */
@@ -301,6 +332,7 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     c->reading = 1;
     c->authed = !intercept_auth_required(w->cfg);
     c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
+    c->active_ns = topo_now_ns();
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;
     resp_init(&c->rp, RESP_REQUEST,

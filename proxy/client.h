@@ -17,6 +17,9 @@ void client_start_drain(struct worker *w);
 /* Closes every client now (freed at the end of the pass, or by the caller with
  * client_destroy once the loop has stopped). */
 void client_close_all(struct worker *w);
+/* Once a second: closes idle clients (limits.client_idle_timeout_ms) and those that
+ * keep an unauthenticated request unfinished. */
+void client_cron(struct worker *w);
 /* How upstream.c reports to the clients (dataplane.h). */
 extern const struct upstream_ops client_upstream_ops;
 

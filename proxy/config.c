@@ -370,6 +370,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                                               "client_output_limit_bytes",
                                               "client_output_soft_limit_bytes",
                                               "client_output_soft_seconds",
+                                              "client_idle_timeout_ms",
                                               NULL};
     static const char *const log_keys[] = {"level", "format", NULL};
     static const char *const log_formats[] = {"text", "json", NULL};
@@ -450,6 +451,9 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                             &cfg->limits.client_output_limit_bytes, err, errlen) ||
             config_json_int(obj, "limits", "client_output_soft_limit_bytes", 0, 64LL << 30,
                             &cfg->limits.client_output_soft_limit_bytes, err, errlen))
+            return -1;
+        if (config_json_int(obj, "limits", "client_idle_timeout_ms", 0, 86400000LL * 365,
+                            &cfg->limits.client_idle_timeout_ms, err, errlen))
             return -1;
         v = cfg->limits.client_output_soft_seconds;
         if (config_json_int(obj, "limits", "client_output_soft_seconds", 1, 3600, &v, err, errlen))

@@ -72,6 +72,7 @@ struct config {
         long long max_query_buffer_bytes;
         int max_pending_per_client;
         long long client_output_limit_bytes;      /* hard; 0: none */
+        long long client_idle_timeout_ms;         /* 0: none, as Redis' timeout 0 */
         long long client_output_soft_limit_bytes; /* for client_output_soft_seconds; 0: none */
         int client_output_soft_seconds;
         int max_wait_ms; /* WAIT/WAITAOF block a shared connection at most this long */

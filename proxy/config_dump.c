@@ -106,7 +106,8 @@ json_t *config_to_json(const struct config *cfg, int redact)
     return json_pack(
         "{s:o, s:i, s:{s:s, s:s}, s:i, s:i, s:o, s:{s:s, s:I, s:I, s:b, s:s}, "
         "s:{s:i, s:i, s:o, s:o}, s:{s:o, s:o}, s:o, "
-        "s:{s:i, s:I, s:i, s:i, s:I, s:I, s:i}, s:{s:i, s:i}, s:{s:o, s:o}, s:{s:o, s:o, s:i}, "
+        "s:{s:i, s:I, s:i, s:i, s:I, s:I, s:i, s:I}, s:{s:i, s:i}, s:{s:o, s:o}, s:{s:o, s:o, "
+        "s:i}, "
         "s:{s:f}}",
         "listen", addr_json(&cfg->listen), "threads", cfg->threads, "log", "level",
         levels[cfg->log_level], "format", cfg->log_format == CONFIG_LOG_JSON ? "json" : "text",
@@ -124,10 +125,11 @@ json_t *config_to_json(const struct config *cfg, int redact)
         cfg->limits.max_pending_per_client, "max_wait_ms", cfg->limits.max_wait_ms,
         "client_output_limit_bytes", (json_int_t)cfg->limits.client_output_limit_bytes,
         "client_output_soft_limit_bytes", (json_int_t)cfg->limits.client_output_soft_limit_bytes,
-        "client_output_soft_seconds", cfg->limits.client_output_soft_seconds, "failover", "hold_ms",
-        cfg->failover.hold_ms, "max_held_requests", cfg->failover.max_held_requests, "admin",
-        "listen", cfg->admin.enabled ? addr_json(&cfg->admin.listen) : json_null(), "token",
-        secret(cfg->admin.token, redact), "notify", "command", command, "webhook",
+        "client_output_soft_seconds", cfg->limits.client_output_soft_seconds,
+        "client_idle_timeout_ms", (json_int_t)cfg->limits.client_idle_timeout_ms, "failover",
+        "hold_ms", cfg->failover.hold_ms, "max_held_requests", cfg->failover.max_held_requests,
+        "admin", "listen", cfg->admin.enabled ? addr_json(&cfg->admin.listen) : json_null(),
+        "token", secret(cfg->admin.token, redact), "notify", "command", command, "webhook",
         webhook_json(cfg->notify.webhook, redact), "timeout_ms", cfg->notify.timeout_ms, "slo",
         "availability", cfg->slo.availability);
 }

@@ -176,6 +176,7 @@ struct client {
     int ninflight;             /* of those, not answered yet */
     size_t stored;             /* bytes of answered replies waiting behind an earlier one */
     int64_t soft_since;        /* over client_output_soft_limit_bytes since; 0: not */
+    int64_t active_ns;         /* when it last sent anything */
     struct upconn *up;         /* shared connection to the master: all its writes go here.
                                   Picked on its first request for the master, not on accept */
     struct upconn *pin;        /* its own connection, once in a session */
@@ -257,6 +258,7 @@ struct worker {
     _Atomic(struct config *) next_cfg;
     atomic_int stop_asked;
     struct event *drain_timer;
+    struct event *cron;  /* once a second: idle clients, slow unauthenticated ones */
     int draining;        /* 1 draining, 2 the drain timed out: answer the held, then close */
     int stopping;        /* the stop_asked last acted on */
     atomic_int *running; /* the group's count of live worker threads */

@@ -94,7 +94,8 @@ static void requests(struct evbuffer *b, const struct metrics_input *in)
     sample(b, "respgate_client_connections_total", NULL, (double)get(&in->stats->clients_accepted));
     family(b, "respgate_clients_closed_total", "counter",
            "Client connections respgate closed itself, by reason: output_limit (it did not "
-           "read its replies), query_limit (a command too large), protocol (malformed RESP).");
+           "read its replies), query_limit (a command too large), protocol (malformed RESP), "
+           "idle (limits.client_idle_timeout_ms).");
     for (int k = 0; k < STATS_CLOSES; k++) {
         char l[LABELS_MAX] = "";
         label(l, sizeof(l), "reason", stats_close_name((enum stats_close)k));

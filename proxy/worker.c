@@ -110,6 +110,13 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
 }
 
+static void cron_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_cron(arg);
+}
+
 /* shutdown_timeout_ms passed: requests still waiting for a master get -TRYAGAIN,
  * then the end of the pass writes them and closes every client. */
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -277,6 +284,7 @@ static void worker_deinit(struct worker *w)
     if (w->listener) evconnlistener_free(w->listener);
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
+    if (w->cron) event_free(w->cron);
     hold_deinit(w);
     upstream_pool_deinit(w);
     topo_release(&w->topo);
@@ -333,6 +341,12 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
         return -1;
     }
     sock_loop_set_pass_end(w->io, pass_end, w);
+    struct timeval second = {1, 0};
+    if (!(w->cron = event_new(w->base, -1, EV_PERSIST, cron_cb, w)) ||
+        event_add(w->cron, &second) < 0) {
+        snprintf(err, errlen, "worker %d: cannot start its timer", id);
+        return -1;
+    }
     w->ctl_ev = event_new(w->base, w->ctl_fd[0], EV_READ | EV_PERSIST, control_cb, w);
     if (!w->ctl_ev || event_add(w->ctl_ev, NULL) < 0) {
         snprintf(err, errlen, "worker %d: cannot watch its control pipe", id);

@@ -7,7 +7,8 @@ import threading
 import time
 import unittest
 
-from harness import Harness, ProxyTestCase, RespError, encode, main, wait_until
+from harness import (ConnectionClosed, Harness, ProxyTestCase, RespError, encode, main,
+                     wait_until)
 
 
 def unsubscribe_replies(conn, n):
@@ -309,6 +310,24 @@ class StaleReplica(unittest.TestCase):
             self.assertLess(stale[-1] if stale else 0, 1.5, "stale reads until %.2f s" % stale[-1])
         finally:
             h.close()
+
+
+class IdleTimeout(ProxyTestCase):
+    respgate_options = {"limits": {"client_idle_timeout_ms": 1000}}
+
+    def test_an_idle_client_is_closed_a_blocked_or_subscribed_one_is_not(self):
+        idle, blocked, sub = self.gate.client(), self.gate.client(), self.gate.client()
+        self.assertEqual(idle.call("PING"), "PONG")
+        blocked.send(encode("BLPOP", "never-pushed", "4"))
+        sub.send(encode("SUBSCRIBE", "quiet"))
+        self.assertEqual(sub.read(), [b"subscribe", b"quiet", 1])
+        time.sleep(3.0)
+        with self.assertRaises((ConnectionClosed, OSError)):
+            idle.call("PING")
+        self.assertIsNone(blocked.read())  # BLPOP timed out after 4 s: still connected
+        self.assertEqual(blocked.call("PING"), "PONG")
+        self.redis.client().call("PUBLISH", "quiet", "hi")
+        self.assertEqual(sub.read(), [b"message", b"quiet", b"hi"])
 
 
 def read_for(sock, seconds):
