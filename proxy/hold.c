@@ -23,7 +23,8 @@ static void arm_hold_timer(struct worker *w)
     }
 }
 
-const char *hold_no_master_why(struct worker *w)
+/* Why there is no writable master to send to, for held and failed requests. */
+static const char *hold_no_master_why(struct worker *w)
 {
     const struct topology *t = w->topo;
     if (w->draining > 1) return "respgate is shutting down";

@@ -28,8 +28,6 @@ int hold_retry(struct worker *w, struct req *r);
 /* r was refused because of its node's role (the first len bytes of in): sent again
  * now, or once a node can take it. Takes r; returns 1. */
 int hold_redirect(struct worker *w, struct req *r, struct evbuffer *in, size_t len);
-/* Why there is no writable master to send to, for held and failed requests. */
-const char *hold_no_master_why(struct worker *w);
 /* At thread exit: the timer and what still waits to be resent. */
 void hold_deinit(struct worker *w);
 

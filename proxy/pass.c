@@ -22,8 +22,3 @@ void pass_bury_upconn(struct upconn *u)
     u->dead = 1;
     TAILQ_INSERT_TAIL(&u->w->dead_ups, u, link);
 }
-
-int pass_pending(const struct worker *w)
-{
-    return !TAILQ_EMPTY(&w->ready) || !TAILQ_EMPTY(&w->dead) || !TAILQ_EMPTY(&w->dead_ups);
-}

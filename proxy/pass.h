@@ -15,7 +15,5 @@ void pass_wake(struct client *c);
 void pass_bury_client(struct client *c);
 /* A let-go pinned connection (no socket, no requests left) is freed then. */
 void pass_bury_upconn(struct upconn *u);
-/* Whether anything waits for the end of the pass. */
-int pass_pending(const struct worker *w);
 
 #endif

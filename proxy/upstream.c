@@ -75,6 +75,7 @@ static void set_sockopts(struct sock *s)
 static void reverify_node(struct worker *w, int node);
 
 static void note_master(struct worker *w);
+static int upstream_master_ok(struct worker *w);
 static void pin_let_go(struct upconn *u, const char *msg);
 
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
@@ -563,7 +564,8 @@ static void note_master(struct worker *w)
     atomic_store_explicit(&w->master_ok, upstream_master_ok(w), memory_order_relaxed);
 }
 
-int upstream_master_ok(struct worker *w)
+/* Whether a verified connection to the writable master is up now. */
+static int upstream_master_ok(struct worker *w)
 {
     int m = w->topo ? w->topo->master : ROUTE_NONE;
     if (m == ROUTE_NONE) return 0;

@@ -50,7 +50,5 @@ void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const 
                    size_t len);
 size_t upstream_output_len(const struct upconn *u);
 void upstream_pause_reading(struct upconn *u, int paused);
-/* Whether a verified connection to the writable master is up now (for /readyz). */
-int upstream_master_ok(struct worker *w);
 
 #endif
