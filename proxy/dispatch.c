@@ -8,6 +8,7 @@
 #include "session.h"
 #include "upstream.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -132,6 +133,40 @@ static int take_lost_session(struct client *c, unsigned flags)
     return (c->flags & (C_TX_ABORTED | C_WATCH_LOST)) && session_lost(c);
 }
 
+static int arity_ok(const struct cmd_info *ci, long long argc)
+{
+    return ci->arity > 0 ? argc == ci->arity : argc >= -(long long)ci->arity;
+}
+
+/* The row of the subcommand ("client|reply"), or ci itself. */
+static const struct cmd_info *subcommand(const struct client *c, const struct cmd_info *ci)
+{
+    char full[RESP_NAME_MAX + RESP_ARG1_MAX + 2];
+    size_t n = strlen(ci->name), sub = c->rp.arg1_len;
+    if (!(ci->flags & CMD_CONTAINER) || c->rp.argc < 2 || sub > RESP_ARG1_MAX) return ci;
+    memcpy(full, ci->name, n);
+    full[n] = '|';
+    for (size_t i = 0; i < sub; i++)
+        full[n + 1 + i] = (char)tolower((unsigned char)c->rp.arg1[i]);
+    const struct cmd_info *row = cmd_lookup(full, n + 1 + sub);
+    return row ? row : ci;
+}
+
+/* Commands respgate acts on (sessions, tunnels, the ones it answers) with the wrong
+ * number of arguments get Redis' own error here, before they could start a session
+ * or be taken for what they are not ("MULTI x" is no MULTI). On a connection of its
+ * own the client hears it from Redis itself. */
+static int take_bad_arity(struct client *c, unsigned flags)
+{
+    (void)flags;
+    if (c->pin || !c->ci) return 0;
+    const struct cmd_info *ci = subcommand(c, c->ci);
+    if (arity_ok(ci, c->rp.argc)) return 0;
+    message_discard(c);
+    replyq_error(c, "-ERR wrong number of arguments for '%s' command\r\n", ci->name);
+    return 1;
+}
+
 static int take_wait(struct client *c, unsigned flags)
 {
     (void)flags;
@@ -171,6 +206,7 @@ static int take_client(struct client *c, unsigned flags)
 static int take_reset(struct client *c, unsigned flags)
 {
     (void)flags;
+    if (c->rp.argc != 1) return 0; /* Redis refuses it: on a session, it says so */
     intercept_reset(c);
     return 1;
 }
@@ -216,6 +252,9 @@ static const struct step {
     {0, take_noauth},
     {0, take_denied},
     {0, take_lost_session},
+    {CMD_SESSION | CMD_QUIT | CMD_CLIENT | CMD_TUNNEL | CMD_WAIT | CMD_RESET | CMD_UNSUB |
+         CMD_CONTAINER,
+     take_bad_arity},
     {CMD_WAIT, take_wait},
     {0, take_tunnel},
     {CMD_UNSUB, take_unsubscribe},

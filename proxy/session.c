@@ -53,26 +53,39 @@ static void unwait(struct client *c, struct upconn *u)
     }
 }
 
-/* Follows the state the command leaves on the pinned connection. */
+/* Follows the state the command leaves on the pinned connection. Only a command
+ * Redis runs may clear a state: one with the wrong number of arguments is refused,
+ * and one queued inside MULTI may never run (DISCARD). Setting a state that did not
+ * take (a bad SELECT index) only keeps the connection a while longer. */
 static void track(struct client *c)
 {
     const char *n = c->rp.name;
-    if (strcmp(n, "multi") == 0)
-        c->session |= S_MULTI;
-    else if (strcmp(n, "exec") == 0 || strcmp(n, "discard") == 0)
-        c->session &= ~(unsigned)(S_MULTI | S_WATCH);
-    else if (strcmp(n, "watch") == 0)
+    long long argc = c->rp.argc;
+    int multi = (c->session & S_MULTI) != 0;
+    if (strcmp(n, "multi") == 0) {
+        if (argc == 1) c->session |= S_MULTI;
+    } else if (strcmp(n, "exec") == 0) {
+        /* Inside MULTI, EXEC ends the transaction even when refused (EXECABORT);
+         * outside, it is refused and the keys stay watched. */
+        if (multi) c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+    } else if (strcmp(n, "discard") == 0) {
+        if (argc == 1 && multi) c->session &= ~(unsigned)(S_MULTI | S_WATCH);
+    } else if (strcmp(n, "watch") == 0) {
         c->session |= S_WATCH;
-    else if (strcmp(n, "unwatch") == 0)
-        c->session &= ~(unsigned)S_WATCH;
-    else if (strcmp(n, "select") == 0)
-        c->session =
-            strcmp(c->rp.arg1, "0") == 0 ? c->session & ~(unsigned)S_DB : c->session | S_DB;
-    else if (strcmp(n, "reset") == 0)
-        c->session = 0;
-    else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 || strcmp(n, "readwrite") == 0 ||
-             (strcmp(n, "client") == 0 && session_client_sub_is_stateful(c->rp.arg1)))
+    } else if (strcmp(n, "unwatch") == 0) {
+        if (argc == 1 && !multi) c->session &= ~(unsigned)S_WATCH;
+    } else if (strcmp(n, "select") == 0) {
+        if (argc == 2 && !multi && c->rp.arg1_len == 1 && c->rp.arg1[0] == '0')
+            c->session &= ~(unsigned)S_DB;
+        else if (argc == 2)
+            c->session |= S_DB;
+    } else if (strcmp(n, "reset") == 0) {
+        if (argc == 1) c->session = 0;
+    } else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 ||
+               strcmp(n, "readwrite") == 0 ||
+               (strcmp(n, "client") == 0 && session_client_sub_is_stateful(c->rp.arg1))) {
         c->session |= S_STICKY;
+    }
 }
 
 /* EXEC that must not run: DISCARD goes in its place (the transaction is over on
@@ -116,6 +129,7 @@ static void forward_tunnel(struct client *c, unsigned flags)
     /* Anything but pub/sub (MONITOR, HELLO, CLIENT REPLY) keeps it a tunnel for good. */
     if (!is_subscribe(n) && !is_unsubscribe(n) && strcmp(n, "ping") != 0) c->pin->frame_tunnel = 0;
     c->sent_since_unsub = is_unsubscribe(n) ? 0 : c->sent_since_unsub + 1;
+    if (is_subscribe(n)) c->subs |= n[0] == 's' && n[1] == 's' ? SUBS_SHARD : SUBS_PLAIN;
     message_send(c, c->pin, NULL);
     if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
 }
@@ -197,6 +211,7 @@ void session_end(struct client *c, const char *why)
     unwait(c, c->pin);
     upstream_pin_close(&c->pin, why);
     c->session = 0;
+    c->subs = 0;
 }
 
 void session_master_moved(struct worker *w, int old)
@@ -227,31 +242,36 @@ void session_pin_lost(struct client *c, const char *why)
         c->flags |= C_WATCH_LOST;
     }
     c->session = 0;
+    c->subs = 0;
     pass_wake(c);
 }
 
-/* "*3 $11 unsubscribe <channel> :0": the subscription count fell to zero. */
-static int subscriptions_ended(struct evbuffer *msg, size_t len)
+/* "*3 $11 unsubscribe <channel> :0": no subscription of that kind is left. Returns
+ * the SUBS_* kind, or 0. */
+static unsigned subscriptions_ended(struct evbuffer *msg, size_t len)
 {
-    static const char *const heads[] = {"*3\r\n$11\r\nunsubscribe\r\n",
-                                        "*3\r\n$12\r\npunsubscribe\r\n",
-                                        "*3\r\n$12\r\nsunsubscribe\r\n"};
+    static const struct {
+        const char *head;
+        unsigned kind;
+    } heads[] = {{"*3\r\n$11\r\nunsubscribe\r\n", SUBS_PLAIN},
+                 {"*3\r\n$12\r\npunsubscribe\r\n", SUBS_PLAIN},
+                 {"*3\r\n$12\r\nsunsubscribe\r\n", SUBS_SHARD}};
     char head[24], tail[6];
     struct evbuffer_ptr at;
     if (len < sizeof(head) || evbuffer_copyout(msg, head, sizeof(head)) != sizeof(head)) return 0;
-    int match = 0;
+    unsigned kind = 0;
     for (size_t i = 0; i < 3; i++)
-        match |= strncasecmp(head, heads[i], strlen(heads[i])) == 0;
-    if (!match || evbuffer_ptr_set(msg, &at, len - sizeof(tail), EVBUFFER_PTR_SET) < 0 ||
+        if (strncasecmp(head, heads[i].head, strlen(heads[i].head)) == 0) kind = heads[i].kind;
+    if (!kind || evbuffer_ptr_set(msg, &at, len - sizeof(tail), EVBUFFER_PTR_SET) < 0 ||
         evbuffer_copyout_from(msg, &at, tail, sizeof(tail)) != sizeof(tail))
         return 0;
-    return memcmp(tail, "\r\n:0\r\n", 6) == 0;
+    return memcmp(tail, "\r\n:0\r\n", 6) == 0 ? kind : 0;
 }
 
 int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int framed)
 {
     struct evbuffer *out = sock_output(c->sock);
-    int ended = framed && subscriptions_ended(src, len);
+    unsigned ended = framed ? subscriptions_ended(src, len) : 0;
     if (framed)
         evbuffer_remove_buffer(src, out, len);
     else
@@ -261,7 +281,8 @@ int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int frame
     replyq_check_limit(c);
     /* Out of pub/sub with nothing else asked since: the connection is idle and clean,
      * and goes back to the pool at the end of the pass. */
-    if (!ended || c->sent_since_unsub) return 0;
+    c->subs &= ~ended;
+    if (!ended || c->subs || c->sent_since_unsub) return 0;
     log_debug("client: no subscriptions left, back to multiplexing");
     c->pin->kind = UP_PINNED;
     c->pin->frame_tunnel = 0;

@@ -1,0 +1,79 @@
+"""A session connection goes back to the pool only as clean as it came (issue 11,
+found by netfuzz): respgate follows what a client's commands leave on its connection
+(MULTI, WATCH, SELECT, subscriptions) by what Redis really did, not by the command's
+name, so a refused or never-run command does not make a dirty connection look clean.
+Before the fix, "SELECT 1; SELECT 0 x" returned a connection in db 1 to the pool and
+the next transaction of another client ran there; "SUBSCRIBE a; SUNSUBSCRIBE" one
+still subscribed to a.
+
+Each scenario runs through respgate (one thread: one pool) and on a direct
+connection; the replies must match, and once the client has gone, every connection
+respgate holds must be in db 0, in no transaction and subscribed to nothing."""
+from harness import ProxyTestCase, encode, main, wait_until
+
+C = encode
+
+SCENARIOS = [
+    ("shard unsubscribe leaves plain subscriptions", [C("SUBSCRIBE", "a"), C("SUNSUBSCRIBE")]),
+    ("plain unsubscribe leaves shard subscriptions", [C("SSUBSCRIBE", "s"), C("UNSUBSCRIBE")]),
+    ("pattern unsubscribe leaves shard subscriptions",
+     [C("SSUBSCRIBE", "s"), C("PSUBSCRIBE", "p*"), C("PUNSUBSCRIBE")]),
+    ("multi with an argument is no multi", [C("MULTI", "x"), C("SUNSUBSCRIBE", "", "")]),
+    ("select with two arguments selects nothing", [C("SELECT", "1"), C("SELECT", "0", "x")]),
+    ("a discarded select 0 never ran",
+     [C("SELECT", "1"), C("MULTI"), C("SELECT", "0"), C("DISCARD")]),
+    ("select 00 is refused", [C("SELECT", "1"), C("SELECT", "00")]),
+    ("discard with an argument ends nothing", [C("MULTI"), C("DISCARD", "x")]),
+    ("exec with an argument aborts the transaction", [C("MULTI"), C("EXEC", "x")]),
+    ("discard without multi keeps the watch", [C("WATCH", "k"), C("DISCARD")]),
+    ("unwatch with an argument keeps the watch", [C("WATCH", "k"), C("UNWATCH", "x")]),
+    ("reset with an argument is refused", [C("SELECT", "2"), C("RESET", "x")]),
+    ("script kill with an argument", [C("SCRIPT", "KILL", "x")]),
+    ("client reply with no mode", [C("CLIENT", "REPLY")]),
+    ("a select queued and run", [C("MULTI"), C("SELECT", "3"), C("EXEC")]),
+]
+
+
+def clean(line):
+    f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+    return (f["db"], f["sub"], f["psub"], f.get("ssub", "0"), f["multi"], f["flags"]) == \
+        ("0", "0", "0", "0", "-1", "N")
+
+
+class SessionsReturnClean(ProxyTestCase):
+    respgate_options = {"threads": 1}
+
+    def dirty_connections(self, admin):
+        listing = admin.call("CLIENT", "LIST").decode()
+        return [line for line in listing.splitlines()
+                if "cmd=client|list" not in line and not clean(line)]
+
+    def test_every_scenario_answers_as_redis_and_leaves_the_pool_clean(self):
+        admin = self.redis.client()
+        for what, commands in SCENARIOS:
+            with self.subTest(what):
+                direct, c = self.redis.client(), self.gate.client()
+                for cmd in commands:
+                    direct.send(cmd)
+                    c.send(cmd)
+                    self.assertEqual(c.read(), direct.read(), cmd)
+                # The connection answers as Redis does afterwards, and the client
+                # leaves: its connection is closed or back in the pool, clean.
+                self.assertEqual(c.call("PING"), direct.call("PING"))
+                direct.close()
+                c.close()
+                wait_until(lambda: not self.dirty_connections(admin), timeout=5,
+                           what="no dirty connection after: " + what)
+                # Another client's transaction runs in db 0.
+                t = self.gate.client()
+                t.send(C("MULTI") + C("INCR", "pool:n") + C("EXEC"))
+                self.assertEqual(t.read(), "OK")
+                self.assertEqual(t.read(), "QUEUED")
+                self.assertIsInstance(t.read()[0], int)
+                t.close()
+        self.assertEqual(admin.call("SELECT", "0"), "OK")
+        self.assertGreater(int(admin.call("GET", "pool:n")), 0)
+
+
+if __name__ == "__main__":
+    main()
