@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "pubsub.h"
 #include "resp.h"
 #include "route.h"
 #include "sock.h"
@@ -166,10 +167,6 @@ enum {
     S_STICKY = 1 << 3, /* AUTH, HELLO, READONLY...: state we cannot undo; pinned for good */
 };
 
-/* Redis counts shard channels apart from channels and patterns: an unsubscribe
- * reply's count of 0 speaks for its own kind only. */
-enum { SUBS_PLAIN = 1 << 0, SUBS_SHARD = 1 << 1 };
-
 struct client {
     struct worker *w;
     struct sock *sock;
@@ -200,8 +197,7 @@ struct client {
     unsigned long long id;         /* CLIENT ID */
     char *name;                    /* CLIENT SETNAME */
     unsigned long long write_conn; /* id of the connection that carried its last write */
-    int sent_since_unsub;          /* pub/sub: commands sent after its last (P|S)UNSUBSCRIBE */
-    unsigned subs;                 /* pub/sub: SUBS_* kinds it may still be subscribed to */
+    struct pubsub pubsub;          /* its pub/sub tunnel, followed to its end */
     TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
     enum stats_class cls;          /* of the request being dispatched, for the metrics */
     const struct cmd_info *ci;     /* its row in the command table, or NULL */

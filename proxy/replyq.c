@@ -72,7 +72,7 @@ static int tunnel_echo(struct client *c, const char *s, size_t n)
     evbuffer_add(cmd, "\r\n", 2);
     upstream_send(pin, NULL, cmd, NULL, evbuffer_get_length(cmd));
     evbuffer_free(cmd);
-    c->sent_since_unsub++; /* a reply is on its way: not idle */
+    pin->frame_tunnel = 0; /* a reply pubsub.c cannot count: a tunnel for good */
     return 1;
 }
 

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "message.h"
 #include "pass.h"
+#include "pubsub.h"
 #include "replyq.h"
 #include "upstream.h"
 
@@ -14,18 +15,6 @@
 static int is_read(unsigned flags)
 {
     return (flags & CMD_READONLY) && !(flags & CMD_WRITE);
-}
-
-static int is_unsubscribe(const char *n)
-{
-    return strcmp(n, "unsubscribe") == 0 || strcmp(n, "punsubscribe") == 0 ||
-           strcmp(n, "sunsubscribe") == 0;
-}
-
-static int is_subscribe(const char *n)
-{
-    return strcmp(n, "subscribe") == 0 || strcmp(n, "psubscribe") == 0 ||
-           strcmp(n, "ssubscribe") == 0;
 }
 
 int session_client_sub_is_stateful(const char *sub)
@@ -125,11 +114,9 @@ static void forward_pinned(struct client *c, unsigned flags)
 
 static void forward_tunnel(struct client *c, unsigned flags)
 {
-    const char *n = c->rp.name;
     /* Anything but pub/sub (MONITOR, HELLO, CLIENT REPLY) keeps it a tunnel for good. */
-    if (!is_subscribe(n) && !is_unsubscribe(n) && strcmp(n, "ping") != 0) c->pin->frame_tunnel = 0;
-    c->sent_since_unsub = is_unsubscribe(n) ? 0 : c->sent_since_unsub + 1;
-    if (is_subscribe(n)) c->subs |= n[0] == 's' && n[1] == 's' ? SUBS_SHARD : SUBS_PLAIN;
+    if (c->pin->frame_tunnel && !pubsub_sent(&c->pubsub, c->rp.name, c->rp.argc))
+        c->pin->frame_tunnel = 0;
     message_send(c, c->pin, NULL);
     if (flags & CMD_QUIT) c->flags |= C_NOINPUT; /* Redis answers and closes */
 }
@@ -150,7 +137,8 @@ void session_start(struct client *c, unsigned flags, int tunnel)
     }
     if (c->pin && tunnel) { /* nothing in flight: the session becomes a tunnel */
         c->pin->kind = UP_TUNNEL;
-        c->pin->frame_tunnel = is_subscribe(c->rp.name);
+        c->pin->frame_tunnel = 1;
+        memset(&c->pubsub, 0, sizeof(c->pubsub));
         forward_tunnel(c, flags);
         return;
     }
@@ -165,7 +153,8 @@ void session_start(struct client *c, unsigned flags, int tunnel)
         replyq_error(c, "-ERR %s\r\n", "out of memory");
         return;
     }
-    c->pin->frame_tunnel = tunnel && is_subscribe(c->rp.name);
+    c->pin->frame_tunnel = tunnel;
+    memset(&c->pubsub, 0, sizeof(c->pubsub));
     log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
     if (tunnel)
         forward_tunnel(c, flags);
@@ -211,7 +200,6 @@ void session_end(struct client *c, const char *why)
     unwait(c, c->pin);
     upstream_pin_close(&c->pin, why);
     c->session = 0;
-    c->subs = 0;
 }
 
 void session_master_moved(struct worker *w, int old)
@@ -242,36 +230,27 @@ void session_pin_lost(struct client *c, const char *why)
         c->flags |= C_WATCH_LOST;
     }
     c->session = 0;
-    c->subs = 0;
     pass_wake(c);
 }
 
-/* "*3 $11 unsubscribe <channel> :0": no subscription of that kind is left. Returns
- * the SUBS_* kind, or 0. */
-static unsigned subscriptions_ended(struct evbuffer *msg, size_t len)
+/* Whether this message from Redis ends the pub/sub session (pubsub.h). */
+static int pubsub_over(struct client *c, struct evbuffer *msg, size_t len)
 {
-    static const struct {
-        const char *head;
-        unsigned kind;
-    } heads[] = {{"*3\r\n$11\r\nunsubscribe\r\n", SUBS_PLAIN},
-                 {"*3\r\n$12\r\npunsubscribe\r\n", SUBS_PLAIN},
-                 {"*3\r\n$12\r\nsunsubscribe\r\n", SUBS_SHARD}};
-    char head[24], tail[6];
+    char head[32], tail[32];
+    size_t hlen = len < sizeof(head) ? len : sizeof(head),
+           tlen = len < sizeof(tail) ? len : sizeof(tail);
     struct evbuffer_ptr at;
-    if (len < sizeof(head) || evbuffer_copyout(msg, head, sizeof(head)) != sizeof(head)) return 0;
-    unsigned kind = 0;
-    for (size_t i = 0; i < 3; i++)
-        if (strncasecmp(head, heads[i].head, strlen(heads[i].head)) == 0) kind = heads[i].kind;
-    if (!kind || evbuffer_ptr_set(msg, &at, len - sizeof(tail), EVBUFFER_PTR_SET) < 0 ||
-        evbuffer_copyout_from(msg, &at, tail, sizeof(tail)) != sizeof(tail))
+    if (evbuffer_copyout(msg, head, hlen) != (ev_ssize_t)hlen ||
+        evbuffer_ptr_set(msg, &at, len - tlen, EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(msg, &at, tail, tlen) != (ev_ssize_t)tlen)
         return 0;
-    return memcmp(tail, "\r\n:0\r\n", 6) == 0 ? kind : 0;
+    return pubsub_received(&c->pubsub, head, hlen, tail, tlen);
 }
 
 int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int framed)
 {
     struct evbuffer *out = sock_output(c->sock);
-    unsigned ended = framed ? subscriptions_ended(src, len) : 0;
+    int ended = framed && pubsub_over(c, src, len);
     if (framed)
         evbuffer_remove_buffer(src, out, len);
     else
@@ -279,10 +258,9 @@ int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int frame
     sock_flush(c->sock);
     if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) upstream_pause_reading(c->pin, 1);
     replyq_check_limit(c);
-    /* Out of pub/sub with nothing else asked since: the connection is idle and clean,
-     * and goes back to the pool at the end of the pass. */
-    c->subs &= ~ended;
-    if (!ended || c->subs || c->sent_since_unsub) return 0;
+    /* Out of pub/sub with every reply back: the connection is idle and clean, and
+     * goes back to the pool at the end of the pass. */
+    if (!ended) return 0;
     log_debug("client: no subscriptions left, back to multiplexing");
     c->pin->kind = UP_PINNED;
     c->pin->frame_tunnel = 0;

@@ -74,6 +74,39 @@ class SessionsReturnClean(ProxyTestCase):
         self.assertEqual(admin.call("SELECT", "0"), "OK")
         self.assertGreater(int(admin.call("GET", "pool:n")), 0)
 
+    def test_a_pipelined_pub_sub_session_returns_after_its_last_reply(self):
+        """Sent in one write, the last reply (SUNSUBSCRIBE's) comes after the count of
+        subscriptions fell to 0: the connection must not go back to the pool before
+        it, or the next client on it gets that reply for its own command."""
+        admin = self.redis.client()
+        pipelines = [
+            C("SUBSCRIBE", "a") + C("UNSUBSCRIBE", "a") + C("SUNSUBSCRIBE"),
+            C("SUBSCRIBE", "a", "b") + C("PSUBSCRIBE", "p*") + C("UNSUBSCRIBE") +
+            C("PING") + C("PUNSUBSCRIBE") + C("UNSUBSCRIBE", "x", "y"),
+            C("SSUBSCRIBE", "s") + C("SUNSUBSCRIBE", "s", "s") + C("PUNSUBSCRIBE"),
+        ]
+        for pipeline in pipelines:
+            with self.subTest(pipeline=pipeline):
+                direct, c = self.redis.client(), self.gate.client()
+                direct.send(pipeline + C("PING", "end"))
+                expected = []
+                while not expected or expected[-1] != b"end":
+                    expected.append(direct.read())
+                expected.pop()  # respgate gets nothing after the pipeline: it must count
+                for _ in range(20):  # the pool is reused at once, many times over
+                    c.send(pipeline)
+                    got = [c.read() for _ in expected]
+                    self.assertEqual(got, expected)
+                    t = self.gate.client()
+                    self.assertEqual(t.call("MULTI"), "OK")
+                    self.assertEqual(t.call("INCR", "pool:m"), "QUEUED")
+                    self.assertIsInstance(t.call("EXEC")[0], int)
+                    t.close()
+                c.close()
+                direct.close()
+                wait_until(lambda: not self.dirty_connections(admin), timeout=5,
+                           what="no dirty connection")
+
 
 if __name__ == "__main__":
     main()
