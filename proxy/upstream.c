@@ -311,6 +311,18 @@ static const struct sock_handlers up_handlers = {
     .on_close = up_closecb,
 };
 
+/* A fenced write still unanswered after the grace: whatever the old master says
+ * later will be an error (up_readcb), so its clients need not wait for it (a frozen
+ * master may never answer). */
+static int fenced_overdue(const struct upconn *u)
+{
+    const struct req *r;
+    int64_t now = topo_now_ns();
+    TAILQ_FOREACH(r, &u->inflight, uq)
+    if (r->fenced_ns && now - r->fenced_ns > FENCE_GRACE_NS) return 1;
+    return 0;
+}
+
 static void up_timercb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -320,6 +332,8 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
         up_failed(u, u->sock ? "connect timeout" : u->err);
     else if (u->state == UP_DOWN)
         up_connect(u);
+    else if (u->state == UP_READY && fenced_overdue(u))
+        up_failed(u, "fenced as the old master, and its writes not answered in time");
 }
 
 /* A request of respgate's own on u: its reply is consumed here, no client waits. */
@@ -438,19 +452,23 @@ static void pool_open(struct worker *w, int node, const struct topo_node *tn)
 /* The master moved away from old: it is fenced. A write still in flight there may
  * be answered OK by a node whose writes the new master never saw (a master that was
  * frozen, then resumed): such a late reply never reaches a client as a success
- * (up_readcb). Its clients have waited since the oldest was sent: the outage began
- * then. */
+ * (up_readcb), and one still unanswered after the grace fails at once (up_timercb).
+ * Its clients have waited since the oldest was sent: the outage began then. */
 static void fence(struct worker *w, int old)
 {
     struct pool *p = &w->pools[old];
     int64_t oldest = 0;
     for (int k = 0; k < p->n; k++) {
         struct req *r;
+        int fenced = 0;
         TAILQ_FOREACH(r, &p->conns[k].inflight, uq)
         if (r->write && r->client) {
             r->fenced_ns = w->now_ns;
+            fenced = 1;
             if (!oldest || r->sent_ns < oldest) oldest = r->sent_ns;
         }
+        if (fenced && p->conns[k].state == UP_READY)
+            arm_timer(&p->conns[k], (int)(FENCE_GRACE_NS / 1000000) + 1);
     }
     if (oldest && (!w->outage_since || oldest < w->outage_since)) w->outage_since = oldest;
 }

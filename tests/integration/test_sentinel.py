@@ -133,12 +133,14 @@ class Failover(SentinelTestCase):
             admin = int(json.load(f)["admin"]["listen"].rsplit(":", 1)[1])
         wait_until(lambda: get_json(admin, "/status")[1]["failovers"], what="a failover in /status")
         rto = get_json(admin, "/status")[1]["failovers"][-1]["rto_seconds"]
-        shortest = min(w.max_stall(t_stop, load.stopped) for w in load.writers)
+        stalls = [w.max_stall(t_stop, load.stopped) for w in load.writers]
         print("reported rto %.3f s, write stalls %.3f to %.3f s" %
-              (rto, shortest, rep["write_stall"]), file=sys.stderr)
-        # At least Sentinel's detection (down-after 600 ms) and election. It should
-        # equal the writers' stall; it is shorter in some runs (docs/failover.md).
-        self.assertGreater(rto, 1.0)
+              (rto, min(stalls), max(stalls)), file=sys.stderr)
+        # The clients that waited longest lived through the RTO: from their first
+        # stalled write (before Sentinel acted) to their first success. Writes held
+        # by the frozen master fail 50 ms after the fence instead of waiting for it.
+        self.assertGreater(rto, 1.0)  # at least Sentinel's detection and election
+        self.assertLess(abs(rto - max(stalls)), 0.25, "rto against the longest stall")
 
     def test_at_startup_the_master_comes_from_a_majority_or_after_a_bounded_wait(self):
         """A fresh respgate takes its first master from most of the Sentinels; with only
