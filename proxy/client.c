@@ -297,22 +297,27 @@ const struct upstream_ops client_upstream_ops = {
     .drained = up_drained,
     .master_ready = hold_release_all,
 };
-void client_accept(struct worker *w, evutil_socket_t fd)
+void client_refuse(struct worker *w, evutil_socket_t fd)
 {
     static const char full[] = "-ERR max number of clients reached\r\n";
+    stats_add(&w->stats->errors[STATS_ERR_LIMIT], 1);
+    ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* What it already sent would turn the close into a reset, which can destroy
+     * the error before it is read: read it away first, and say we are done. */
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 64 && (rc = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0; i++)
+        ;
+    evutil_closesocket(fd);
+}
+
+void client_accept(struct worker *w, evutil_socket_t fd)
+{
     int one = 1;
 
     if (w->draining || atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
         if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
-        stats_add(&w->stats->errors[STATS_ERR_LIMIT], 1);
-        ssize_t rc = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        /* What it already sent would turn the close into a reset, which can destroy
-         * the error before it is read: read it away first, and say we are done. */
-        shutdown(fd, SHUT_WR);
-        char sink[4096];
-        for (int i = 0; i < 64 && (rc = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0; i++)
-            ;
-        evutil_closesocket(fd);
+        client_refuse(w, fd);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -8,6 +8,8 @@
 #include "dataplane.h"
 
 void client_accept(struct worker *w, evutil_socket_t fd);
+/* Answers fd "-ERR max number of clients reached" and closes it. */
+void client_refuse(struct worker *w, evutil_socket_t fd);
 /* End of the pass: replies out, a waiting request dispatched, more input read. */
 void client_resume(struct client *c);
 /* End of the pass: frees a client closed during it. */

@@ -70,7 +70,8 @@ void control_fit_fd_limit(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur < want)
-        log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs",
+        log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs: "
+                 "once they run out, new clients get 'max number of clients reached'",
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 

@@ -262,6 +262,8 @@ struct worker {
     struct event *cron;  /* once a second: idle clients, slow unauthenticated ones */
     int draining;        /* 1 draining, 2 the drain timed out: answer the held, then close */
     int stopping;        /* the stop_asked last acted on */
+    int spare_fd;        /* kept open to be given up when accept runs out of descriptors */
+    int64_t refused_logged_ns;
     atomic_int *running; /* the group's count of live worker threads */
 };
 

@@ -98,11 +98,35 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     if (w->listener) evconnlistener_enable(w->listener);
 }
 
-/* Out of file descriptors, typically: pause accepting instead of spinning. */
+/* Out of descriptors, the clients waiting in the backlog would wait there, or be
+ * reset, without a word: the spare descriptor lets each in just long enough to
+ * hear the max_clients error, as Redis says it. Returns how many were refused. */
+static int refuse_backlog(struct worker *w, struct evconnlistener *l)
+{
+    int n = 0;
+    evutil_socket_t fd;
+    close(w->spare_fd);
+    while (n < 64 && (fd = accept(evconnlistener_get_fd(l), NULL, NULL)) >= 0) {
+        client_refuse(w, fd);
+        n++;
+    }
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (n && w->now_ns - w->refused_logged_ns > 1000000000LL) {
+        log_warn("out of file descriptors: clients refused with 'max number of clients "
+                 "reached' (raise the open-files limit, or lower limits.max_clients)");
+        w->refused_logged_ns = w->now_ns;
+    }
+    return n;
+}
+
+/* Out of file descriptors, typically: refuse the waiting clients, then pause
+ * accepting instead of spinning. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     struct worker *w = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    w->now_ns = topo_now_ns();
+    if ((err == EMFILE || err == ENFILE) && w->spare_fd >= 0 && refuse_backlog(w, l)) return;
     log_warn("accept failed: %s; pausing accepts for %d ms", evutil_socket_error_to_string(err),
              ACCEPT_RETRY_MS);
     evconnlistener_disable(l);
@@ -299,6 +323,7 @@ static void worker_deinit(struct worker *w)
     req_cache_destroy(&w->reqs);
     for (int i = 0; i < 2; i++)
         if (w->ctl_fd[i] >= 0) close(w->ctl_fd[i]);
+    if (w->spare_fd >= 0) close(w->spare_fd);
     sock_loop_destroy(&w->io);
     if (w->base) event_base_free(w->base);
 }
@@ -308,6 +333,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
                        size_t errlen)
 {
     w->id = id;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->cfg = config_acquire(cfg);
     w->policy = route_policy_of(cfg);
     w->denied = deny_table(cfg);

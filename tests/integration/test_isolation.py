@@ -283,6 +283,48 @@ class MaxClients(ProxyTestCase):
             self.assertEqual(c.call("PING"), "PONG")
 
 
+class MaxClientsPastTheDescriptors(unittest.TestCase):
+    """max_clients (10,000 by default) above what the open-files limit allows: the
+    clients past the descriptors got a reset or waited in the backlog (issue 11,
+    item 11: the 10,001st of 10,000); each must get Redis' error instead, and the
+    others go on."""
+
+    def test_clients_past_the_fd_limit_get_the_error(self):
+        import harness
+        h = Harness()
+        try:
+            wrapper = os.path.join(h.dir, "respgate-400-fds")
+            with open(wrapper, "w") as f:
+                f.write("#!/bin/sh\nulimit -n 400\nexec %s \"$@\"\n" % harness.RESPGATE)
+            os.chmod(wrapper, 0o755)
+            real, harness.RESPGATE = harness.RESPGATE, wrapper
+            try:
+                gate = h.respgate(h.redis().port)
+            finally:
+                harness.RESPGATE = real
+            socks = [socket.create_connection(("127.0.0.1", gate.port), timeout=5)
+                     for _ in range(600)]
+            answers = {}
+            for s in socks:
+                s.sendall(encode("PING"))
+                try:
+                    got = s.recv(100)
+                except OSError as e:  # a reset, or nothing at all within 5 s
+                    got = repr(e)
+                answers[got] = answers.get(got, 0) + 1
+            self.assertEqual(set(answers), {b"+PONG\r\n",
+                                            b"-ERR max number of clients reached\r\n"},
+                             answers)
+            self.assertGreater(answers[b"-ERR max number of clients reached\r\n"], 100)
+            for s in socks:
+                s.close()
+            c = gate.client()
+            wait_until(lambda: c.call("PING") == "PONG", what="respgate serving again")
+            self.assertIn("out of file descriptors", gate.output())
+        finally:
+            h.close()
+
+
 class StaleReplica(unittest.TestCase):
     """A replica that stops applying writes stays close in bytes when the master
     writes little: routing.max_lag_ms bounds how old the data it serves may be."""
