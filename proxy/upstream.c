@@ -311,15 +311,22 @@ static const struct sock_handlers up_handlers = {
     .on_close = up_closecb,
 };
 
+/* Whether u is stuck on a node the probes lost: its requests fail (and reads go
+ * elsewhere) rather than wait for a node that may never answer. */
+static int stuck_on_lost_node(const struct upconn *u)
+{
+    const struct topology *t = u->w->topo;
+    return t && (size_t)u->node < t->nnodes && !t->nodes[u->node].reachable && upstream_stalled(u);
+}
+
 /* A fenced write still unanswered after the grace: whatever the old master says
  * later will be an error (up_readcb), so its clients need not wait for it (a frozen
  * master may never answer). */
 static int fenced_overdue(const struct upconn *u)
 {
     const struct req *r;
-    int64_t now = topo_now_ns();
     TAILQ_FOREACH(r, &u->inflight, uq)
-    if (r->fenced_ns && now - r->fenced_ns > FENCE_GRACE_NS) return 1;
+    if (r->fenced_ns && u->w->now_ns - r->fenced_ns > FENCE_GRACE_NS) return 1;
     return 0;
 }
 
@@ -328,12 +335,15 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct upconn *u = arg;
+    u->w->now_ns = topo_now_ns();
     if (u->state == UP_CONNECTING)
         up_failed(u, u->sock ? "connect timeout" : u->err);
     else if (u->state == UP_DOWN)
         up_connect(u);
     else if (u->state == UP_READY && fenced_overdue(u))
         up_failed(u, "fenced as the old master, and its writes not answered in time");
+    else if (u->state == UP_READY && stuck_on_lost_node(u))
+        up_failed(u, "the node stopped answering probes");
 }
 
 /* A request of respgate's own on u: its reply is consumed here, no client waits. */
@@ -560,11 +570,19 @@ struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *c
 void upstream_node_lost(struct worker *w, int node)
 {
     /* Only established connections can be stuck on a frozen node; one still
-     * connecting has its own timeout. */
+     * connecting has its own timeout. A probe can go unanswered on a node that is
+     * merely slow (a fork, a busy host): a connection whose requests are answered
+     * within UP_STALL_NS is left alone; the others are checked again then. */
     struct pool *p = &w->pools[node];
-    for (int i = 0; i < p->n; i++)
-        if (p->conns[i].state == UP_READY && !TAILQ_EMPTY(&p->conns[i].inflight))
-            up_failed(&p->conns[i], "the node stopped answering probes");
+    for (int i = 0; i < p->n; i++) {
+        struct upconn *u = &p->conns[i];
+        const struct req *head = TAILQ_FIRST(&u->inflight);
+        if (u->state != UP_READY || !head) continue;
+        if (stuck_on_lost_node(u))
+            up_failed(u, "the node stopped answering probes");
+        else
+            arm_timer(u, (int)((head->sent_ns + UP_STALL_NS - w->now_ns) / 1000000) + 1);
+    }
 }
 
 static void reverify_node(struct worker *w, int node)

@@ -122,6 +122,44 @@ class ReadWriteSplit(SplitTestCase):
         self.assertEqual(len(ok) + len(errors), 300)
         self.assertEqual(errors, [], "reads in flight are retried once elsewhere")
 
+    def test_a_replica_that_misses_a_probe_but_answers_keeps_its_connections(self):
+        """A fork, a busy host or a slow command can hold INFO past the probe's
+        150 ms: the node is taken out of the reads, but the requests in flight on it
+        are answered a moment later and must not be failed. They used to be (the
+        connections closed: "the node stopped answering probes"), which for a node
+        the topology briefly called a replica meant writes "may or may not have run"."""
+        r = redis.Redis(port=self.gate.port)
+        r.set("k", "v")
+        time.sleep(0.2)
+        stop, errors, ok = threading.Event(), [], []
+
+        def reader():
+            c = self.gate.client(timeout=5)
+            while not stop.is_set():
+                c.send(b"".join(encode("GET", "k") for _ in range(20)))
+                for _ in range(20):
+                    reply = c.read()
+                    (errors if isinstance(reply, RespError) else ok).append(reply)
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            direct = self.replicas[0].client()
+            busy = ("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] "
+                    "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 "
+                    "return 1")
+            for _ in range(3):
+                time.sleep(0.3)
+                self.assertEqual(direct.call("EVAL", busy, "0"), 1)  # 300 ms busy
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        self.assertEqual(errors, [])
+        out = self.gate.output()
+        self.assertIn("unreachable: no answer to INFO in time", out)
+        self.assertNotIn("the node stopped answering probes", out)
+
     def test_reads_continue_without_errors_when_a_replica_is_killed(self):
         r = redis.Redis(port=self.gate.port)
         r.set("k", "v")
