@@ -88,6 +88,7 @@ struct upconn {
     int idle;                 /* pinned, in its pool's idle list */
     int dead;                 /* pinned or tunnel, let go: freed at the end of the pass */
     int frame_tunnel; /* a pub/sub tunnel: relayed message by message, watched for its end */
+    int named;        /* pinned or tunnel: carries its client's CLIENT SETNAME */
     struct req_queue inflight;
     struct resp_parser rp; /* frames replies (not for a raw tunnel) */
     size_t scanned;

@@ -118,6 +118,8 @@ int intercept_auth(struct client *c)
 int intercept_wait(struct client *c)
 {
     struct worker *w = c->w;
+    if (c->rp.argc != (strcmp(c->rp.name, "waitaof") == 0 ? 4 : 3))
+        return 0; /* Redis' own arity error, wherever it goes */
     int master = route_write(w->topo);
     struct upconn *target = c->pin                 ? c->pin
                             : master == ROUTE_NONE ? NULL
@@ -207,6 +209,19 @@ int intercept_client(struct client *c)
     char buf[MESSAGE_ARGS_MAX_BYTES], reply[64];
     const char *argv[MESSAGE_ARGS_MAX];
     size_t lens[MESSAGE_ARGS_MAX];
+    static const struct {
+        const char *sub;
+        long long argc;
+    } answered_here[] = {{"setinfo", 4}, {"getname", 2}, {"id", 2}, {"info", 2}, {"setname", 3}};
+    for (size_t i = 0; (c->session & S_MULTI) && i < 5; i++)
+        if (strcasecmp(sub, answered_here[i].sub) == 0 && c->rp.argc == answered_here[i].argc) {
+            /* Redis would queue it and answer in EXEC's array, which comes from Redis:
+             * refused, so that EXEC fails as after any refused command. */
+            message_discard(c);
+            replyq_error(c, "-ERR CLIENT %s is answered by respgate: not inside MULTI\r\n",
+                         answered_here[i].sub);
+            return 1;
+        }
     if (strcasecmp(sub, "setinfo") == 0 && c->rp.argc == 4) {
         message_discard(c); /* library name and version: nothing to keep per client yet */
         replyq_local(c, "+OK\r\n", 5);
@@ -239,6 +254,7 @@ int intercept_client(struct client *c)
         }
         free(c->name);
         c->name = lens[2] ? strndup(argv[2], lens[2]) : NULL;
+        session_renamed(c);
         replyq_local(c, "+OK\r\n", 5);
     } else {
         return 0;

@@ -7,6 +7,7 @@
 #include "pass.h"
 #include "pubsub.h"
 #include "replyq.h"
+#include "req.h"
 #include "upstream.h"
 
 #include <string.h>
@@ -30,7 +31,45 @@ int session_client_sub_is_stateful(const char *sub)
  * stream, CLIENT REPLY OFF/SKIP, RESP3 after HELLO, replication. */
 int session_needs_tunnel(const struct client *c, unsigned flags)
 {
-    return (flags & CMD_TUNNEL) || ((flags & CMD_CLIENT) && strcasecmp(c->rp.arg1, "reply") == 0);
+    return (flags & CMD_TUNNEL) || ((flags & CMD_CLIENT) && strcasecmp(c->rp.arg1, "reply") == 0) ||
+           /* the connection then debugs its next script: redis-cli --ldb */
+           ((flags & CMD_CONTAINER) && strcmp(c->rp.name, "script") == 0 &&
+            strcasecmp(c->rp.arg1, "debug") == 0);
+}
+
+/* Sends CLIENT SETNAME name on the client's connection, its reply dropped (a
+ * request of no client's). */
+static void send_setname(struct client *c, const char *name)
+{
+    char head[64];
+    size_t n = strlen(name);
+    int h = snprintf(head, sizeof(head), "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$%zu\r\n", n);
+    struct evbuffer *cmd = evbuffer_new();
+    if (!cmd) return;
+    evbuffer_add(cmd, head, (size_t)h);
+    evbuffer_add(cmd, name, n);
+    evbuffer_add(cmd, "\r\n", 2);
+    upstream_send(c->pin, req_get(c->w->reqs), cmd, NULL, evbuffer_get_length(cmd));
+    evbuffer_free(cmd);
+}
+
+/* A tunnel hands CLIENT GETNAME to Redis, and a session may become one: the name
+ * respgate kept goes to the connection as a session starts (before its first
+ * command, so never into a MULTI), and is taken off when the connection goes back
+ * to the pool. Not before SCRIPT DEBUG, which Redis refuses behind a reply not yet
+ * sent: that debugging tunnel goes without the name. */
+static void carry_name(struct client *c)
+{
+    if (!c->name || c->pin->named || strcmp(c->rp.name, "script") == 0) return;
+    send_setname(c, c->name);
+    c->pin->named = 1;
+}
+
+void session_renamed(struct client *c)
+{
+    if (!c->pin || (!c->pin->named && !c->name)) return;
+    send_setname(c, c->name ? c->name : "");
+    c->pin->named = c->name != NULL;
 }
 
 /* Stops waiting for u's output to drain (u is going away or being let go). */
@@ -93,6 +132,11 @@ static void forward_pinned(struct client *c, unsigned flags)
 {
     struct req *r = replyq_push(c, !is_read(flags));
     int exec = strcmp(c->rp.name, "exec") == 0, discard = strcmp(c->rp.name, "discard") == 0;
+    if (exec && c->rp.argc != 1) { /* Redis refuses it, and in MULTI aborts the transaction */
+        if (c->session & S_MULTI) c->flags &= ~(unsigned)(C_TX_DIRTY | C_WATCH_LOST);
+        exec = 0;
+    }
+    discard = discard && c->rp.argc == 1;
     if ((c->flags & C_TX_DIRTY) && (exec || discard)) {
         c->flags &= ~(unsigned)C_TX_DIRTY;
         if (exec) { /* respgate refused a command queued here: like Redis, run nothing */
@@ -137,7 +181,8 @@ void session_start(struct client *c, unsigned flags, int tunnel)
     }
     if (c->pin && tunnel) { /* nothing in flight: the session becomes a tunnel */
         c->pin->kind = UP_TUNNEL;
-        c->pin->frame_tunnel = 1;
+        /* Inside MULTI, Redis answers QUEUED: nothing pubsub.c could count. */
+        c->pin->frame_tunnel = !(c->session & S_MULTI);
         memset(&c->pubsub, 0, sizeof(c->pubsub));
         forward_tunnel(c, flags);
         return;
@@ -156,6 +201,7 @@ void session_start(struct client *c, unsigned flags, int tunnel)
     c->pin->frame_tunnel = tunnel;
     memset(&c->pubsub, 0, sizeof(c->pubsub));
     log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
+    carry_name(c);
     if (tunnel)
         forward_tunnel(c, flags);
     else
@@ -191,6 +237,10 @@ void session_maybe_unpin(struct client *c)
 {
     if (!c->pin || c->pin->kind != UP_PINNED || c->session || c->npending) return;
     unwait(c, c->pin);
+    if (c->pin->named) {
+        send_setname(c, "");
+        c->pin->named = 0;
+    }
     upstream_pin_put(&c->pin);
 }
 

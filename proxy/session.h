@@ -32,5 +32,7 @@ void session_master_moved(struct worker *w, int old);
 /* ops->pin_lost and ops->tunnel (see dataplane.h). */
 void session_pin_lost(struct client *c, const char *why);
 int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int framed);
+/* CLIENT SETNAME changed c->name: its session connection follows. */
+void session_renamed(struct client *c);
 
 #endif

@@ -657,7 +657,11 @@ void upstream_pin_put(struct upconn **up)
     struct upconn *u = *up;
     struct pool *p = &u->w->pools[u->node];
     *up = NULL;
-    if (u->kind != UP_PINNED || !u->sock || u->state != UP_READY || !TAILQ_EMPTY(&u->inflight) ||
+    const struct req *r;
+    int clients_waiting = 0; /* requests of no client's (CLIENT SETNAME "") may be in flight */
+    TAILQ_FOREACH(r, &u->inflight, uq)
+    clients_waiting |= r->client != NULL;
+    if (u->kind != UP_PINNED || !u->sock || u->state != UP_READY || clients_waiting ||
         u->nwaiting || p->nidle >= PIN_IDLE_MAX) {
         upstream_pin_close(&u, "the session ended");
         return;

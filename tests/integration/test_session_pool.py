@@ -31,6 +31,9 @@ SCENARIOS = [
     ("script kill with an argument", [C("SCRIPT", "KILL", "x")]),
     ("client reply with no mode", [C("CLIENT", "REPLY")]),
     ("a select queued and run", [C("MULTI"), C("SELECT", "3"), C("EXEC")]),
+    ("a subscribe queued and run", [C("MULTI"), C("SUBSCRIBE", "a"), C("EXEC")]),
+    ("a subscribe queued, run, then undone",
+     [C("MULTI"), C("SUBSCRIBE", "a"), C("EXEC"), C("UNSUBSCRIBE")]),
 ]
 
 
@@ -106,6 +109,55 @@ class SessionsReturnClean(ProxyTestCase):
                 direct.close()
                 wait_until(lambda: not self.dirty_connections(admin), timeout=5,
                            what="no dirty connection")
+
+
+class WhatRespgateAnswersItself(ProxyTestCase):
+    """Found by test_command_property: commands respgate answers (or watches) itself
+    must not change what Redis would do around them."""
+    respgate_options = {"threads": 1, "upstream": {"connections_per_node": 1}}
+
+    def test_script_debug_gets_a_connection_of_its_own(self):
+        """On a shared connection SCRIPT DEBUG YES made another client's EVAL start a
+        debugging session."""
+        debugger, other = self.gate.client(), self.gate.client()
+        self.assertEqual(debugger.call("SCRIPT", "DEBUG", "YES"), "OK")
+        self.assertEqual(other.call("EVAL", "return 1", "0"), 1)
+        self.assertEqual(debugger.call("SCRIPT", "DEBUG", "NO"), "OK")
+
+    def test_client_subcommands_answered_here_fail_the_transaction(self):
+        """Redis queues CLIENT SETNAME in MULTI; respgate answered it at once, so the
+        name was set though the transaction was discarded."""
+        c = self.gate.client()
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertIn("not inside MULTI", c.call("CLIENT", "SETNAME", "n1"))
+        self.assertEqual(c.call("SET", "k", "1"), "QUEUED")
+        self.assertTrue(c.call("EXEC").startswith("EXECABORT"))
+        self.assertIsNone(c.call("CLIENT", "GETNAME"))
+        self.assertIsNone(self.redis.client().call("GET", "k"))
+
+    def test_the_name_follows_the_client_into_a_tunnel(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("CLIENT", "SETNAME", "n1"), "OK")
+        c.call("HELLO", "2")  # a tunnel for good: CLIENT GETNAME goes to Redis
+        self.assertEqual(c.call("CLIENT", "GETNAME"), b"n1")
+        t = self.gate.client()  # a transaction that became a pub/sub tunnel
+        self.assertEqual(t.call("CLIENT", "SETNAME", "n2"), "OK")
+        self.assertEqual(t.call("MULTI"), "OK")
+        self.assertEqual(t.call("SUBSCRIBE", "ch"), "QUEUED")
+        self.assertEqual(t.call("EXEC"), [[b"subscribe", b"ch", 1]])
+        self.assertEqual(t.call("UNSUBSCRIBE"), [b"unsubscribe", b"ch", 0])
+        self.assertEqual(t.call("CLIENT", "GETNAME"), b"n2")
+        t.close()
+        # The pooled connection lost the name when it went back.
+        wait_until(lambda: "name=n2" not in self.redis.client().call("CLIENT", "LIST").decode(),
+                   what="n2 gone from the pool")
+
+    def test_wait_in_a_pub_sub_tunnel_is_redis_refusal(self):
+        c, direct = self.gate.client(), self.redis.client()
+        for conn in (c, direct):
+            conn.call("SET", "k", "v")
+            conn.call("SUBSCRIBE", "ch")
+        self.assertEqual(c.call("WAIT", "0", "10"), direct.call("WAIT", "0", "10"))
 
 
 if __name__ == "__main__":
