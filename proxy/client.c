@@ -315,7 +315,8 @@ void client_accept(struct worker *w, evutil_socket_t fd)
 {
     int one = 1;
 
-    if (w->draining || atomic_fetch_add(&w->shared->nclients, 1) >= w->cfg->limits.max_clients) {
+    int cap = w->cfg->limits.max_clients < w->fd_cap ? w->cfg->limits.max_clients : w->fd_cap;
+    if (w->draining || atomic_fetch_add(&w->shared->nclients, 1) >= cap) {
         if (!w->draining) atomic_fetch_sub(&w->shared->nclients, 1);
         client_refuse(w, fd);
         return;
@@ -337,6 +338,8 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     c->reading = 1;
     c->authed = !intercept_auth_required(w->cfg);
     c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
+    c->proto = 2;
+    c->scan_node = ROUTE_NONE;
     c->active_ns = topo_now_ns();
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;

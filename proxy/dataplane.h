@@ -51,6 +51,7 @@ struct req {
                             read-your-writes horizon */
     const char *instead; /* a reply to give the client in place of the upstream's */
     int auth;            /* respgate's own AUTH on a new connection: no client waits */
+    int hello;           /* respgate's own HELLO <proto> on a new connection, likewise */
     int role;            /* respgate's own ROLE, to verify the node is a master */
     char *copy;          /* the request, to send it again: a read whose replica failed, a
                             request a node refused because of its role (REQ_COPY_MAX) */
@@ -59,6 +60,7 @@ struct req {
     int node;                   /* where it was sent */
     int timed;                  /* on a shared connection: its latency is measured */
     int replica_read;           /* a read sent to a replica: its client's writes wait for it */
+    int master_only;            /* sent again, to the master only (a script the replica lacks) */
     int64_t sent_ns;            /* the worker's clock when it was sent */
     int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
@@ -83,6 +85,8 @@ struct upconn {
     struct sock *sock;     /* NULL while down */
     enum up_state state;
     enum up_kind kind;
+    int proto;                /* 2 or 3: the RESP version it speaks (HELLO on connect) */
+    int lazy;                 /* not connected yet: RESP3 ones wait for a RESP3 client */
     struct client *owner;     /* pinned or tunnel: its client; NULL while idle in the pool */
     TAILQ_ENTRY(upconn) link; /* idle in its pool, or on the worker's list to free */
     int idle;                 /* pinned, in its pool's idle list */
@@ -91,6 +95,7 @@ struct upconn {
     int named;        /* pinned or tunnel: carries its client's CLIENT SETNAME */
     struct req_queue inflight;
     struct resp_parser rp; /* frames replies (not for a raw tunnel) */
+    struct evbuffer *pushes; /* RESP3 pushes read ahead of the next reply: its client's */
     size_t scanned;
     struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
@@ -195,6 +200,8 @@ struct client {
                                       a replica could apply it before it ran an earlier read */
     unsigned session;              /* S_*: state its pinned connection holds */
     int authed;                    /* passed respgate's own AUTH (or none is asked) */
+    int proto;                     /* 2, or 3 after HELLO 3: its shared connections speak it */
+    int scan_node;                 /* where its SCAN cursors come from (scan.c); ROUTE_NONE */
     unsigned long long id;         /* CLIENT ID */
     char *name;                    /* CLIENT SETNAME */
     unsigned long long write_conn; /* id of the connection that carried its last write */
@@ -264,6 +271,8 @@ struct worker {
     int draining;        /* 1 draining, 2 the drain timed out: answer the held, then close */
     int stopping;        /* the stop_asked last acted on */
     int spare_fd;        /* kept open to be given up when accept runs out of descriptors */
+    int fd_cap;          /* clients the open-files limit leaves room for (worker.c) */
+    char redis_version[32]; /* from the upstream HELLO replies, for the HELLO answered here */
     int64_t refused_logged_ns;
     atomic_int *running; /* the group's count of live worker threads */
 };

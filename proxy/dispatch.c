@@ -1,10 +1,12 @@
 /* dispatch: see dispatch.h. */
 #include "dispatch.h"
 #include "command.h"
+#include "hello.h"
 #include "hold.h"
 #include "intercept.h"
 #include "message.h"
 #include "replyq.h"
+#include "scan.h"
 #include "session.h"
 #include "upstream.h"
 
@@ -70,14 +72,22 @@ static int take_shared(struct client *c, unsigned flags)
         message_discard(c);
         return 1;
     }
-    int master = route_write(c->w->topo);
+    int master = route_write(c->w->topo), scan = read && node != ROUTE_NONE && scan_is(c);
+    if (scan) node = scan_route(c, node);
     struct upconn *u = NULL;
-    if (node != ROUTE_NONE && node != master && !(u = upstream_pick(c->w, node, NULL)))
-        node = master; /* the replica went away before the probe noticed: the master has it */
+    if (node >= 0 && node != master && !(u = upstream_pick(c->w, node, NULL, c->proto)))
+        node = scan && scan_continues(c) ? SCAN_GONE : master; /* the replica went away
+                                                    before the probe noticed: the master has it */
+    if (node == SCAN_GONE) {
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n",
+                     "the node this SCAN cursor comes from left; start again from cursor 0");
+        return 1;
+    }
     if (!u) {
         /* A client with nothing in flight leaves a stalled connection: order holds. */
         if (c->up && !c->ninflight && upstream_stalled(c->up)) c->up = NULL;
-        if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up))) {
+        if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up, c->proto))) {
             hold_client(c);
             return 1;
         }
@@ -98,6 +108,14 @@ static int take_shared(struct client *c, unsigned flags)
     }
     message_send(c, u, r);
     return 1;
+}
+
+/* Before respgate's AUTH: HELLO's own AUTH option is checked in its order. */
+static int take_hello(struct client *c, unsigned flags)
+{
+    (void)flags;
+    if (strcmp(c->rp.name, "hello") != 0 || intercept_denied(c, c->ci)) return 0;
+    return hello_take(c);
 }
 
 static int take_auth(struct client *c, unsigned flags)
@@ -249,6 +267,7 @@ static const struct step {
     unsigned when;
     int (*take)(struct client *c, unsigned flags);
 } steps[] = {
+    {CMD_TUNNEL, take_hello},
     {0, take_auth},
     {0, take_noauth},
     {0, take_denied},

@@ -69,7 +69,10 @@ void hold_client(struct client *c)
     int first = !c->hold_until; /* a held request is tried again each time a master may be back */
     if (first) c->hold_until = now + (int64_t)cfg->failover.hold_ms * 1000000;
     w->now_ns = now;
-    outage_begin(w); /* writes wait: an outage, as clients see it */
+    /* Writes wait: an outage, as clients see it; unless the master is writable and
+     * only the connections of this client's protocol are still coming up. */
+    int warming = upstream_master_ok(w);
+    if (!warming) outage_begin(w);
     if (now >= c->hold_until || w->nheld >= cap || w->draining > 1) {
         refuse(c, now);
         return;
@@ -79,7 +82,7 @@ void hold_client(struct client *c)
     TAILQ_INSERT_TAIL(&w->held, c, hold_link);
     w->nheld++;
     outage_held_changed(w);
-    if (first) outage_stalled(w, 0, hold_no_master_why(w));
+    if (first && !warming) outage_stalled(w, 0, hold_no_master_why(w));
 }
 
 /* Off the held list; woken, it dispatches its request again. */
@@ -109,7 +112,7 @@ static int resend(struct worker *w, struct req *r, int avoid)
 {
     struct client *c = r->client;
     int master = route_write(w->topo), node = master;
-    if (!r->write) {
+    if (!r->write && !r->master_only) {
         int n =
             route_read(w->topo, &w->policy, w->cfg->routing.read_your_writes ? &c->horizon : NULL,
                        w->outstanding, &w->rr);
@@ -117,7 +120,8 @@ static int resend(struct worker *w, struct req *r, int avoid)
     }
     if (node == ROUTE_NONE || node == avoid) return 0;
     struct upconn *u =
-        node == master ? upstream_pick_master(w, node, c->up) : upstream_pick(w, node, NULL);
+        node == master ? upstream_pick_master(w, node, c->up, c->proto)
+                       : upstream_pick(w, node, NULL, c->proto);
     if (!u) return 0;
     log_debug("client: request sent again, to %s", upstream_node_name(w, node));
     r->fenced_ns = 0; /* a fenced write refused by its old master: it did not run */

@@ -106,3 +106,17 @@ int info_parse(const char *text, size_t len, struct info_replication *out)
     if (out->offset < 0) out->offset = 0;
     return 0;
 }
+
+void info_hello_version(const char *reply, size_t len, char *out, size_t outlen)
+{
+    static const char key[] = "$7\r\nversion\r\n$";
+    const char *at = memmem(reply, len, key, sizeof(key) - 1);
+    if (!at) return;
+    at += sizeof(key) - 1;
+    const char *end = reply + len, *crlf = memchr(at, '\r', (size_t)(end - at));
+    if (!crlf) return;
+    size_t n = (size_t)strtoul(at, NULL, 10);
+    if (n == 0 || n >= outlen || crlf + 2 + n > end) return;
+    memcpy(out, crlf + 2, n);
+    out[n] = '\0';
+}

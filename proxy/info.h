@@ -23,5 +23,8 @@ struct info_replication {
 
 /* Returns 0, or -1 if the text has no role line or a malformed field. */
 int info_parse(const char *text, size_t len, struct info_replication *out);
+/* The server's version from a HELLO reply (RESP2 or RESP3: "version" then a bulk
+ * string) into out (left as it is if absent or too long). */
+void info_hello_version(const char *reply, size_t len, char *out, size_t outlen);
 
 #endif

@@ -81,13 +81,10 @@ int intercept_auth(struct client *c)
     }
     for (int i = 2; i + 2 < argc; i++) { /* HELLO protover [AUTH user pass] [SETNAME n] */
         if (lens[i] != 4 || strncasecmp(argv[i], "auth", 4) != 0) continue;
-        if (!credentials_ok(cfg, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
-            stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+        if (!intercept_credentials_ok(c, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
             message_discard(c);
-            replyq_local(c, wrongpass, sizeof(wrongpass) - 1);
             return 1;
         }
-        c->authed = 1;
         /* Forward HELLO without its AUTH: respgate, not Redis, checked it. */
         for (int k = i + 3; k < argc; k++) {
             argv[k - 3] = argv[k];
@@ -97,16 +94,33 @@ int intercept_auth(struct client *c)
         return 1;
     }
     if (!c->authed) {
-        stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
         message_discard(c);
-        replyq_error(c, "-NOAUTH %s\r\n",
-                     "HELLO must be called with the client already "
-                     "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can "
-                     "be used to authenticate the client and select the RESP protocol version at "
-                     "the same time");
+        intercept_noauth_hello(c);
         return 1;
     }
     return 0;
+}
+
+int intercept_credentials_ok(struct client *c, const char *user, size_t ulen, const char *pass,
+                             size_t plen)
+{
+    if (credentials_ok(c->w->cfg, user, ulen, pass, plen)) {
+        c->authed = 1;
+        return 1;
+    }
+    stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+    replyq_local(c, wrongpass, sizeof(wrongpass) - 1);
+    return 0;
+}
+
+void intercept_noauth_hello(struct client *c)
+{
+    stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
+    replyq_error(c, "-NOAUTH %s\r\n",
+                 "HELLO must be called with the client already "
+                 "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can "
+                 "be used to authenticate the client and select the RESP protocol version at "
+                 "the same time");
 }
 
 /* WAIT counts the replicas that have every write made on the connection it runs
@@ -123,7 +137,7 @@ int intercept_wait(struct client *c)
     int master = route_write(w->topo);
     struct upconn *target = c->pin                 ? c->pin
                             : master == ROUTE_NONE ? NULL
-                                                   : upstream_pick_master(w, master, c->up);
+                                                   : upstream_pick_master(w, master, c->up, c->proto);
     if (c->write_conn && (!target || target->id != c->write_conn)) {
         message_discard(c);
         replyq_error(c, "-ERR %s\r\n",
@@ -169,15 +183,16 @@ static void client_info_reply(struct client *c)
     if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
         addr_text(&local, laddr, sizeof(laddr));
     int n = snprintf(line, sizeof(line),
-                     "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d "
+                     "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d resp=%d "
                      "proxy=respgate pinned=%s\n",
                      c->id, paddr, laddr, c->name ? c->name : "", (c->session & S_DB) ? -1 : 0,
-                     (c->session & S_MULTI) ? 1 : -1, c->pin && c->pin->kind == UP_TUNNEL,
+                     (c->session & S_MULTI) ? 1 : -1, c->pin && c->pin->kind == UP_TUNNEL, c->proto,
                      !c->pin                     ? "no"
                      : c->pin->kind == UP_TUNNEL ? "tunnel"
                                                  : "session");
-    char hdr[32];
-    int h = snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
+    char hdr[32]; /* RESP3: a verbatim string, as Redis */
+    int h = c->proto == 3 ? snprintf(hdr, sizeof(hdr), "=%d\r\ntxt:", n + 4)
+                          : snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
     message_discard(c);
     replyq_local(c, hdr, (size_t)h);
     replyq_local(c, line, (size_t)n);
@@ -228,7 +243,7 @@ int intercept_client(struct client *c)
     } else if (strcasecmp(sub, "getname") == 0 && c->rp.argc == 2) {
         message_discard(c);
         if (!c->name) {
-            replyq_local(c, "$-1\r\n", 5);
+            replyq_null(c);
         } else {
             int n = snprintf(reply, sizeof(reply), "$%zu\r\n", strlen(c->name));
             replyq_local(c, reply, (size_t)n);
@@ -313,6 +328,7 @@ void intercept_unsubscribe(struct client *c)
     }
     message_copy(c, buf);
     const char *name = c->rp.name;
+    char push = c->proto == 3 ? '>' : '*'; /* RESP3: a push, as Redis */
     /* The framer checked the shape: *N CRLF, then $len CRLF data CRLF each. */
     const char *p = memchr(buf, '\n', len) + 1, *end = buf + len;
     int argc = 0;
@@ -320,14 +336,15 @@ void intercept_unsubscribe(struct client *c)
         size_t n = strtoul(p + 1, NULL, 10);
         p = memchr(p, '\n', (size_t)(end - p)) + 1;
         if (argc++ > 0) {
-            evbuffer_add_printf(out, "*3\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(name), name, n);
+            evbuffer_add_printf(out, "%c3\r\n$%zu\r\n%s\r\n$%zu\r\n", push, strlen(name), name, n);
             evbuffer_add(out, p, n);
             evbuffer_add(out, "\r\n:0\r\n", 6);
         }
         p += n + 2;
     }
     if (argc == 1)
-        evbuffer_add_printf(out, "*3\r\n$%zu\r\n%s\r\n$-1\r\n:0\r\n", strlen(name), name);
+        evbuffer_add_printf(out, "%c3\r\n$%zu\r\n%s\r\n%s:0\r\n", push, strlen(name), name,
+                            c->proto == 3 ? "_\r\n" : "$-1\r\n");
     free(buf);
     message_discard(c);
     size_t n = evbuffer_get_length(out);

@@ -11,6 +11,12 @@
 
 /* Read per command, not once per connection: a reload may add or drop auth.* */
 int intercept_auth_required(const struct config *cfg);
+/* AUTH's user (NULL: default) and password against respgate's own: sets c->authed,
+ * or answers WRONGPASS and returns 0. */
+int intercept_credentials_ok(struct client *c, const char *user, size_t ulen, const char *pass,
+                             size_t plen);
+/* The NOAUTH error of a HELLO sent before authenticating. */
+void intercept_noauth_hello(struct client *c);
 /* respgate's own AUTH (answered here) and HELLO ... AUTH (checked here, forwarded
  * without it), when auth.* is configured. */
 int intercept_auth(struct client *c);

@@ -96,6 +96,14 @@ void replyq_local(struct client *c, const char *s, size_t n)
     check_limit(c);
 }
 
+void replyq_null(struct client *c)
+{
+    if (c->proto == 3)
+        replyq_local(c, "_\r\n", 3);
+    else
+        replyq_local(c, "$-1\r\n", 5);
+}
+
 void replyq_error(struct client *c, const char *fmt, const char *arg)
 {
     /* As Redis does when it rejects a command queued in a transaction: EXEC will

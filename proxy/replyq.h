@@ -14,6 +14,8 @@ void replyq_local(struct client *c, const char *s, size_t n);
 /* The same, "fmt" with one string argument (the result is cut at 512 bytes); an
  * error, so inside MULTI it makes the client's EXEC abort. */
 void replyq_error(struct client *c, const char *fmt, const char *arg);
+/* A null reply in the client's protocol ($-1 or _). */
+void replyq_null(struct client *c);
 /* r's reply is the first len bytes of src (or r->instead); takes r. */
 void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
 /* r failed: its reply is msg; takes r. */

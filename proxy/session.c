@@ -32,6 +32,8 @@ int session_client_sub_is_stateful(const char *sub)
 int session_needs_tunnel(const struct client *c, unsigned flags)
 {
     return (flags & CMD_TUNNEL) || ((flags & CMD_CLIENT) && strcasecmp(c->rp.arg1, "reply") == 0) ||
+           /* RESP3 tracking pushes invalidations among the replies: Redis orders them */
+           ((flags & CMD_CLIENT) && c->proto == 3 && strcasecmp(c->rp.arg1, "tracking") == 0) ||
            /* the connection then debugs its next script: redis-cli --ldb */
            ((flags & CMD_CONTAINER) && strcmp(c->rp.name, "script") == 0 &&
             strcasecmp(c->rp.arg1, "debug") == 0);
@@ -149,7 +151,7 @@ static void forward_pinned(struct client *c, unsigned flags)
         /* The watch is gone, so the keys may have changed: do what Redis does when
          * a watched key changed - run nothing, answer nil. */
         c->flags &= ~(unsigned)C_WATCH_LOST;
-        exec_instead(c, r, "*-1\r\n");
+        exec_instead(c, r, c->proto == 3 ? "_\r\n" : "*-1\r\n");
         return;
     }
     track(c);
@@ -182,13 +184,13 @@ void session_start(struct client *c, unsigned flags, int tunnel)
     if (c->pin && tunnel) { /* nothing in flight: the session becomes a tunnel */
         c->pin->kind = UP_TUNNEL;
         /* Inside MULTI, Redis answers QUEUED: nothing pubsub.c could count. */
-        c->pin->frame_tunnel = !(c->session & S_MULTI);
+        c->pin->frame_tunnel = !(c->session & S_MULTI) && c->proto == 2;
         memset(&c->pubsub, 0, sizeof(c->pubsub));
         forward_tunnel(c, flags);
         return;
     }
     int master = route_write(c->w->topo);
-    if (master == ROUTE_NONE || !upstream_pick_master(c->w, master, NULL)) {
+    if (master == ROUTE_NONE || !upstream_pick_master(c->w, master, NULL, c->proto)) {
         hold_client(c); /* a session starts only on a master a connection has just verified */
         return;
     }
@@ -198,7 +200,9 @@ void session_start(struct client *c, unsigned flags, int tunnel)
         replyq_error(c, "-ERR %s\r\n", "out of memory");
         return;
     }
-    c->pin->frame_tunnel = tunnel;
+    /* pubsub.c follows RESP2 pub/sub; a RESP3 one mixes pushes with any command's
+     * replies and stays a tunnel for the client's life. */
+    c->pin->frame_tunnel = tunnel && c->proto == 2;
     memset(&c->pubsub, 0, sizeof(c->pubsub));
     log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
     carry_name(c);

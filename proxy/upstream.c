@@ -7,6 +7,7 @@
  * only record it: nothing here is freed while one of its callbacks runs. */
 #include "upstream.h"
 #include "frame.h"
+#include "info.h"
 #include "log.h"
 #include "outage.h"
 #include "pass.h"
@@ -75,7 +76,6 @@ static void set_sockopts(struct sock *s)
 static void reverify_node(struct worker *w, int node);
 
 static void note_master(struct worker *w);
-static int upstream_master_ok(struct worker *w);
 static void pin_let_go(struct upconn *u, const char *msg);
 
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
@@ -105,6 +105,7 @@ static void up_failed(struct upconn *u, const char *why)
     u->verified = u->role_pending = 0;
     resp_reset(&u->rp);
     u->scanned = 0;
+    if (u->pushes) evbuffer_drain(u->pushes, evbuffer_get_length(u->pushes));
 
     if (was_ready)
         snprintf(msg, sizeof(msg),
@@ -140,21 +141,31 @@ static void up_failed(struct upconn *u, const char *why)
     arm_timer(u, u->backoff_ms);
 }
 
-/* The reply to respgate's AUTH. Refused: the connection fails like a failed
- * connect, so it backs off instead of retrying in a loop. Returns 1 if so. */
-static int auth_refused(struct upconn *u, struct req *r, struct evbuffer *in, size_t len)
+/* The reply to respgate's AUTH or HELLO. Refused: the connection fails like a
+ * failed connect, so it backs off instead of retrying in a loop (a RESP2 connection
+ * does without HELLO: it only tells the server's version). Returns 1 if so. */
+static int setup_refused(struct upconn *u, struct req *r, struct evbuffer *in, size_t len)
 {
-    char text[160];
+    char text[512];
     size_t n = evbuffer_copyout(in, text, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
+    int hello = r->hello;
     evbuffer_drain(in, len);
     req_put(u->w->reqs, r);
-    if (n == 0 || text[0] != '-') return 0;
     text[n] = '\0';
+    if (n && text[0] != '-') {
+        if (hello) info_hello_version(text, n, u->w->redis_version, sizeof(u->w->redis_version));
+        return 0;
+    }
+    if (hello && u->proto == 2) return 0;
     text[strcspn(text, "\r\n")] = '\0';
-    log_error("upstream %s: AUTH refused: %s (check upstream.username/password)", node_name(u),
-              text + 1);
+    if (hello)
+        log_error("upstream %s: HELLO 3 refused: %s (RESP3 needs Redis 6 or later)", node_name(u),
+                  text + 1);
+    else
+        log_error("upstream %s: AUTH refused: %s (check upstream.username/password)",
+                  node_name(u), text + 1);
     u->state = UP_CONNECTING;
-    up_failed(u, "AUTH refused");
+    up_failed(u, hello ? "HELLO 3 refused" : "AUTH refused");
     return 1;
 }
 
@@ -214,6 +225,38 @@ static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
     return 1;
 }
 
+/* EVALSHA_RO or FCALL_RO on a replica whose script cache or functions lack what the
+ * master has (SCRIPT LOAD went to the master; a new replica): the master answers. */
+static int lacks_script(const struct req *r, struct evbuffer *in, size_t len)
+{
+    static const char noscript[] = "-NOSCRIPT ", nofunction[] = "-ERR Function not found";
+    char head[sizeof(nofunction) - 1];
+    if (!r->replica_read) return 0;
+    size_t n = evbuffer_copyout(in, head, len < sizeof(head) ? len : sizeof(head));
+    return (n >= sizeof(noscript) - 1 && memcmp(head, noscript, sizeof(noscript) - 1) == 0) ||
+           (n == sizeof(head) && memcmp(head, nofunction, sizeof(head)) == 0);
+}
+
+/* A push Redis sent ahead of a reply (DEBUG PROTOCOL push; tracking and pub/sub
+ * have tunnels of their own) belongs to the request that reply answers: kept, and
+ * delivered with it. Without a client's request waiting, it is dropped. Returns 0 if
+ * the connection failed. */
+static int keep_push(struct upconn *u, const struct req *r, struct evbuffer *in, size_t len)
+{
+    if (!r || !r->client || r->auth || r->role || r->hello) {
+        log_warn("upstream %s: a push message with no client's request to go with, dropped",
+                 node_name(u));
+        evbuffer_drain(in, len);
+        return 1;
+    }
+    if (!u->pushes && !(u->pushes = evbuffer_new())) {
+        up_failed(u, "out of memory");
+        return 0;
+    }
+    evbuffer_remove_buffer(in, u->pushes, len);
+    return 1;
+}
+
 /* Reads every complete reply; each goes up through w->ops, which only records it
  * (a reply fills its request and wakes its client). The connection cannot be freed
  * before this returns, but it may be let go or fail: then the loop stops. */
@@ -252,6 +295,15 @@ static void up_readcb(void *arg)
             continue;
         }
         struct req *r = TAILQ_FIRST(&u->inflight);
+        if (type == '>') { /* RESP3 push: it goes out just ahead of the next reply */
+            if (!keep_push(u, r, in, len)) return;
+            continue;
+        }
+        if (u->pushes && evbuffer_get_length(u->pushes)) {
+            evbuffer_remove_buffer(in, u->pushes, len);
+            in = u->pushes;
+            len = evbuffer_get_length(in);
+        }
         if (!r) {
             log_error("upstream %s: a reply with no request waiting for it, closing the connection",
                       node_name(u));
@@ -260,8 +312,8 @@ static void up_readcb(void *arg)
         }
         unqueue(u, r);
         r->up = NULL;
-        if (r->auth) {
-            if (auth_refused(u, r, in, len)) return;
+        if (r->auth || r->hello) {
+            if (setup_refused(u, r, in, len)) return;
             continue;
         }
         if (r->role) {
@@ -270,7 +322,8 @@ static void up_readcb(void *arg)
         }
         /* Every error reply is looked at: a node that refuses because of its role is
          * verified again whether or not the request can be sent again. */
-        if (type == '-' && refused_by_role(u, in, len) && r->copy && r->client &&
+        if (type == '-' && r->copy && r->client &&
+            (refused_by_role(u, in, len) || (r->master_only = lacks_script(r, in, len))) &&
             w->ops->refused(w, r, in, len))
             continue;
         if (r->fenced_ns && w->now_ns - r->fenced_ns > FENCE_GRACE_NS) r->instead = fenced_reply;
@@ -351,6 +404,7 @@ static struct req *own_request(struct upconn *u)
 {
     struct req *r = req_get(u->w->reqs);
     r->up = u;
+    r->sent_ns = u->w->now_ns; /* not stalled from the start */
     TAILQ_INSERT_TAIL(&u->inflight, r, uq);
     u->w->outstanding[u->node]++;
     return r;
@@ -378,6 +432,15 @@ static void send_auth(struct upconn *u)
     sock_flush(u->sock);
 }
 
+/* HELLO after AUTH: the connection speaks the RESP version of the clients it serves,
+ * and the reply tells the server's version (for the HELLO respgate answers). */
+static void send_hello(struct upconn *u)
+{
+    evbuffer_add_printf(sock_output(u->sock), "*2\r\n$5\r\nHELLO\r\n$1\r\n%d\r\n", u->proto);
+    own_request(u)->hello = 1;
+    sock_flush(u->sock);
+}
+
 static void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
@@ -396,17 +459,22 @@ static void up_connect(struct upconn *u)
         return;
     }
     arm_timer(u, w->cfg->upstream.connect_timeout_ms);
+    u->lazy = 0;
     if (w->cfg->upstream.password) send_auth(u);
+    /* A connection of one client's own speaks RESP2 without being told, and a reply
+     * pending ahead of its first command would make SCRIPT DEBUG refuse to run. */
+    if (u->proto == 3 || u->kind == UP_SHARED) send_hello(u);
     if (u->kind == UP_SHARED) send_role(u); /* pins are opened to a verified master only */
 }
 
 static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
-                   struct client *owner)
+                   struct client *owner, int proto)
 {
     memset(u, 0, sizeof(*u));
     u->w = w;
     u->node = node;
     u->kind = kind;
+    u->proto = proto;
     u->owner = owner;
     u->state = UP_DOWN;
     TAILQ_INIT(&u->inflight);
@@ -421,6 +489,8 @@ static void up_deinit(struct upconn *u)
     fail_inflight(u, "-ERR respgate is shutting down\r\n"); /* only orphans at shutdown */
     sock_destroy(&u->sock);
     if (u->timer) event_free(u->timer);
+    if (u->pushes) evbuffer_free(u->pushes);
+    u->pushes = NULL;
     resp_deinit(&u->rp);
     u->timer = NULL;
 }
@@ -452,10 +522,15 @@ static void pool_open(struct worker *w, int node, const struct topo_node *tn)
     memcpy(&p->sa, &tn->sa, sizeof(p->sa));
     p->salen = tn->salen;
     snprintf(p->name, sizeof(p->name), "%s", tn->name);
-    if (!(p->conns = calloc((size_t)n, sizeof(*p->conns)))) return;
-    for (; p->n < n; p->n++) {
-        if (up_init(&p->conns[p->n], w, node, UP_SHARED, NULL)) break;
-        up_connect(&p->conns[p->n]);
+    /* n speaking RESP2, connected now; n speaking RESP3, once a RESP3 client needs one. */
+    if (!(p->conns = calloc((size_t)n * 2, sizeof(*p->conns)))) return;
+    for (; p->n < n * 2; p->n++) {
+        struct upconn *u = &p->conns[p->n];
+        if (up_init(u, w, node, UP_SHARED, NULL, p->n < n ? 2 : 3)) break;
+        if (u->proto == 2)
+            up_connect(u);
+        else
+            u->lazy = 1;
     }
 }
 
@@ -535,33 +610,47 @@ int upstream_stalled(const struct upconn *u)
     return head && u->w->now_ns - head->sent_ns > UP_STALL_NS;
 }
 
-struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current)
+/* The first RESP3 client a node sees opens its RESP3 connections. */
+static void wake_lazy(struct pool *p, int proto)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->conns[i].proto == proto && p->conns[i].lazy) up_connect(&p->conns[i]);
+}
+
+struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current, int proto)
 {
     /* A connection with a socket is up or connecting; either takes requests. */
-    if (current && current->node == node && current->sock) return current;
+    if (current && current->node == node && current->sock && current->proto == proto)
+        return current;
     struct pool *p = &w->pools[node];
     if (!p->n) return NULL;
+    wake_lazy(p, proto);
     /* Prefer one that is up and not stalled; then one that is up; one still
      * connecting answers within connect_timeout_ms. */
     for (int pass = 0; pass < 3; pass++) {
         for (int i = 0; i < p->n; i++) {
             struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-            if (u->sock && (pass == 2 || u->state == UP_READY) && (pass || !upstream_stalled(u)))
+            if (u->proto == proto && u->sock && (pass == 2 || u->state == UP_READY) &&
+                (pass || !upstream_stalled(u)))
                 return u;
         }
     }
     return NULL;
 }
 
-struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current)
+struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current, int proto)
 {
-    if (current && current->node == node && current->state == UP_READY && current->verified)
+    if (current && current->node == node && current->state == UP_READY && current->verified &&
+        current->proto == proto)
         return current;
     struct pool *p = &w->pools[node];
+    wake_lazy(p, proto);
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < p->n; i++) {
             struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-            if (u->state == UP_READY && u->verified && (pass || !upstream_stalled(u))) return u;
+            if (u->proto == proto && u->state == UP_READY && u->verified &&
+                (pass || !upstream_stalled(u)))
+                return u;
         }
     }
     return NULL;
@@ -601,7 +690,7 @@ static void note_master(struct worker *w)
 }
 
 /* Whether a verified connection to the writable master is up now. */
-static int upstream_master_ok(struct worker *w)
+int upstream_master_ok(struct worker *w)
 {
     int m = w->topo ? w->topo->master : ROUTE_NONE;
     if (m == ROUTE_NONE) return 0;
@@ -623,14 +712,16 @@ const char *upstream_node_name(struct worker *w, int node)
 struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel)
 {
     struct pool *p = &w->pools[node];
-    struct upconn *u = TAILQ_FIRST(&p->idle);
+    struct upconn *u;
+    TAILQ_FOREACH(u, &p->idle, link)
+    if (u->proto == owner->proto) break;
     if (u && !tunnel) {
         unidle(u);
         u->owner = owner;
         return u;
     }
     if (!(u = malloc(sizeof(*u)))) return NULL;
-    if (up_init(u, w, node, tunnel ? UP_TUNNEL : UP_PINNED, owner)) {
+    if (up_init(u, w, node, tunnel ? UP_TUNNEL : UP_PINNED, owner, owner->proto)) {
         free(u);
         return NULL;
     }
@@ -711,7 +802,7 @@ void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const 
         r->up = u;
         r->node = u->node;
         r->sent_ns = u->w->now_ns;
-        r->timed = u->kind == UP_SHARED && !r->auth && !r->role;
+        r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
     }

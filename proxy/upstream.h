@@ -10,13 +10,14 @@
 int upstream_pool_init(struct worker *w);
 /* At thread exit: every connection closed and freed. */
 void upstream_pool_deinit(struct worker *w);
-/* A shared connection to node for a client whose current one (may be NULL) is down
- * or to another node; NULL if the node has no usable connection. */
-struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current);
+/* A shared connection to node speaking RESP proto (2 or 3) for a client whose current
+ * one (may be NULL) is down or to another node; NULL if the node has no usable
+ * connection. The first RESP3 request for a node opens its RESP3 connections. */
+struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current, int proto);
 /* Like upstream_pick, for the master: only a connection that is up and whose ROLE
  * said master since the master last changed. NULL: hold the request. Both prefer a
  * connection that is not stalled, when current is NULL. */
-struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current);
+struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current, int proto);
 /* A new topology (old may be NULL): pools for new nodes, and after a master change,
  * every connection is verified again before it carries a write. */
 void upstream_topology_changed(struct worker *w, const struct topology *old,
@@ -25,12 +26,14 @@ void upstream_topology_changed(struct worker *w, const struct topology *old,
 int upstream_stalled(const struct upconn *u);
 /* The node stopped answering: close its connections so nothing waits on it. */
 void upstream_node_lost(struct worker *w, int node);
+/* Whether a connection to the master, of either protocol, is up and verified. */
+int upstream_master_ok(struct worker *w);
 /* Why node's connections are down, for error replies. */
 const char *upstream_why(struct worker *w, int node);
 const char *upstream_node_name(struct worker *w, int node);
 
-/* A connection of its own to node for owner: a clean idle one if there is one (not
- * for a tunnel), else a new one. NULL only when out of memory. */
+/* A connection of its own to node for owner, in its RESP version: a clean idle one
+ * if there is one (not for a tunnel), else a new one. NULL only when out of memory. */
 struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel);
 /* A pinned connection whose session ended cleanly: kept for reuse, or let go. */
 void upstream_pin_put(struct upconn **u);

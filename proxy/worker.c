@@ -17,11 +17,13 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 511
@@ -126,6 +128,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     struct worker *w = arg;
     int err = EVUTIL_SOCKET_ERROR();
     w->now_ns = topo_now_ns();
+    if (w->spare_fd < 0) w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* taken back */
     if ((err == EMFILE || err == ENFILE) && w->spare_fd >= 0 && refuse_backlog(w, l)) return;
     log_warn("accept failed: %s; pausing accepts for %d ms", evutil_socket_error_to_string(err),
              ACCEPT_RETRY_MS);
@@ -134,10 +137,23 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
 }
 
+/* How many clients the open-files limit leaves room for: a quarter of what is left
+ * after upstream connections is kept for clients' own (session) connections. A
+ * reload may raise the limit: read once a second. */
+static void fit_fd_cap(struct worker *w)
+{
+    struct rlimit rl;
+    w->fd_cap = INT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    long long left = (long long)rl.rlim_cur - 256;
+    w->fd_cap = left > 4 ? (int)(left * 3 / 4 < INT_MAX ? left * 3 / 4 : INT_MAX) : 1;
+}
+
 static void cron_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    fit_fd_cap(arg);
     client_cron(arg);
 }
 
@@ -334,6 +350,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
 {
     w->id = id;
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fit_fd_cap(w);
     w->cfg = config_acquire(cfg);
     w->policy = route_policy_of(cfg);
     w->denied = deny_table(cfg);

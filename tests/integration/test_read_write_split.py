@@ -160,6 +160,45 @@ class ReadWriteSplit(SplitTestCase):
         self.assertIn("unreachable: no answer to INFO in time", out)
         self.assertNotIn("the node stopped answering probes", out)
 
+    def test_scan_cursors_go_on_where_they_were_issued(self):
+        """Each SCAN call went to the next replica, where the cursor means something
+        else: 726-766 distinct keys of 1,000 came back (issue 12)."""
+        r = redis.Redis(port=self.gate.port)
+        r.mset({"sc:%d" % i: i for i in range(1000)})
+        big = "x" * 100  # past the listpack limit: HSCAN then takes many calls
+        r.hset("sc:h", mapping={"f%d" % i: big for i in range(500)})
+        time.sleep(0.5)  # the replicas have it, and the probes know
+        for _ in range(3):
+            keys, cursor, calls = [], 0, 0
+            while True:
+                cursor, batch = r.scan(cursor, match="sc:*", count=50)
+                keys += batch
+                calls += 1
+                if cursor == 0:
+                    break
+            self.assertGreater(calls, 5)
+            self.assertEqual(set(keys), {b"sc:%d" % i for i in range(1000)} | {b"sc:h"})
+            fields, cursor = [], 0
+            while True:
+                cursor, batch = r.hscan("sc:h", cursor, count=20)
+                fields += batch
+                if cursor == 0:
+                    break
+            self.assertEqual(set(fields), {b"f%d" % i for i in range(500)})
+        self.assertGreater(sum(x.calls("scan") for x in self.replicas), 10, "scans on replicas")
+
+    def test_evalsha_ro_after_script_load_works(self):
+        """SCRIPT LOAD goes to the master; EVALSHA_RO to a replica, whose script cache
+        is empty: NOSCRIPT, 6 of 6 (issue 12). The master answers instead."""
+        r = redis.Redis(port=self.gate.port)
+        r.set("ro", "1")
+        time.sleep(0.3)
+        sha = r.script_load("return redis.call('GET', KEYS[1])")
+        for _ in range(6):
+            self.assertEqual(r.execute_command("EVALSHA_RO", sha, 1, "ro"), b"1")
+        with self.assertRaises(redis.ResponseError):  # unknown everywhere: Redis' NOSCRIPT
+            r.execute_command("EVALSHA_RO", "0" * 40, 0)
+
     def test_reads_continue_without_errors_when_a_replica_is_killed(self):
         r = redis.Redis(port=self.gate.port)
         r.set("k", "v")
