@@ -5,7 +5,7 @@
 #   make fuzz   build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make tsan   build with ThreadSanitizer, run the threaded integration tests
 # docs/testing.md tells what each runs and how long it takes.
-.PHONY: all deps fuzz-deps build test fuzz tsan run bench format clean
+.PHONY: all deps fuzz-deps node-deps build test fuzz tsan run bench format clean
 
 BUILD      ?= build
 TEST_BUILD ?= build-asan
@@ -26,6 +26,8 @@ RG_WERROR ?= $(if $(CI_ON),ON,OFF)
 DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev \
         libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis \
         redis-redisearch python3-jsonschema python3-prometheus-client
+# Node.js for the client tests (make node-deps), when none is on PATH.
+NODE_DEPS := nodejs npm
 BENCH_DEPS := nutcracker haproxy
 # libFuzzer: clang, and its runtime, which Debian ships apart (clang only recommends it).
 FUZZ_DEPS := clang libclang-rt-14-dev
@@ -52,13 +54,27 @@ deps:
 fuzz-deps:
 	$(call install,$(FUZZ_DEPS))
 
+# The Node.js clients of tests/integration/test_node_clients.py (ioredis, node-redis),
+# as package-lock.json pins them; npm ci again only when the lock file is newer.
+# Debian's nodejs and npm come in only when no node/npm is on PATH: a Node.js from
+# elsewhere (NodeSource's, as on CI's machines) bundles npm and conflicts with
+# Debian's npm package, so they cannot be in DEPS.
+NODE_DIR := tests/clients/node
+NODE_ON_PATH = $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
+node-deps:
+	$(if $(NODE_ON_PATH),,$(call install,$(NODE_DEPS)))
+	@if [ ! -d $(NODE_DIR)/node_modules ] || [ $(NODE_DIR)/package-lock.json -nt $(NODE_DIR)/node_modules ]; then \
+	  echo "npm ci in $(NODE_DIR)"; \
+	  npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error >/dev/null && touch $(NODE_DIR)/node_modules; \
+	fi
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRG_TESTS=OFF -DRG_WERROR=$(RG_WERROR) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 # CI installs clang so that the fuzz entries always run there; elsewhere they run
 # when clang and libFuzzer are present, and ctest shows fuzz.skipped otherwise.
-test: deps $(if $(CI_ON),fuzz-deps)
+test: deps node-deps $(if $(CI_ON),fuzz-deps)
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRG_SANITIZE=ON -DRG_WERROR=$(RG_WERROR) \
 	  -DRG_FUZZ_TESTS=ON -DRG_FUZZ_TEST_SECONDS=$(FUZZ_TEST_SECONDS) >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)

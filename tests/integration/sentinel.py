@@ -9,8 +9,9 @@ import shutil
 import subprocess
 import threading
 import time
+import unittest
 
-from harness import Raw, free_port, wait_until
+from harness import Harness, Raw, free_port, wait_until
 
 REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
 NAME = "mymaster"
@@ -149,3 +150,23 @@ class SwitchWatch:
         with self.lock:
             now = time.monotonic()
             self.at = now if self.at is None else min(self.at, now)
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A Cluster (master, nreplicas replicas, 3 Sentinels) and a respgate following it,
+    fresh for every test."""
+    nreplicas = 2
+
+    def setUp(self):
+        self.h = Harness()
+        try:
+            self.cl = Cluster(self.h, nreplicas=self.nreplicas)
+            self.gate = self.h.respgate(self.cl.master.port, **self.cl.gate_options())
+            wait_until(lambda: "master is 127.0.0.1:%d" % self.cl.master.port
+                       in self.gate.output(), what="respgate following the master")
+        except BaseException:
+            self.h.close(ok=False)
+            raise
+
+    def tearDown(self):
+        self.h.close()

@@ -5,12 +5,11 @@ for what was in flight; sessions on the old master end with a clear error."""
 import json
 import sys
 import time
-import unittest
 
 from adminhttp import get_json
 from failover_load import Load
-from harness import Harness, RespError, encode, main, wait_until
-from sentinel import Cluster, SwitchWatch
+from harness import RespError, encode, main, wait_until
+from sentinel import ClusterTestCase, SwitchWatch
 
 
 def show(name, rep):
@@ -22,23 +21,7 @@ def show(name, rep):
               rep["lost"], rep["write_stall"], rep["read_stall"]), file=sys.stderr)
 
 
-class SentinelTestCase(unittest.TestCase):
-    nreplicas = 2
-
-    def setUp(self):
-        self.h = Harness()
-        try:
-            self.cl = Cluster(self.h, nreplicas=self.nreplicas)
-            self.gate = self.h.respgate(self.cl.master.port, **self.cl.gate_options())
-            wait_until(lambda: "master is 127.0.0.1:%d" % self.cl.master.port
-                       in self.gate.output(), what="respgate following the master")
-        except BaseException:
-            self.h.close(ok=False)
-            raise
-
-    def tearDown(self):
-        self.h.close()
-
+class SentinelTestCase(ClusterTestCase):
     def new_master(self, old_port):
         port = self.cl.wait_switched(old_port)
         wait_until(lambda: "-> 127.0.0.1:%d (" % port in self.gate.output(),  # master_switch
