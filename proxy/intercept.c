@@ -218,6 +218,15 @@ void intercept_reset(struct client *c)
     replyq_local(c, "+RESET\r\n", 8);
 }
 
+/* Whether the master (as its HELLO reply said) is older than major.minor: CLIENT
+ * SETINFO came with Redis 7.2, and an older one answers it with its own error. */
+static int server_before(const struct worker *w, int major, int minor)
+{
+    int ma = 0, mi = 0;
+    if (sscanf(w->redis_version, "%d.%d", &ma, &mi) != 2) return 0;
+    return ma < major || (ma == major && mi < minor);
+}
+
 int intercept_client(struct client *c)
 {
     const char *sub = c->rp.arg1;
@@ -237,7 +246,7 @@ int intercept_client(struct client *c)
                          answered_here[i].sub);
             return 1;
         }
-    if (strcasecmp(sub, "setinfo") == 0 && c->rp.argc == 4) {
+    if (strcasecmp(sub, "setinfo") == 0 && c->rp.argc == 4 && !server_before(c->w, 7, 2)) {
         message_discard(c); /* library name and version: nothing to keep per client yet */
         replyq_local(c, "+OK\r\n", 5);
     } else if (strcasecmp(sub, "getname") == 0 && c->rp.argc == 2) {

@@ -31,6 +31,8 @@ SCENARIOS = [
     ("script kill with an argument", [C("SCRIPT", "KILL", "x")]),
     ("client reply with no mode", [C("CLIENT", "REPLY")]),
     ("a select queued and run", [C("MULTI"), C("SELECT", "3"), C("EXEC")]),
+    ("client setinfo as the server answers it (7.0: no such subcommand)",
+     [C("CLIENT", "SETINFO", "lib-name", "x")]),
     ("a subscribe queued and run", [C("MULTI"), C("SUBSCRIBE", "a"), C("EXEC")]),
     ("a subscribe queued, run, then undone",
      [C("MULTI"), C("SUBSCRIBE", "a"), C("EXEC"), C("UNSUBSCRIBE")]),
