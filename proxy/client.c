@@ -296,6 +296,7 @@ const struct upstream_ops client_upstream_ops = {
     .pin_lost = session_pin_lost,
     .drained = up_drained,
     .master_ready = hold_release_all,
+    .identified = session_identified,
 };
 void client_refuse(struct worker *w, evutil_socket_t fd)
 {

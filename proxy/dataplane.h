@@ -52,6 +52,7 @@ struct req {
     const char *instead; /* a reply to give the client in place of the upstream's */
     int auth;            /* respgate's own AUTH on a new connection: no client waits */
     int hello;           /* respgate's own HELLO <proto> on a new connection, likewise */
+    int conn_id;         /* respgate's own CLIENT ID on a connection of a client's own */
     int role;            /* respgate's own ROLE, to verify the node is a master */
     char *copy;          /* the request, to send it again: a read whose replica failed, a
                             request a node refused because of its role (REQ_COPY_MAX) */
@@ -93,6 +94,7 @@ struct upconn {
     int dead;                 /* pinned or tunnel, let go: freed at the end of the pass */
     int frame_tunnel; /* a pub/sub tunnel: relayed message by message, watched for its end */
     int named;        /* pinned or tunnel: carries its client's CLIENT SETNAME */
+    unsigned long long redis_id; /* pinned or tunnel: Redis' CLIENT ID for it; 0 unknown */
     struct req_queue inflight;
     struct resp_parser rp; /* frames replies (not for a raw tunnel) */
     struct evbuffer *pushes; /* RESP3 pushes read ahead of the next reply: its client's */
@@ -129,6 +131,8 @@ struct upstream_ops {
     void (*drained)(struct upconn *u);
     /* A connection to the master proved it is one: held requests may go now. */
     void (*master_ready)(struct worker *w);
+    /* The client's own connection learned its Redis id (u->redis_id). */
+    void (*identified)(struct client *c, struct upconn *u);
 };
 
 /* A worker's connections to one node; set up when a topology first lists it. */
@@ -160,6 +164,7 @@ enum {
     C_DEAD = 1 << 12,          /* closed: freed at the end of the pass */
     C_WAIT_READS = 1 << 13,    /* a framed write waits for its reads in flight on replicas */
     C_TX_DIRTY = 1 << 14,      /* respgate refused a command queued in its MULTI: EXECABORT */
+    C_IDS_DONE = 1 << 15,      /* the request's client ids were translated: send it as is */
 };
 #define C_NOREAD                                                                                   \
     (C_PAUSED_PENDING | C_PAUSED_UP | C_OVERLIMIT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |       \
@@ -224,6 +229,7 @@ struct shared {
     atomic_ullong next_client_id; /* CLIENT ID: unique across workers, taken on accept */
     struct probe *probe;          /* told when a node contradicts the topology */
     struct avail *avail;          /* told when writes could not be served, and since when */
+    struct idmap *ids;            /* client ids to their own Redis connections' ids */
 };
 
 struct worker {

@@ -4,6 +4,7 @@
  * list, and whether XREAD / XREADGROUP block. */
 #include "intercept.h"
 #include "command.h"
+#include "idmap.h"
 #include "message.h"
 #include "replyq.h"
 #include "session.h"
@@ -227,6 +228,50 @@ static int server_before(const struct worker *w, int major, int minor)
     return ma < major || (ma == major && mi < minor);
 }
 
+/* CLIENT UNBLOCK <id>, KILL ... ID <id>, TRACKING ... REDIRECT <id> name a client by
+ * the id respgate gave it: the Redis connection of that client's own goes in its
+ * place (idmap.h), and the command is framed again, to go on as is. An id with no
+ * connection of its own is answered as Redis answers an id it does not know. */
+static int translate_ids(struct client *c, const char *sub)
+{
+    char buf[MESSAGE_ARGS_MAX_BYTES], nums[MESSAGE_ARGS_MAX][24];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens), unblock = 0, tracking = 0, n = 0;
+    if (argc < 3 || argc > MESSAGE_ARGS_MAX) return 0;
+    if (strcasecmp(sub, "unblock") == 0)
+        unblock = 1;
+    else
+        tracking = strcasecmp(sub, "tracking") == 0;
+    for (int i = unblock ? 1 : 2; i + 1 < argc; i++) {
+        const char *key = unblock ? NULL : tracking ? "redirect" : "id";
+        if (key && (lens[i] != strlen(key) || strncasecmp(argv[i], key, lens[i]) != 0)) continue;
+        char num[24];
+        if (lens[i + 1] == 0 || lens[i + 1] >= sizeof(num)) return 0; /* Redis' own error */
+        memcpy(num, argv[i + 1], lens[i + 1]);
+        num[lens[i + 1]] = '\0';
+        char *end;
+        unsigned long long id = strtoull(num, &end, 10);
+        if (*end) return 0;
+        unsigned long long redis_id = idmap_get(c->w->shared->ids, id);
+        if (!redis_id) {
+            message_discard(c);
+            if (tracking)
+                replyq_error(c, "-ERR %s\r\n", "The client ID you want redirect to does not exist");
+            else
+                replyq_local(c, ":0\r\n", 4);
+            return 1;
+        }
+        lens[i + 1] = (size_t)snprintf(nums[n], sizeof(nums[n]), "%llu", redis_id);
+        argv[i + 1] = nums[n++];
+        if (unblock) break;
+    }
+    if (!n) return 0;
+    c->flags |= C_IDS_DONE;
+    message_reframe(c, argv, lens, argc);
+    return 1;
+}
+
 int intercept_client(struct client *c)
 {
     const char *sub = c->rp.arg1;
@@ -237,6 +282,14 @@ int intercept_client(struct client *c)
         const char *sub;
         long long argc;
     } answered_here[] = {{"setinfo", 4}, {"getname", 2}, {"id", 2}, {"info", 2}, {"setname", 3}};
+    if (c->flags & C_IDS_DONE) { /* framed again by translate_ids */
+        c->flags &= ~(unsigned)C_IDS_DONE;
+        return 0;
+    }
+    if (strcasecmp(sub, "unblock") == 0 || strcasecmp(sub, "kill") == 0 ||
+        strcasecmp(sub, "tracking") == 0) {
+        if (translate_ids(c, sub)) return 1;
+    }
     for (size_t i = 0; (c->session & S_MULTI) && i < 5; i++)
         if (strcasecmp(sub, answered_here[i].sub) == 0 && c->rp.argc == answered_here[i].argc) {
             /* Redis would queue it and answer in EXEC's array, which comes from Redis:

@@ -2,6 +2,7 @@
 #include "session.h"
 #include "command.h"
 #include "hold.h"
+#include "idmap.h"
 #include "log.h"
 #include "message.h"
 #include "pass.h"
@@ -65,6 +66,27 @@ static void carry_name(struct client *c)
     if (!c->name || c->pin->named || strcmp(c->rp.name, "script") == 0) return;
     send_setname(c, c->name);
     c->pin->named = 1;
+}
+
+/* CLIENT UNBLOCK, TRACKING REDIRECT... name the client by respgate's id: while it has
+ * a connection of its own, idmap.c says which Redis connection that is. Not before
+ * SCRIPT DEBUG (see carry_name). */
+static void identify(struct client *c)
+{
+    if (c->pin->redis_id)
+        idmap_set(c->w->shared->ids, c->id, c->pin->redis_id);
+    else if (strcmp(c->rp.name, "script") != 0)
+        upstream_pin_identify(c->pin);
+}
+
+void session_identified(struct client *c, struct upconn *u)
+{
+    if (c->pin == u) idmap_set(c->w->shared->ids, c->id, u->redis_id);
+}
+
+static void forget_id(struct client *c)
+{
+    if (c->pin && c->pin->redis_id) idmap_del(c->w->shared->ids, c->id);
 }
 
 void session_renamed(struct client *c)
@@ -206,6 +228,7 @@ void session_start(struct client *c, unsigned flags, int tunnel)
     memset(&c->pubsub, 0, sizeof(c->pubsub));
     log_debug("client: '%s' starts a session on a connection of its own", c->rp.name);
     carry_name(c);
+    identify(c);
     if (tunnel)
         forward_tunnel(c, flags);
     else
@@ -241,6 +264,7 @@ void session_maybe_unpin(struct client *c)
 {
     if (!c->pin || c->pin->kind != UP_PINNED || c->session || c->npending) return;
     unwait(c, c->pin);
+    forget_id(c);
     if (c->pin->named) {
         send_setname(c, "");
         c->pin->named = 0;
@@ -252,6 +276,7 @@ void session_end(struct client *c, const char *why)
 {
     if (!c->pin) return;
     unwait(c, c->pin);
+    forget_id(c);
     upstream_pin_close(&c->pin, why);
     c->session = 0;
 }
@@ -268,6 +293,7 @@ void session_pin_lost(struct client *c, const char *why)
     struct upconn *pin = c->pin;
     int tunnel = pin->kind == UP_TUNNEL;
     unwait(c, pin);
+    forget_id(c);
     c->pin = NULL; /* upstream.c lets it go */
     stats_add(&c->w->stats->errors[STATS_ERR_SESSION], 1);
     if (tunnel && !pin->got_data) replyq_error(c, "-ERR upstream unavailable (%s)\r\n", why);

@@ -32,6 +32,8 @@ void session_master_moved(struct worker *w, int old);
 /* ops->pin_lost and ops->tunnel (see dataplane.h). */
 void session_pin_lost(struct client *c, const char *why);
 int session_tunnel(struct client *c, struct evbuffer *src, size_t len, int framed);
+/* ops->identified: the client's own connection told its Redis id. */
+void session_identified(struct client *c, struct upconn *u);
 /* CLIENT SETNAME changed c->name: its session connection follows. */
 void session_renamed(struct client *c);
 

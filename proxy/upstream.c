@@ -169,6 +169,19 @@ static int setup_refused(struct upconn *u, struct req *r, struct evbuffer *in, s
     return 1;
 }
 
+/* The reply to respgate's CLIENT ID on a connection of a client's own. */
+static void conn_id_answered(struct upconn *u, struct req *r, struct evbuffer *in, size_t len)
+{
+    char text[32];
+    size_t n = evbuffer_copyout(in, text, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
+    evbuffer_drain(in, len);
+    req_put(u->w->reqs, r);
+    text[n] = '\0';
+    if (text[0] != ':') return;
+    u->redis_id = strtoull(text + 1, NULL, 10);
+    if (u->owner) u->w->ops->identified(u->owner, u);
+}
+
 /* The reply to respgate's ROLE. Writes go only over connections where it said
  * master since the master last changed; a node the topology calls master that says
  * otherwise makes the control thread look again at once. */
@@ -318,6 +331,10 @@ static void up_readcb(void *arg)
         }
         if (r->role) {
             role_answered(u, r, in, len);
+            continue;
+        }
+        if (r->conn_id) {
+            conn_id_answered(u, r, in, len);
             continue;
         }
         /* Every error reply is looked at: a node that refuses because of its role is
@@ -743,6 +760,16 @@ static void pin_let_go(struct upconn *u, const char *msg)
     pass_bury_upconn(u);
 }
 
+/* Asks Redis for u's id (a request of respgate's own, ahead of the client's). */
+void upstream_pin_identify(struct upconn *u)
+{
+    static const char cmd[] = "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+    if (!u->sock || u->redis_id) return;
+    evbuffer_add(sock_output(u->sock), cmd, sizeof(cmd) - 1);
+    own_request(u)->conn_id = 1;
+    sock_flush(u->sock);
+}
+
 void upstream_pin_put(struct upconn **up)
 {
     struct upconn *u = *up;
@@ -802,7 +829,7 @@ void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const 
         r->up = u;
         r->node = u->node;
         r->sent_ns = u->w->now_ns;
-        r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello;
+        r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello && !r->conn_id;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
     }

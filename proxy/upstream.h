@@ -35,6 +35,9 @@ const char *upstream_node_name(struct worker *w, int node);
 /* A connection of its own to node for owner, in its RESP version: a clean idle one
  * if there is one (not for a tunnel), else a new one. NULL only when out of memory. */
 struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel);
+/* Learns u's Redis id (CLIENT ID, ahead of what is sent next); ops->identified says
+ * when. Nothing if known already. */
+void upstream_pin_identify(struct upconn *u);
 /* A pinned connection whose session ended cleanly: kept for reuse, or let go. */
 void upstream_pin_put(struct upconn **u);
 /* Lets go of a pinned connection: what is in flight on it gets an error naming why;

@@ -8,6 +8,7 @@
 #include "command.h"
 #include "dataplane.h"
 #include "hold.h"
+#include "idmap.h"
 #include "log.h"
 #include "pass.h"
 #include "req.h"
@@ -449,6 +450,7 @@ static struct worker_group *group_free(struct worker_group *g)
         worker_deinit(&g->workers[i]);
     free(g->workers);
     free(g->threads);
+    idmap_destroy(&g->shared.ids);
     free(g);
     return NULL;
 }
@@ -498,7 +500,8 @@ struct worker_group *workers_create(struct config *cfg, char *err, size_t errlen
 
     g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
     g->threads = calloc((size_t)cfg->threads, sizeof(*g->threads));
-    if (!g->workers || !g->threads) {
+    g->shared.ids = idmap_create();
+    if (!g->workers || !g->threads || !g->shared.ids) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

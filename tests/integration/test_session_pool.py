@@ -162,5 +162,44 @@ class WhatRespgateAnswersItself(ProxyTestCase):
         self.assertEqual(c.call("WAIT", "0", "10"), direct.call("WAIT", "0", "10"))
 
 
+
+class ClientIds(ProxyTestCase):
+    """CLIENT ID answers respgate's ids; the commands that take one went to Redis,
+    which knows others: CLIENT UNBLOCK returned 0 and the blocked client stayed
+    blocked for ever, TRACKING REDIRECT failed (issue 12). Two threads: the clients
+    may live in different workers."""
+
+    def test_unblock_by_the_id_client_id_gave(self):
+        for how, want in ((["TIMEOUT"], None), (["ERROR"], "UNBLOCKED")):
+            with self.subTest(how=how):
+                blocked, other = self.gate.client(), self.gate.client()
+                bid = blocked.call("CLIENT", "ID")
+                blocked.send(C("BLPOP", "never", "0"))
+                # 0 until the client is blocked, as from Redis (and for the moment
+                # respgate takes to learn its connection's id, which looks the same).
+                wait_until(lambda: other.call("CLIENT", "UNBLOCK", str(bid), *how) == 1,
+                           timeout=5, what="the blocked client unblocked")
+                got = blocked.read()
+                if want:
+                    self.assertTrue(got.startswith(want), got)
+                else:
+                    self.assertIsNone(got)
+                self.assertEqual(blocked.call("PING"), "PONG")
+        self.assertEqual(other.call("CLIENT", "UNBLOCK", "999999"), 0)
+        self.assertEqual(other.call("CLIENT", "UNBLOCK", str(other.call("CLIENT", "ID"))), 0)
+
+    def test_tracking_redirect_to_a_subscriber_by_its_id(self):
+        sub, tracked = self.gate.client(), self.gate.client()
+        sid = sub.call("CLIENT", "ID")
+        self.assertEqual(sub.call("SUBSCRIBE", "__redis__:invalidate"),
+                         [b"subscribe", b"__redis__:invalidate", 1])
+        self.assertEqual(tracked.call("CLIENT", "TRACKING", "on", "REDIRECT", str(sid)), "OK")
+        tracked.call("GET", "watched")
+        self.redis.client().call("SET", "watched", "1")
+        self.assertEqual(sub.read(), [b"message", b"__redis__:invalidate", [b"watched"]])
+        self.assertIn("does not exist", tracked.call("CLIENT", "TRACKING", "on", "REDIRECT",
+                                                      "999999"))
+
+
 if __name__ == "__main__":
     main()
