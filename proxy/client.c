@@ -340,7 +340,6 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     c->authed = !intercept_auth_required(w->cfg);
     c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
     c->proto = 2;
-    c->scan_node = ROUTE_NONE;
     c->active_ns = topo_now_ns();
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;

@@ -71,9 +71,9 @@ void control_fit_fd_limit(const struct config *cfg)
     }
     if (rl.rlim_cur < want)
         log_warn("file descriptor limit %llu is below the %llu that limits.max_clients needs: "
-                 "past about %llu clients, new ones get 'max number of clients reached'",
-                 (unsigned long long)rl.rlim_cur, (unsigned long long)want,
-                 (unsigned long long)(rl.rlim_cur > 260 ? (rl.rlim_cur - 256) * 3 / 4 : 1));
+                 "past what it leaves room for, new clients get 'max number of clients "
+                 "reached'",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 /* The probe published: account for availability, tell people when the master

@@ -62,6 +62,7 @@ struct req {
     int timed;                  /* on a shared connection: its latency is measured */
     int replica_read;           /* a read sent to a replica: its client's writes wait for it */
     int master_only;            /* sent again, to the master only (a script the replica lacks) */
+    int scan;                   /* SCAN and kin: its reply's cursor is remembered (scan.c) */
     int64_t sent_ns;            /* the worker's clock when it was sent */
     int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
@@ -178,6 +179,8 @@ enum {
     S_STICKY = 1 << 3, /* AUTH, HELLO, READONLY...: state we cannot undo; pinned for good */
 };
 
+#define SCAN_KEPT 8 /* a client's scans going on at once, each from its own node */
+
 struct client {
     struct worker *w;
     struct sock *sock;
@@ -206,7 +209,11 @@ struct client {
     unsigned session;              /* S_*: state its pinned connection holds */
     int authed;                    /* passed respgate's own AUTH (or none is asked) */
     int proto;                     /* 2, or 3 after HELLO 3: its shared connections speak it */
-    int scan_node;                 /* where its SCAN cursors come from (scan.c); ROUTE_NONE */
+    struct {                       /* SCAN cursors it was given, and by which node (scan.c) */
+        unsigned long long cursor[SCAN_KEPT];
+        int node[SCAN_KEPT];
+        unsigned next;
+    } scans;
     unsigned long long id;         /* CLIENT ID */
     char *name;                    /* CLIENT SETNAME */
     unsigned long long write_conn; /* id of the connection that carried its last write */

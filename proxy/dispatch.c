@@ -101,7 +101,8 @@ static int take_shared(struct client *c, unsigned flags)
         return 1;
     }
     struct req *r = replyq_push(c, !read);
-    keep_copy(c, r);
+    r->scan = scan;
+    if (!scan || !scan_continues(c)) keep_copy(c, r); /* a cursor is no use elsewhere */
     if (u->node != master) {
         r->replica_read = 1;
         c->replica_reads++;

@@ -177,20 +177,27 @@ static void client_info_reply(struct client *c)
 {
     struct sockaddr_storage peer, local;
     socklen_t plen = sizeof(peer), llen = sizeof(local);
-    char paddr[INET6_ADDRSTRLEN + 8] = "?", laddr[INET6_ADDRSTRLEN + 8] = "?", line[512];
+    char paddr[INET6_ADDRSTRLEN + 8] = "?", laddr[INET6_ADDRSTRLEN + 8] = "?";
     evutil_socket_t fd = sock_fd(c->sock);
     if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
         addr_text(&peer, paddr, sizeof(paddr));
     if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
         addr_text(&local, laddr, sizeof(laddr));
-    int n = snprintf(line, sizeof(line),
-                     "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d resp=%d "
-                     "proxy=respgate pinned=%s\n",
-                     c->id, paddr, laddr, c->name ? c->name : "", (c->session & S_DB) ? -1 : 0,
-                     (c->session & S_MULTI) ? 1 : -1, c->pin && c->pin->kind == UP_TUNNEL, c->proto,
-                     !c->pin                     ? "no"
-                     : c->pin->kind == UP_TUNNEL ? "tunnel"
-                                                 : "session");
+    /* The name may be long (as long as Redis allows): the line is sized to fit. */
+    static const char fmt[] = "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d resp=%d "
+                              "proxy=respgate pinned=%s\n";
+    const char *name = c->name ? c->name : "",
+               *pinned = !c->pin ? "no" : c->pin->kind == UP_TUNNEL ? "tunnel" : "session";
+    int db = (c->session & S_DB) ? -1 : 0, multi = (c->session & S_MULTI) ? 1 : -1,
+        sub = c->pin && c->pin->kind == UP_TUNNEL;
+    int n = snprintf(NULL, 0, fmt, c->id, paddr, laddr, name, db, multi, sub, c->proto, pinned);
+    char *line = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (!line) {
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n", "out of memory");
+        return;
+    }
+    snprintf(line, (size_t)n + 1, fmt, c->id, paddr, laddr, name, db, multi, sub, c->proto, pinned);
     char hdr[32]; /* RESP3: a verbatim string, as Redis */
     int h = c->proto == 3 ? snprintf(hdr, sizeof(hdr), "=%d\r\ntxt:", n + 4)
                           : snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
@@ -198,6 +205,7 @@ static void client_info_reply(struct client *c)
     replyq_local(c, hdr, (size_t)h);
     replyq_local(c, line, (size_t)n);
     replyq_local(c, "\r\n", 2);
+    free(line);
 }
 
 /* RESET: what Redis does to a connection, done to the client's view. Its pinned
@@ -216,6 +224,9 @@ void intercept_reset(struct client *c)
     free(c->name);
     c->name = NULL;
     c->authed = !intercept_auth_required(c->w->cfg);
+    if (c->proto != 2) c->up = NULL; /* as Redis: back to RESP2 */
+    c->proto = 2;
+    memset(&c->scans, 0, sizeof(c->scans));
     replyq_local(c, "+RESET\r\n", 8);
 }
 
@@ -231,14 +242,22 @@ static int server_before(const struct worker *w, int major, int minor)
 /* CLIENT UNBLOCK <id>, KILL ... ID <id>, TRACKING ... REDIRECT <id> name a client by
  * the id respgate gave it: the Redis connection of that client's own goes in its
  * place (idmap.h), and the command is framed again, to go on as is. An id with no
- * connection of its own is answered as Redis answers an id it does not know. */
+ * such connection becomes one no Redis connection has, so that Redis answers as for
+ * any unknown id, after its own checks of the rest (never another connection's id:
+ * KILL could close one of respgate's own). */
 static int translate_ids(struct client *c, const char *sub)
 {
+    static const char nobody[] = "9223372036854775807";
     char buf[MESSAGE_ARGS_MAX_BYTES], nums[MESSAGE_ARGS_MAX][24];
     const char *argv[MESSAGE_ARGS_MAX];
     size_t lens[MESSAGE_ARGS_MAX];
     int argc = message_args(c, buf, sizeof(buf), argv, lens), unblock = 0, tracking = 0, n = 0;
-    if (argc < 3 || argc > MESSAGE_ARGS_MAX) return 0;
+    if (argc < 0) { /* its ids cannot be read, and must not reach Redis as they are */
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n", "CLIENT command too long for respgate to read its ids");
+        return 1;
+    }
+    if (argc < 3) return 0;
     if (strcasecmp(sub, "unblock") == 0)
         unblock = 1;
     else
@@ -246,29 +265,26 @@ static int translate_ids(struct client *c, const char *sub)
     for (int i = unblock ? 1 : 2; i + 1 < argc; i++) {
         const char *key = unblock ? NULL : tracking ? "redirect" : "id";
         if (key && (lens[i] != strlen(key) || strncasecmp(argv[i], key, lens[i]) != 0)) continue;
-        char num[24];
-        if (lens[i + 1] == 0 || lens[i + 1] >= sizeof(num)) return 0; /* Redis' own error */
-        memcpy(num, argv[i + 1], lens[i + 1]);
-        num[lens[i + 1]] = '\0';
-        char *end;
-        unsigned long long id = strtoull(num, &end, 10);
-        if (*end) return 0;
-        unsigned long long redis_id = idmap_get(c->w->shared->ids, id);
-        if (!redis_id) {
-            message_discard(c);
-            if (tracking)
-                replyq_error(c, "-ERR %s\r\n", "The client ID you want redirect to does not exist");
-            else
-                replyq_local(c, ":0\r\n", 4);
-            return 1;
+        const char *num = argv[i + 1];
+        size_t len = lens[i + 1];
+        int digits = len > 0 && len < 20 && (num[0] != '0' || len == 1);
+        for (size_t k = 0; digits && k < len; k++)
+            digits = num[k] >= '0' && num[k] <= '9';
+        if (!digits) return 0; /* Redis' own error for it */
+        unsigned long long redis_id = idmap_get(c->w->shared->ids, strtoull(num, NULL, 10));
+        if (redis_id) {
+            lens[i + 1] = (size_t)snprintf(nums[n], sizeof(nums[n]), "%llu", redis_id);
+            argv[i + 1] = nums[n];
+        } else {
+            argv[i + 1] = nobody;
+            lens[i + 1] = sizeof(nobody) - 1;
         }
-        lens[i + 1] = (size_t)snprintf(nums[n], sizeof(nums[n]), "%llu", redis_id);
-        argv[i + 1] = nums[n++];
+        n++;
         if (unblock) break;
     }
     if (!n) return 0;
-    c->flags |= C_IDS_DONE;
     message_reframe(c, argv, lens, argc);
+    c->flags |= C_IDS_DONE; /* until this message is consumed (message.c) */
     return 1;
 }
 
@@ -282,10 +298,7 @@ int intercept_client(struct client *c)
         const char *sub;
         long long argc;
     } answered_here[] = {{"setinfo", 4}, {"getname", 2}, {"id", 2}, {"info", 2}, {"setname", 3}};
-    if (c->flags & C_IDS_DONE) { /* framed again by translate_ids */
-        c->flags &= ~(unsigned)C_IDS_DONE;
-        return 0;
-    }
+    if (c->flags & C_IDS_DONE) return 0; /* framed again by translate_ids: as it is now */
     if (strcasecmp(sub, "unblock") == 0 || strcasecmp(sub, "kill") == 0 ||
         strcasecmp(sub, "tracking") == 0) {
         if (translate_ids(c, sub)) return 1;

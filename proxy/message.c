@@ -20,6 +20,7 @@ void message_copy(struct client *c, char *dst)
 
 void message_next(struct client *c)
 {
+    c->flags &= ~(unsigned)C_IDS_DONE;
     resp_reset(&c->rp);
     c->scanned = 0;
     c->framed = 0;
@@ -34,12 +35,12 @@ void message_discard(struct client *c)
 int message_args(struct client *c, char *buf, size_t cap, const char **argv, size_t *lens)
 {
     size_t len = message_len(c);
-    if (len > cap) return -1;
+    if (len > cap || c->rp.argc > MESSAGE_ARGS_MAX) return -1; /* never a part of it */
     message_copy(c, buf);
     /* The framer has checked the shape: *N CRLF, then $len CRLF data CRLF each. */
     const char *p = memchr(buf, '\n', len) + 1, *end = buf + len;
     int argc = 0;
-    while (p < end && argc < MESSAGE_ARGS_MAX) {
+    while (p < end) {
         size_t n = strtoul(p + 1, NULL, 10);
         p = memchr(p, '\n', (size_t)(end - p)) + 1;
         argv[argc] = p;

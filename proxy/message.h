@@ -7,7 +7,7 @@
 #include "dataplane.h"
 
 #define MESSAGE_ARGS_MAX_BYTES 4096 /* commands read whole here (AUTH, HELLO, CLIENT, WAIT) */
-#define MESSAGE_ARGS_MAX 8
+#define MESSAGE_ARGS_MAX 16
 
 /* Its length as it is to be sent (an inline command re-encoded). */
 size_t message_len(const struct client *c);
@@ -17,8 +17,9 @@ void message_copy(struct client *c, char *dst);
 void message_next(struct client *c);
 /* Drops it from the input without sending it. */
 void message_discard(struct client *c);
-/* Copies its arguments into buf (cap bytes); argv/lens get up to MESSAGE_ARGS_MAX of
- * them. Returns the argument count, or -1 if it is too large to read whole. */
+/* Copies its arguments into buf (cap bytes), argv/lens pointing into it. Returns the
+ * argument count, or -1 if it is too large to read whole (over cap bytes, or over
+ * MESSAGE_ARGS_MAX arguments). */
 int message_args(struct client *c, char *buf, size_t cap, const char **argv, size_t *lens);
 /* Sends it on u, r (NULL for a tunnel) waiting there for its reply; counts it, and
  * pauses the client while u's output is over its high mark. */

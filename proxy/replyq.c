@@ -1,5 +1,6 @@
 /* replyq: see replyq.h. */
 #include "replyq.h"
+#include "scan.h"
 #include "pass.h"
 #include "req.h"
 #include "upstream.h"
@@ -137,6 +138,12 @@ static void answered(struct client *c, const struct req *r)
     c->horizon.write_done_ns = topo_now_ns();
 }
 
+static int type_is_array(struct evbuffer *src)
+{
+    char t;
+    return evbuffer_copyout(src, &t, 1) == 1 && t == '*';
+}
+
 void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
 {
     struct client *c = r->client;
@@ -147,6 +154,7 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
         return;
     }
     answered(c, r);
+    if (r->scan && type_is_array(src)) scan_note(c, src, len, r->node);
     if (r == TAILQ_FIRST(&c->pending)) { /* the common case: straight to the output */
         TAILQ_REMOVE(&c->pending, r, cq);
         c->npending--;

@@ -6,6 +6,7 @@
  * it is never re-established. Everything that happens goes up through w->ops, which
  * only record it: nothing here is freed while one of its callbacks runs. */
 #include "upstream.h"
+#include "upstream_int.h"
 #include "frame.h"
 #include "info.h"
 #include "log.h"
@@ -25,18 +26,6 @@
 #define UP_BACKOFF_MIN_MS 50
 #define UP_BACKOFF_MAX_MS 2000
 
-static void up_connect(struct upconn *u);
-
-#define PIN_IDLE_MAX 16 /* clean pinned connections a worker keeps per node */
-/* A shared connection whose oldest request has waited this long is stalled (a long
- * script, DEBUG SLEEP, a big KEYS): clients with nothing in flight move off it, so
- * that they reach Redis and get what Redis says (-BUSY), not a wait behind it. */
-#define UP_STALL_NS (500 * 1000000LL)
-
-/* A write in flight on a master when it was fenced, answered later than this, ran
- * too late to be sure it reached the replica being promoted: Sentinel promotes one
- * timer tick (50-100 ms) after it names the replica, which is when respgate fences. */
-#define FENCE_GRACE_NS (50 * 1000000LL)
 
 static const char fenced_reply[] =
     "-ERR upstream master replaced before the reply, the command may or may not have run "
@@ -59,7 +48,7 @@ static void unqueue(struct upconn *u, struct req *r)
     u->w->outstanding[u->node]--;
 }
 
-static void arm_timer(struct upconn *u, int ms)
+void up_arm_timer(struct upconn *u, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(u->timer, &tv);
@@ -73,13 +62,10 @@ static void set_sockopts(struct sock *s)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
-static void reverify_node(struct worker *w, int node);
 
-static void note_master(struct worker *w);
-static void pin_let_go(struct upconn *u, const char *msg);
 
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
-static void fail_inflight(struct upconn *u, const char *msg)
+void up_fail_inflight(struct upconn *u, const char *msg)
 {
     struct req *r;
     while ((r = TAILQ_FIRST(&u->inflight))) {
@@ -90,7 +76,7 @@ static void fail_inflight(struct upconn *u, const char *msg)
 
 /* The connection is gone (or never came up): answer what was in flight, then
  * reconnect (shared) or end the client's session (pinned). */
-static void up_failed(struct upconn *u, const char *why)
+void up_failed(struct upconn *u, const char *why)
 {
     struct worker *w = u->w;
     int was_ready = u->state == UP_READY, had_inflight = !TAILQ_EMPTY(&u->inflight);
@@ -117,10 +103,10 @@ static void up_failed(struct upconn *u, const char *why)
     if (is_pinned(u)) {
         /* The owner lets go first (its session ends), then its requests get errors. */
         if (u->owner) w->ops->pin_lost(u->owner, u->why);
-        pin_let_go(u, msg);
+        up_pin_let_go(u, msg);
         return;
     }
-    fail_inflight(u, msg);
+    up_fail_inflight(u, msg);
     if (was_ready) {
         log_warn("upstream %s: connection lost, reconnecting now", u->why);
         u->backoff_ms = 0;
@@ -129,7 +115,7 @@ static void up_failed(struct upconn *u, const char *why)
          * ROLE goes round (one round trip if the master is fine). */
         if (w->topo && u->node == w->topo->master) {
             if (had_inflight) outage_begin(w); /* writes failed */
-            reverify_node(w, u->node);
+            up_reverify_node(w, u->node);
         }
     } else {
         if (u->backoff_ms == 0)
@@ -137,8 +123,8 @@ static void up_failed(struct upconn *u, const char *why)
         u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : UP_BACKOFF_MIN_MS;
         if (u->backoff_ms > UP_BACKOFF_MAX_MS) u->backoff_ms = UP_BACKOFF_MAX_MS;
     }
-    note_master(w);
-    arm_timer(u, u->backoff_ms);
+    up_note_master(w);
+    up_arm_timer(u, u->backoff_ms);
 }
 
 /* The reply to respgate's AUTH or HELLO. Refused: the connection fails like a
@@ -153,7 +139,8 @@ static int setup_refused(struct upconn *u, struct req *r, struct evbuffer *in, s
     req_put(u->w->reqs, r);
     text[n] = '\0';
     if (n && text[0] != '-') {
-        if (hello) info_hello_version(text, n, u->w->redis_version, sizeof(u->w->redis_version));
+        if (hello && (!u->w->topo || u->node == u->w->topo->master)) /* not a replica's */
+            info_hello_version(text, n, u->w->redis_version, sizeof(u->w->redis_version));
         return 0;
     }
     if (hello && u->proto == 2) return 0;
@@ -196,7 +183,7 @@ static void role_answered(struct upconn *u, struct req *r, struct evbuffer *in, 
     evbuffer_drain(in, len);
     req_put(w->reqs, r);
     if (!w->topo || w->topo->master != u->node) return;
-    note_master(w);
+    up_note_master(w);
     if (u->verified) {
         w->ops->master_ready(w);
         /* Writes can be served again; with none waiting, no write will say so. */
@@ -228,11 +215,11 @@ static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
         /* Each connection proves itself again: once ROLE says master (the probe
          * catching up, or a manual switch back), writes flow again. Sessions wait
          * for that too; idle session connections there are not reused. */
-        reverify_node(w, u->node);
+        up_reverify_node(w, u->node);
         struct upconn *idle;
         while ((idle = TAILQ_FIRST(&w->pools[u->node].idle)))
             upstream_pin_close(&idle, "the node refused a write as a replica");
-        note_master(w);
+        up_note_master(w);
         probe_refresh(w->shared->probe);
     }
     return 1;
@@ -240,11 +227,14 @@ static int refused_by_role(struct upconn *u, struct evbuffer *in, size_t len)
 
 /* EVALSHA_RO or FCALL_RO on a replica whose script cache or functions lack what the
  * master has (SCRIPT LOAD went to the master; a new replica): the master answers. */
-static int lacks_script(const struct req *r, struct evbuffer *in, size_t len)
+static int lacks_script(const struct upconn *u, const struct req *r, struct evbuffer *in,
+                        size_t len)
 {
     static const char noscript[] = "-NOSCRIPT ", nofunction[] = "-ERR Function not found";
     char head[sizeof(nofunction) - 1];
-    if (!r->replica_read) return 0;
+    /* From the master (once sent there, or a read that went there), the client's. */
+    if (!r->replica_read || r->master_only || (u->w->topo && u->node == u->w->topo->master))
+        return 0;
     size_t n = evbuffer_copyout(in, head, len < sizeof(head) ? len : sizeof(head));
     return (n >= sizeof(noscript) - 1 && memcmp(head, noscript, sizeof(noscript) - 1) == 0) ||
            (n == sizeof(head) && memcmp(head, nofunction, sizeof(head)) == 0);
@@ -312,11 +302,6 @@ static void up_readcb(void *arg)
             if (!keep_push(u, r, in, len)) return;
             continue;
         }
-        if (u->pushes && evbuffer_get_length(u->pushes)) {
-            evbuffer_remove_buffer(in, u->pushes, len);
-            in = u->pushes;
-            len = evbuffer_get_length(in);
-        }
         if (!r) {
             log_error("upstream %s: a reply with no request waiting for it, closing the connection",
                       node_name(u));
@@ -339,10 +324,19 @@ static void up_readcb(void *arg)
         }
         /* Every error reply is looked at: a node that refuses because of its role is
          * verified again whether or not the request can be sent again. */
-        if (type == '-' && r->copy && r->client &&
-            (refused_by_role(u, in, len) || (r->master_only = lacks_script(r, in, len))) &&
-            w->ops->refused(w, r, in, len))
+        int again = type == '-' && r->copy && r->client && refused_by_role(u, in, len);
+        if (!again && type == '-' && r->copy && r->client && lacks_script(u, r, in, len))
+            again = r->master_only = 1;
+        if (again && w->ops->refused(w, r, in, len)) {
+            if (u->pushes) /* they went with a request that is to run again */
+                evbuffer_drain(u->pushes, evbuffer_get_length(u->pushes));
             continue;
+        }
+        if (u->pushes && evbuffer_get_length(u->pushes)) { /* ahead of the reply they came before */
+            evbuffer_remove_buffer(in, u->pushes, len);
+            in = u->pushes;
+            len = evbuffer_get_length(in);
+        }
         if (r->fenced_ns && w->now_ns - r->fenced_ns > FENCE_GRACE_NS) r->instead = fenced_reply;
         /* The first write to succeed after writes failed or waited ends the outage
          * this worker saw: that span is the RTO its clients lived through. */
@@ -381,14 +375,6 @@ static const struct sock_handlers up_handlers = {
     .on_close = up_closecb,
 };
 
-/* Whether u is stuck on a node the probes lost: its requests fail (and reads go
- * elsewhere) rather than wait for a node that may never answer. */
-static int stuck_on_lost_node(const struct upconn *u)
-{
-    const struct topology *t = u->w->topo;
-    return t && (size_t)u->node < t->nnodes && !t->nodes[u->node].reachable && upstream_stalled(u);
-}
-
 /* A fenced write still unanswered after the grace: whatever the old master says
  * later will be an error (up_readcb), so its clients need not wait for it (a frozen
  * master may never answer). */
@@ -412,12 +398,12 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
         up_connect(u);
     else if (u->state == UP_READY && fenced_overdue(u))
         up_failed(u, "fenced as the old master, and its writes not answered in time");
-    else if (u->state == UP_READY && stuck_on_lost_node(u))
+    else if (u->state == UP_READY && up_stuck_on_lost_node(u))
         up_failed(u, "the node stopped answering probes");
 }
 
 /* A request of respgate's own on u: its reply is consumed here, no client waits. */
-static struct req *own_request(struct upconn *u)
+struct req *up_own_request(struct upconn *u)
 {
     struct req *r = req_get(u->w->reqs);
     r->up = u;
@@ -427,11 +413,11 @@ static struct req *own_request(struct upconn *u)
     return r;
 }
 
-static void send_role(struct upconn *u)
+void up_send_role(struct upconn *u)
 {
     static const char role[] = "*1\r\n$4\r\nROLE\r\n";
     evbuffer_add(sock_output(u->sock), role, sizeof(role) - 1);
-    own_request(u)->role = 1;
+    up_own_request(u)->role = 1;
     u->role_pending = 1;
     sock_flush(u->sock);
 }
@@ -445,7 +431,7 @@ static void send_auth(struct upconn *u)
     evbuffer_add_printf(out, "*%d\r\n$4\r\nAUTH\r\n", user ? 3 : 2);
     if (user) evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(user), user);
     evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(pass), pass);
-    own_request(u)->auth = 1;
+    up_own_request(u)->auth = 1;
     sock_flush(u->sock);
 }
 
@@ -454,11 +440,11 @@ static void send_auth(struct upconn *u)
 static void send_hello(struct upconn *u)
 {
     evbuffer_add_printf(sock_output(u->sock), "*2\r\n$5\r\nHELLO\r\n$1\r\n%d\r\n", u->proto);
-    own_request(u)->hello = 1;
+    up_own_request(u)->hello = 1;
     sock_flush(u->sock);
 }
 
-static void up_connect(struct upconn *u)
+void up_connect(struct upconn *u)
 {
     struct worker *w = u->w;
     const struct pool *p = &w->pools[u->node];
@@ -472,19 +458,19 @@ static void up_connect(struct upconn *u)
     if (!u->sock) {
         snprintf(u->err, sizeof(u->err), "connect: %s",
                  p->salen ? strerror(err) : "the address did not resolve");
-        arm_timer(u, 0); /* fail from the loop, not from inside our caller */
+        up_arm_timer(u, 0); /* fail from the loop, not from inside our caller */
         return;
     }
-    arm_timer(u, w->cfg->upstream.connect_timeout_ms);
+    up_arm_timer(u, w->cfg->upstream.connect_timeout_ms);
     u->lazy = 0;
     if (w->cfg->upstream.password) send_auth(u);
     /* A connection of one client's own speaks RESP2 without being told, and a reply
      * pending ahead of its first command would make SCRIPT DEBUG refuse to run. */
     if (u->proto == 3 || u->kind == UP_SHARED) send_hello(u);
-    if (u->kind == UP_SHARED) send_role(u); /* pins are opened to a verified master only */
+    if (u->kind == UP_SHARED) up_send_role(u); /* pins are opened to a verified master only */
 }
 
-static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
+int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
                    struct client *owner, int proto)
 {
     memset(u, 0, sizeof(*u));
@@ -501,9 +487,9 @@ static int up_init(struct upconn *u, struct worker *w, int node, enum up_kind ki
     return u->timer ? 0 : -1;
 }
 
-static void up_deinit(struct upconn *u)
+void up_deinit(struct upconn *u)
 {
-    fail_inflight(u, "-ERR respgate is shutting down\r\n"); /* only orphans at shutdown */
+    up_fail_inflight(u, "-ERR respgate is shutting down\r\n"); /* only orphans at shutdown */
     sock_destroy(&u->sock);
     if (u->timer) event_free(u->timer);
     if (u->pushes) evbuffer_free(u->pushes);
@@ -512,298 +498,10 @@ static void up_deinit(struct upconn *u)
     u->timer = NULL;
 }
 
-int upstream_pool_init(struct worker *w)
-{
-    w->pools = calloc(TOPO_MAX_NODES, sizeof(*w->pools));
-    w->outstanding = calloc(TOPO_MAX_NODES, sizeof(*w->outstanding));
-    if (!w->pools || !w->outstanding) return -1;
-    for (size_t i = 0; i < TOPO_MAX_NODES; i++)
-        TAILQ_INIT(&w->pools[i].idle);
-    return 0;
-}
-
-/* Takes an idle pinned connection out of its pool. */
-static void unidle(struct upconn *u)
-{
-    struct pool *p = &u->w->pools[u->node];
-    TAILQ_REMOVE(&p->idle, u, link);
-    p->nidle--;
-    u->idle = 0;
-}
-
-/* The first topology that lists a node opens the worker's connections to it. */
-static void pool_open(struct worker *w, int node, const struct topo_node *tn)
-{
-    struct pool *p = &w->pools[node];
-    int n = w->cfg->upstream.connections_per_node;
-    memcpy(&p->sa, &tn->sa, sizeof(p->sa));
-    p->salen = tn->salen;
-    snprintf(p->name, sizeof(p->name), "%s", tn->name);
-    /* n speaking RESP2, connected now; n speaking RESP3, once a RESP3 client needs one. */
-    if (!(p->conns = calloc((size_t)n * 2, sizeof(*p->conns)))) return;
-    for (; p->n < n * 2; p->n++) {
-        struct upconn *u = &p->conns[p->n];
-        if (up_init(u, w, node, UP_SHARED, NULL, p->n < n ? 2 : 3)) break;
-        if (u->proto == 2)
-            up_connect(u);
-        else
-            u->lazy = 1;
-    }
-}
-
-/* The master moved away from old: it is fenced. A write still in flight there may
- * be answered OK by a node whose writes the new master never saw (a master that was
- * frozen, then resumed): such a late reply never reaches a client as a success
- * (up_readcb), and one still unanswered after the grace fails at once (up_timercb).
- * Its clients have waited since the oldest was sent: the outage began then. */
-static void fence(struct worker *w, int old)
-{
-    struct pool *p = &w->pools[old];
-    int64_t oldest = 0;
-    for (int k = 0; k < p->n; k++) {
-        struct req *r;
-        int fenced = 0;
-        TAILQ_FOREACH(r, &p->conns[k].inflight, uq)
-        if (r->write && r->client) {
-            r->fenced_ns = w->now_ns;
-            fenced = 1;
-            if (!oldest || r->sent_ns < oldest) oldest = r->sent_ns;
-        }
-        if (fenced && p->conns[k].state == UP_READY)
-            arm_timer(&p->conns[k], (int)(FENCE_GRACE_NS / 1000000) + 1);
-    }
-    if (oldest && (!w->outage_since || oldest < w->outage_since)) w->outage_since = oldest;
-}
-
-void upstream_topology_changed(struct worker *w, const struct topology *old,
-                               const struct topology *t)
-{
-    if (old && old->master >= 0 && old->master != t->master) fence(w, old->master);
-    for (size_t i = 0; i < t->nnodes; i++)
-        if (t->nodes[i].listed && !w->pools[i].conns) pool_open(w, (int)i, &t->nodes[i]);
-    int moved = !old || old->master != t->master;
-    for (size_t i = 0; i < t->nnodes; i++) {
-        struct pool *p = &w->pools[i];
-        struct upconn *u;
-        /* Idle session connections may predate the change: a session starts fresh. */
-        while (moved && (u = TAILQ_FIRST(&p->idle)))
-            upstream_pin_close(&u, "the master changed");
-        for (int k = 0; k < p->n; k++) {
-            u = &p->conns[k];
-            if ((int)i != t->master) {
-                if (moved) u->verified = 0;
-            } else if (u->state == UP_READY && !u->verified && !u->role_pending) {
-                send_role(u);
-            }
-        }
-    }
-    note_master(w);
-}
-
-void upstream_pool_deinit(struct worker *w)
-{
-    for (size_t i = 0; w->pools && i < TOPO_MAX_NODES; i++) {
-        struct upconn *u;
-        while ((u = TAILQ_FIRST(&w->pools[i].idle)))
-            upstream_pin_close(&u, "respgate is shutting down");
-        for (int k = 0; k < w->pools[i].n; k++)
-            up_deinit(&w->pools[i].conns[k]);
-        free(w->pools[i].conns);
-    }
-    struct upconn *u;
-    while ((u = TAILQ_FIRST(&w->dead_ups))) {
-        TAILQ_REMOVE(&w->dead_ups, u, link);
-        upstream_free(u);
-    }
-    free(w->pools);
-    free(w->outstanding);
-    w->pools = NULL;
-    w->outstanding = NULL;
-}
-
 int upstream_stalled(const struct upconn *u)
 {
     const struct req *head = TAILQ_FIRST(&u->inflight);
     return head && u->w->now_ns - head->sent_ns > UP_STALL_NS;
-}
-
-/* The first RESP3 client a node sees opens its RESP3 connections. */
-static void wake_lazy(struct pool *p, int proto)
-{
-    for (int i = 0; i < p->n; i++)
-        if (p->conns[i].proto == proto && p->conns[i].lazy) up_connect(&p->conns[i]);
-}
-
-struct upconn *upstream_pick(struct worker *w, int node, struct upconn *current, int proto)
-{
-    /* A connection with a socket is up or connecting; either takes requests. */
-    if (current && current->node == node && current->sock && current->proto == proto)
-        return current;
-    struct pool *p = &w->pools[node];
-    if (!p->n) return NULL;
-    wake_lazy(p, proto);
-    /* Prefer one that is up and not stalled; then one that is up; one still
-     * connecting answers within connect_timeout_ms. */
-    for (int pass = 0; pass < 3; pass++) {
-        for (int i = 0; i < p->n; i++) {
-            struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-            if (u->proto == proto && u->sock && (pass == 2 || u->state == UP_READY) &&
-                (pass || !upstream_stalled(u)))
-                return u;
-        }
-    }
-    return NULL;
-}
-
-struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *current, int proto)
-{
-    if (current && current->node == node && current->state == UP_READY && current->verified &&
-        current->proto == proto)
-        return current;
-    struct pool *p = &w->pools[node];
-    wake_lazy(p, proto);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < p->n; i++) {
-            struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
-            if (u->proto == proto && u->state == UP_READY && u->verified &&
-                (pass || !upstream_stalled(u)))
-                return u;
-        }
-    }
-    return NULL;
-}
-
-void upstream_node_lost(struct worker *w, int node)
-{
-    /* Only established connections can be stuck on a frozen node; one still
-     * connecting has its own timeout. A probe can go unanswered on a node that is
-     * merely slow (a fork, a busy host): a connection whose requests are answered
-     * within UP_STALL_NS is left alone; the others are checked again then. */
-    struct pool *p = &w->pools[node];
-    for (int i = 0; i < p->n; i++) {
-        struct upconn *u = &p->conns[i];
-        const struct req *head = TAILQ_FIRST(&u->inflight);
-        if (u->state != UP_READY || !head) continue;
-        if (stuck_on_lost_node(u))
-            up_failed(u, "the node stopped answering probes");
-        else
-            arm_timer(u, (int)((head->sent_ns + UP_STALL_NS - w->now_ns) / 1000000) + 1);
-    }
-}
-
-static void reverify_node(struct worker *w, int node)
-{
-    for (int i = 0; i < w->pools[node].n; i++) {
-        struct upconn *c = &w->pools[node].conns[i];
-        c->verified = 0;
-        if (c->state == UP_READY && !c->role_pending) send_role(c);
-    }
-}
-
-/* Whether this worker can write to the master now; /readyz reads it. */
-static void note_master(struct worker *w)
-{
-    atomic_store_explicit(&w->master_ok, upstream_master_ok(w), memory_order_relaxed);
-}
-
-/* Whether a verified connection to the writable master is up now. */
-int upstream_master_ok(struct worker *w)
-{
-    int m = w->topo ? w->topo->master : ROUTE_NONE;
-    if (m == ROUTE_NONE) return 0;
-    for (int i = 0; i < w->pools[m].n; i++)
-        if (w->pools[m].conns[i].state == UP_READY && w->pools[m].conns[i].verified) return 1;
-    return 0;
-}
-
-const char *upstream_why(struct worker *w, int node)
-{
-    return w->pools[node].n ? w->pools[node].conns[0].why : "no connection to the node yet";
-}
-
-const char *upstream_node_name(struct worker *w, int node)
-{
-    return w->pools[node].name;
-}
-
-struct upconn *upstream_pin_get(struct worker *w, int node, struct client *owner, int tunnel)
-{
-    struct pool *p = &w->pools[node];
-    struct upconn *u;
-    TAILQ_FOREACH(u, &p->idle, link)
-    if (u->proto == owner->proto) break;
-    if (u && !tunnel) {
-        unidle(u);
-        u->owner = owner;
-        return u;
-    }
-    if (!(u = malloc(sizeof(*u)))) return NULL;
-    if (up_init(u, w, node, tunnel ? UP_TUNNEL : UP_PINNED, owner, owner->proto)) {
-        free(u);
-        return NULL;
-    }
-    up_connect(u);
-    return u;
-}
-
-/* u leaves its owner (or its pool) and its socket closes now; the struct lives until
- * the end of the pass, since one of its callbacks may be on the stack. */
-static void pin_let_go(struct upconn *u, const char *msg)
-{
-    if (u->dead) return;
-    if (u->idle) unidle(u);
-    u->owner = NULL;
-    sock_destroy(&u->sock);
-    evtimer_del(u->timer);
-    u->state = UP_DOWN;
-    fail_inflight(u, msg);
-    pass_bury_upconn(u);
-}
-
-/* Asks Redis for u's id (a request of respgate's own, ahead of the client's). */
-void upstream_pin_identify(struct upconn *u)
-{
-    static const char cmd[] = "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
-    if (!u->sock || u->redis_id) return;
-    evbuffer_add(sock_output(u->sock), cmd, sizeof(cmd) - 1);
-    own_request(u)->conn_id = 1;
-    sock_flush(u->sock);
-}
-
-void upstream_pin_put(struct upconn **up)
-{
-    struct upconn *u = *up;
-    struct pool *p = &u->w->pools[u->node];
-    *up = NULL;
-    const struct req *r;
-    int clients_waiting = 0; /* requests of no client's (CLIENT SETNAME "") may be in flight */
-    TAILQ_FOREACH(r, &u->inflight, uq)
-    clients_waiting |= r->client != NULL;
-    if (u->kind != UP_PINNED || !u->sock || u->state != UP_READY || clients_waiting ||
-        u->nwaiting || p->nidle >= PIN_IDLE_MAX) {
-        upstream_pin_close(&u, "the session ended");
-        return;
-    }
-    u->owner = NULL;
-    sock_read(u->sock, 1); /* a client may have paused it */
-    TAILQ_INSERT_TAIL(&p->idle, u, link);
-    p->nidle++;
-    u->idle = 1;
-}
-
-void upstream_pin_close(struct upconn **up, const char *why)
-{
-    struct upconn *u = *up;
-    char msg[512];
-    if (!u) return;
-    *up = NULL;
-    snprintf(msg, sizeof(msg), "-ERR upstream connection closed (%s: %s)\r\n", node_name(u), why);
-    pin_let_go(u, msg);
-}
-
-void upstream_pin_abort(struct upconn *u, const char *why)
-{
-    up_failed(u, why);
 }
 
 void upstream_free(struct upconn *u)

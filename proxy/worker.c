@@ -138,15 +138,23 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
 }
 
-/* How many clients the open-files limit leaves room for: a quarter of what is left
- * after upstream connections is kept for clients' own (session) connections. A
+/* How many clients the open-files limit leaves room for, as Redis lowers maxclients
+ * to its descriptors: what respgate's own connections may take is kept aside (shared
+ * ones of both RESP versions, idle session ones, the control thread's, the listeners
+ * and logs: 64), and a quarter of the rest for clients' own session connections. A
  * reload may raise the limit: read once a second. */
 static void fit_fd_cap(struct worker *w)
 {
+    const struct config *cfg = w->cfg;
     struct rlimit rl;
     w->fd_cap = INT_MAX;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) return;
-    long long left = (long long)rl.rlim_cur - 256;
+    long long nodes = 0;
+    for (size_t r = 0; r < cfg->nregions; r++)
+        nodes += (long long)cfg->regions[r].nnodes;
+    if (nodes < 3) nodes = 3; /* Sentinel finds the replicas */
+    long long own = 64 + nodes * (cfg->threads * (2LL * cfg->upstream.connections_per_node + 16) + 2);
+    long long left = (long long)rl.rlim_cur - own;
     w->fd_cap = left > 4 ? (int)(left * 3 / 4 < INT_MAX ? left * 3 / 4 : INT_MAX) : 1;
 }
 
@@ -351,8 +359,8 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
 {
     w->id = id;
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    fit_fd_cap(w);
     w->cfg = config_acquire(cfg);
+    fit_fd_cap(w);
     w->policy = route_policy_of(cfg);
     w->denied = deny_table(cfg);
     /* Its own cache lines: the control thread reads them, no other worker writes near. */

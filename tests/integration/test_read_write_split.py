@@ -186,6 +186,16 @@ class ReadWriteSplit(SplitTestCase):
                     break
             self.assertEqual(set(fields), {b"f%d" % i for i in range(500)})
         self.assertGreater(sum(x.calls("scan") for x in self.replicas), 10, "scans on replicas")
+        # Interleaved: an HSCAN from cursor 0 inside a SCAN loop (scan_iter and
+        # hscan_iter together) must not move the SCAN's cursor to another node.
+        keys, cursor = [], 0
+        while True:
+            cursor, batch = r.scan(cursor, match="sc:*", count=50)
+            keys += batch
+            r.hscan("sc:h", 0, count=20)  # from cursor 0: may go to another replica
+            if cursor == 0:
+                break
+        self.assertEqual(set(keys), {b"sc:%d" % i for i in range(1000)} | {b"sc:h"})
 
     def test_evalsha_ro_after_script_load_works(self):
         """SCRIPT LOAD goes to the master; EVALSHA_RO to a replica, whose script cache
@@ -196,7 +206,9 @@ class ReadWriteSplit(SplitTestCase):
         sha = r.script_load("return redis.call('GET', KEYS[1])")
         for _ in range(6):
             self.assertEqual(r.execute_command("EVALSHA_RO", sha, 1, "ro"), b"1")
-        with self.assertRaises(redis.ResponseError):  # unknown everywhere: Redis' NOSCRIPT
+        # Unknown everywhere: the master's NOSCRIPT, at once (it was resent to the
+        # master for hold_ms, then -TRYAGAIN).
+        with self.assertRaises(redis.exceptions.NoScriptError):
             r.execute_command("EVALSHA_RO", "0" * 40, 0)
 
     def test_reads_continue_without_errors_when_a_replica_is_killed(self):

@@ -188,6 +188,31 @@ class ClientIds(ProxyTestCase):
         self.assertEqual(other.call("CLIENT", "UNBLOCK", "999999"), 0)
         self.assertEqual(other.call("CLIENT", "UNBLOCK", str(other.call("CLIENT", "ID"))), 0)
 
+    def test_an_id_is_translated_once_even_when_the_command_waits(self):
+        """Behind a reply in flight the rebuilt command waited, came back and had its
+        (Redis) id looked up again as respgate's."""
+        sub, tracked = self.gate.client(), self.gate.client()
+        sid = sub.call("CLIENT", "ID")
+        sub.call("SUBSCRIBE", "__redis__:invalidate")
+        tracked.send(C("GET", "x") + C("CLIENT", "TRACKING", "on", "REDIRECT", str(sid)))
+        self.assertIsNone(tracked.read())
+        self.assertEqual(tracked.read(), "OK")
+
+    def test_a_long_name_in_client_info(self):
+        c = self.gate.client()
+        self.assertEqual(c.call("CLIENT", "SETNAME", "n" * 1000), "OK")
+        self.assertIn(b"name=" + b"n" * 1000 + b" ", c.call("CLIENT", "INFO"))
+
+    def test_reset_goes_back_to_resp2(self):
+        c = self.gate.client()
+        c.send(C("HELLO", "3"))
+        c.sock.settimeout(5)
+        got = b""
+        while not got.endswith(b"*0\r\n"):
+            got += c.sock.recv(4096)
+        self.assertEqual(c.call("RESET"), "RESET")
+        self.assertEqual(c.call("HGETALL", "none"), [])  # *0, not %0
+
     def test_tracking_redirect_to_a_subscriber_by_its_id(self):
         sub, tracked = self.gate.client(), self.gate.client()
         sid = sub.call("CLIENT", "ID")

@@ -1,0 +1,39 @@
+/* upstream_int: what upstream.c (connections) and upstream_pool.c (pools, picks,
+ * topology) share inside the module; nothing outside includes it. */
+#ifndef RG_UPSTREAM_INT_H
+#define RG_UPSTREAM_INT_H
+
+#include "dataplane.h"
+
+/* A shared connection whose oldest request has waited this long is stalled (a long
+ * script, DEBUG SLEEP, a big KEYS): clients with nothing in flight move off it, so
+ * that they reach Redis and get what Redis says (-BUSY), not a wait behind it. */
+#define UP_STALL_NS (500 * 1000000LL)
+
+/* A write in flight on a master when it was fenced, answered later than this, ran
+ * too late to be sure it reached the replica being promoted: Sentinel promotes one
+ * timer tick (50-100 ms) after it names the replica, which is when respgate fences. */
+#define FENCE_GRACE_NS (50 * 1000000LL)
+
+int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
+            struct client *owner, int proto);
+void up_deinit(struct upconn *u);
+void up_connect(struct upconn *u);
+void up_failed(struct upconn *u, const char *why);
+/* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
+void up_fail_inflight(struct upconn *u, const char *msg);
+void up_arm_timer(struct upconn *u, int ms);
+void up_send_role(struct upconn *u);
+/* A request of respgate's own on u, in flight: its reply is consumed here. */
+struct req *up_own_request(struct upconn *u);
+/* A pinned or tunnel connection leaves its owner (or pool): closed now, freed at the
+ * end of the pass; what is in flight gets msg. */
+void up_pin_let_go(struct upconn *u, const char *msg);
+/* Whether u is stuck on a node the probes lost (upstream_pool.c). */
+int up_stuck_on_lost_node(const struct upconn *u);
+/* Every connection to node proves again with ROLE that it reaches a master. */
+void up_reverify_node(struct worker *w, int node);
+/* /readyz's view of this worker: whether it can write to the master now. */
+void up_note_master(struct worker *w);
+
+#endif
