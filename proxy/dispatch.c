@@ -193,6 +193,12 @@ static int take_wait(struct client *c, unsigned flags)
     return intercept_wait(c);
 }
 
+static int take_ids(struct client *c, unsigned flags)
+{
+    (void)flags;
+    return intercept_client_ids(c);
+}
+
 static int take_tunnel(struct client *c, unsigned flags)
 {
     if (!c->pin || c->pin->kind != UP_TUNNEL) return 0;
@@ -277,6 +283,7 @@ static const struct step {
          CMD_CONTAINER,
      take_bad_arity},
     {CMD_WAIT, take_wait},
+    {CMD_CLIENT, take_ids},
     {0, take_tunnel},
     {CMD_UNSUB, take_unsubscribe},
     {CMD_QUIT, take_quit},

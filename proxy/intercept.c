@@ -270,8 +270,9 @@ static int translate_ids(struct client *c, const char *sub)
         int digits = len > 0 && len < 20 && (num[0] != '0' || len == 1);
         for (size_t k = 0; digits && k < len; k++)
             digits = num[k] >= '0' && num[k] <= '9';
-        if (!digits) return 0; /* Redis' own error for it */
-        unsigned long long redis_id = idmap_get(c->w->shared->ids, strtoull(num, NULL, 10));
+        unsigned long long id = digits ? strtoull(num, NULL, 10) : 0;
+        if (!id) return 0; /* Redis' own error for it ("greater than 0", not a number) */
+        unsigned long long redis_id = idmap_get(c->w->shared->ids, id);
         if (redis_id) {
             lens[i + 1] = (size_t)snprintf(nums[n], sizeof(nums[n]), "%llu", redis_id);
             argv[i + 1] = nums[n];
@@ -288,6 +289,16 @@ static int translate_ids(struct client *c, const char *sub)
     return 1;
 }
 
+int intercept_client_ids(struct client *c)
+{
+    const char *sub = c->rp.arg1;
+    if (c->flags & C_IDS_DONE) return 0; /* framed again by translate_ids: as it is now */
+    if (strcasecmp(sub, "unblock") != 0 && strcasecmp(sub, "kill") != 0 &&
+        strcasecmp(sub, "tracking") != 0)
+        return 0;
+    return translate_ids(c, sub);
+}
+
 int intercept_client(struct client *c)
 {
     const char *sub = c->rp.arg1;
@@ -298,11 +309,6 @@ int intercept_client(struct client *c)
         const char *sub;
         long long argc;
     } answered_here[] = {{"setinfo", 4}, {"getname", 2}, {"id", 2}, {"info", 2}, {"setname", 3}};
-    if (c->flags & C_IDS_DONE) return 0; /* framed again by translate_ids: as it is now */
-    if (strcasecmp(sub, "unblock") == 0 || strcasecmp(sub, "kill") == 0 ||
-        strcasecmp(sub, "tracking") == 0) {
-        if (translate_ids(c, sub)) return 1;
-    }
     for (size_t i = 0; (c->session & S_MULTI) && i < 5; i++)
         if (strcasecmp(sub, answered_here[i].sub) == 0 && c->rp.argc == answered_here[i].argc) {
             /* Redis would queue it and answer in EXEC's array, which comes from Redis:

@@ -23,6 +23,10 @@ int intercept_auth(struct client *c);
 /* WAIT where this client's writes went, its timeout capped on a shared connection. */
 int intercept_wait(struct client *c);
 /* CLIENT ID, GETNAME, SETNAME, INFO, SETINFO for the client's own view. */
+/* CLIENT UNBLOCK, KILL ID, TRACKING REDIRECT name clients by respgate's ids: the
+ * command is framed again with the Redis ids of their own connections, on any kind of
+ * connection (a tunnel's too). Returns 1 if so. */
+int intercept_client_ids(struct client *c);
 int intercept_client(struct client *c);
 /* RESET: the session ends, authentication is asked again. */
 void intercept_reset(struct client *c);

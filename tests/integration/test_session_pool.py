@@ -198,6 +198,25 @@ class ClientIds(ProxyTestCase):
         self.assertIsNone(tracked.read())
         self.assertEqual(tracked.read(), "OK")
 
+    def test_ids_are_translated_on_a_tunnel_too(self):
+        """Found with Redis' own suite (unit/tracking): a client already on a
+        connection of its own (CLIENT TRACKING off, then HELLO 3: a tunnel) sent its
+        ids to Redis untranslated."""
+        sub, b = self.gate.client(), self.gate.client()
+        sid = sub.call("CLIENT", "ID")
+        sub.call("SUBSCRIBE", "__redis__:invalidate")
+        self.assertEqual(b.call("CLIENT", "TRACKING", "off"), "OK")
+        b.send(C("HELLO", "3"))
+        b.sock.settimeout(5)
+        got = b""
+        while not got.endswith(b"*0\r\n"):
+            got += b.sock.recv(4096)
+        b.send(C("CLIENT", "TRACKING", "on", "REDIRECT", str(sid)) + C("CLIENT", "UNBLOCK", "0"))
+        got = b""
+        while got.count(b"\r\n") < 2:
+            got += b.sock.recv(4096)
+        self.assertEqual(got, b"+OK\r\n:0\r\n")  # id 0: Redis' own answer
+
     def test_a_long_name_in_client_info(self):
         c = self.gate.client()
         self.assertEqual(c.call("CLIENT", "SETNAME", "n" * 1000), "OK")
