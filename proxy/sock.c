@@ -164,9 +164,10 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         s->connecting = 0;
         arm_read(s);
         s->h->on_connected(s->ctx);
-    } else {
-        s->wpending = 0; /* do_write re-arms it if the kernel is still full */
     }
+    /* The write event stays armed (EV_PERSIST) while output waits; do_write takes it
+     * off once all is out. (Clearing wpending first left it armed on an empty
+     * buffer: a worker spun on EPOLLOUT until the socket closed.) */
     do_write(s);
 }
 

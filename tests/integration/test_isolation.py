@@ -327,6 +327,28 @@ class MaxClientsPastTheDescriptors(unittest.TestCase):
             h.close()
 
 
+class IdleAfterABackedUpWrite(ProxyTestCase):
+    """A write that filled the kernel's buffer (a large reply, a slow reader) left the
+    socket's write event armed once all was out: the worker spun on EPOLLOUT at 100%
+    CPU until the connection closed (seen through Redis' own test suite)."""
+
+    def test_no_busy_loop_once_the_output_is_out(self):
+        def cpu_seconds():
+            with open("/proc/%d/stat" % self.gate.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        c = self.gate.client(timeout=30)
+        self.assertEqual(c.call("SET", "big", "x" * (20 << 20)), "OK")
+        c.send(encode("GET", "big"))
+        time.sleep(0.5)  # not reading: respgate's output to this client backs up
+        self.assertEqual(len(c.read()), 20 << 20)
+        time.sleep(0.3)
+        before = cpu_seconds()
+        time.sleep(2)
+        self.assertLess(cpu_seconds() - before, 0.5, "respgate busy while nothing happens")
+        self.assertEqual(c.call("PING"), "PONG")
+
+
 class StaleReplica(unittest.TestCase):
     """A replica that stops applying writes stays close in bytes when the master
     writes little: routing.max_lag_ms bounds how old the data it serves may be."""
