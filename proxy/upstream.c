@@ -54,6 +54,17 @@ void up_arm_timer(struct upconn *u, int ms)
     evtimer_add(u->timer, &tv);
 }
 
+void up_arm_timer_soon(struct upconn *u, int ms)
+{
+    struct timeval when, now, at, tv = {ms / 1000, (ms % 1000) * 1000};
+    if (evtimer_pending(u->timer, &when) &&
+        event_base_gettimeofday_cached(u->w->base, &now) == 0) {
+        timeradd(&now, &tv, &at);
+        if (timercmp(&when, &at, <)) return; /* an earlier look is due anyway */
+    }
+    evtimer_add(u->timer, &tv);
+}
+
 static void set_sockopts(struct sock *s)
 {
     int one = 1;
@@ -377,12 +388,20 @@ static const struct sock_handlers up_handlers = {
 
 /* A fenced write still unanswered after the grace: whatever the old master says
  * later will be an error (up_readcb), so its clients need not wait for it (a frozen
- * master may never answer). */
-static int fenced_overdue(const struct upconn *u)
+ * master may never answer). Returns 1 if u failed; re-arms the timer while a fenced
+ * write is within its grace (libevent may wake a timer a little early). */
+static int fail_fenced(struct upconn *u)
 {
     const struct req *r;
+    int64_t first = 0;
     TAILQ_FOREACH(r, &u->inflight, uq)
-    if (r->fenced_ns && u->w->now_ns - r->fenced_ns > FENCE_GRACE_NS) return 1;
+    if (r->fenced_ns && (!first || r->fenced_ns < first)) first = r->fenced_ns;
+    if (!first) return 0;
+    if (u->w->now_ns - first > FENCE_GRACE_NS) {
+        up_failed(u, "fenced as the old master, and its writes not answered in time");
+        return 1;
+    }
+    up_arm_timer_soon(u, (int)((first + FENCE_GRACE_NS - u->w->now_ns) / 1000000) + 1);
     return 0;
 }
 
@@ -396,10 +415,8 @@ static void up_timercb(evutil_socket_t fd, short what, void *arg)
         up_failed(u, u->sock ? "connect timeout" : u->err);
     else if (u->state == UP_DOWN)
         up_connect(u);
-    else if (u->state == UP_READY && fenced_overdue(u))
-        up_failed(u, "fenced as the old master, and its writes not answered in time");
-    else if (u->state == UP_READY && up_stuck_on_lost_node(u))
-        up_failed(u, "the node stopped answering probes");
+    else if (u->state == UP_READY && !fail_fenced(u))
+        up_watch_lost(u); /* fails it, or looks again later */
 }
 
 /* A request of respgate's own on u: its reply is consumed here, no client waits. */

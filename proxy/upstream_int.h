@@ -23,14 +23,18 @@ void up_failed(struct upconn *u, const char *why);
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
 void up_fail_inflight(struct upconn *u, const char *msg);
 void up_arm_timer(struct upconn *u, int ms);
+/* Arms it for ms from now unless it is due sooner already (a READY connection's
+ * timer serves the fence and the lost-node watch both). */
+void up_arm_timer_soon(struct upconn *u, int ms);
 void up_send_role(struct upconn *u);
 /* A request of respgate's own on u, in flight: its reply is consumed here. */
 struct req *up_own_request(struct upconn *u);
 /* A pinned or tunnel connection leaves its owner (or pool): closed now, freed at the
  * end of the pass; what is in flight gets msg. */
 void up_pin_let_go(struct upconn *u, const char *msg);
-/* Whether u is stuck on a node the probes lost (upstream_pool.c). */
-int up_stuck_on_lost_node(const struct upconn *u);
+/* u on a node the probes lost: failed once stalled, else looked at again by its
+ * timer (upstream_pool.c). Returns 1 if it failed. */
+int up_watch_lost(struct upconn *u);
 /* Every connection to node proves again with ROLE that it reaches a master. */
 void up_reverify_node(struct worker *w, int node);
 /* /readyz's view of this worker: whether it can write to the master now. */

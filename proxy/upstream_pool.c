@@ -11,12 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether u is stuck on a node the probes lost: its requests fail (and reads go
- * elsewhere) rather than wait for a node that may never answer. */
-int up_stuck_on_lost_node(const struct upconn *u)
+/* u is on a node the probes lost: once its oldest request has waited UP_STALL_NS,
+ * its requests fail (reads go elsewhere) rather than wait for a node that may never
+ * answer; until then its timer looks again (a node merely slow answers first).
+ * Returns 1 if u failed. */
+int up_watch_lost(struct upconn *u)
 {
     const struct topology *t = u->w->topo;
-    return t && (size_t)u->node < t->nnodes && !t->nodes[u->node].reachable && upstream_stalled(u);
+    const struct req *head = TAILQ_FIRST(&u->inflight);
+    if (u->state != UP_READY || !head || !t || (size_t)u->node >= t->nnodes ||
+        t->nodes[u->node].reachable)
+        return 0;
+    if (upstream_stalled(u)) {
+        up_failed(u, "the node stopped answering probes");
+        return 1;
+    }
+    /* libevent may wake a timer a little early: never less than a millisecond */
+    up_arm_timer_soon(u, (int)((head->sent_ns + UP_STALL_NS - u->w->now_ns) / 1000000) + 1);
+    return 0;
 }
 
 int upstream_pool_init(struct worker *w)
@@ -68,7 +80,7 @@ static void fence(struct worker *w, int old)
             if (!oldest || r->sent_ns < oldest) oldest = r->sent_ns;
         }
         if (fenced && p->conns[k].state == UP_READY)
-            up_arm_timer(&p->conns[k], (int)(FENCE_GRACE_NS / 1000000) + 1);
+            up_arm_timer_soon(&p->conns[k], (int)(FENCE_GRACE_NS / 1000000) + 1);
     }
     if (oldest && (!w->outage_since || oldest < w->outage_since)) w->outage_since = oldest;
 }
@@ -174,12 +186,7 @@ void upstream_node_lost(struct worker *w, int node)
     struct pool *p = &w->pools[node];
     for (int i = 0; i < p->n; i++) {
         struct upconn *u = &p->conns[i];
-        const struct req *head = TAILQ_FIRST(&u->inflight);
-        if (u->state != UP_READY || !head) continue;
-        if (up_stuck_on_lost_node(u))
-            up_failed(u, "the node stopped answering probes");
-        else
-            up_arm_timer(u, (int)((head->sent_ns + UP_STALL_NS - w->now_ns) / 1000000) + 1);
+        up_watch_lost(u);
     }
 }
 
