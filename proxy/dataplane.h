@@ -63,6 +63,7 @@ struct req {
     int replica_read;           /* a read sent to a replica: its client's writes wait for it */
     int master_only;            /* sent again, to the master only (a script the replica lacks) */
     int scan;                   /* SCAN and kin: its reply's cursor is remembered (scan.c) */
+    int script;                 /* EVAL, FCALL...: may run long (upconn.scripts counts them) */
     int64_t sent_ns;            /* the worker's clock when it was sent */
     int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
@@ -106,6 +107,7 @@ struct upconn {
     int verified;     /* ROLE said master on this connection since the master last changed */
     int role_pending; /* a ROLE is in flight */
     int nwaiting;     /* clients paused until this connection's output drains */
+    int scripts;      /* scripts in flight: what is sent behind one waits for it to end */
     char err[96];     /* a connect error seen before any callback could run */
     char why[400];    /* the last failure, for error replies */
 };

@@ -86,7 +86,9 @@ static int take_shared(struct client *c, unsigned flags)
     }
     if (!u) {
         /* A client with nothing in flight leaves a stalled connection: order holds. */
-        if (c->up && !c->ninflight && upstream_stalled(c->up)) c->up = NULL;
+        /* ... or one where another client's script runs: Redis would answer
+         * this client -BUSY, not make it wait behind the script. */
+        if (c->up && !c->ninflight && (upstream_stalled(c->up) || c->up->scripts)) c->up = NULL;
         if (master == ROUTE_NONE || !(u = upstream_pick_master(c->w, master, c->up, c->proto))) {
             hold_client(c);
             return 1;
@@ -107,6 +109,7 @@ static int take_shared(struct client *c, unsigned flags)
         r->replica_read = 1;
         c->replica_reads++;
     }
+    r->script = (flags & CMD_SCRIPTING) != 0;
     message_send(c, u, r);
     return 1;
 }

@@ -46,6 +46,7 @@ static void unqueue(struct upconn *u, struct req *r)
 {
     TAILQ_REMOVE(&u->inflight, r, uq);
     u->w->outstanding[u->node]--;
+    u->scripts -= r->script;
 }
 
 void up_arm_timer(struct upconn *u, int ms)
@@ -547,6 +548,7 @@ void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const 
         r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello && !r->conn_id;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
+        u->scripts += r->script;
     }
 }
 

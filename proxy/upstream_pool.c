@@ -166,11 +166,12 @@ struct upconn *upstream_pick_master(struct worker *w, int node, struct upconn *c
         return current;
     struct pool *p = &w->pools[node];
     wake_lazy(p, proto);
-    for (int pass = 0; pass < 2; pass++) {
+    /* Prefer one with no script running and not stalled, then one not stalled. */
+    for (int pass = 0; pass < 3; pass++) {
         for (int i = 0; i < p->n; i++) {
             struct upconn *u = &p->conns[p->next++ % (unsigned)p->n];
             if (u->proto == proto && u->state == UP_READY && u->verified &&
-                (pass || !upstream_stalled(u)))
+                (pass == 2 || !upstream_stalled(u)) && (pass || !u->scripts))
                 return u;
         }
     }

@@ -445,6 +445,28 @@ class BusyScript(ProxyTestCase):
     """A long script must not take its shared connection's other clients with it."""
     respgate_options = {"upstream": {"connections_per_node": 1}}
 
+    def test_clients_that_shared_the_script_s_connection_get_busy_at_once(self):
+        """Found with Redis' own suite (the Timedout script tests): clients whose
+        connection to the master was the script's sent their next request behind it
+        and waited for the script to end; Redis answers them -BUSY. Now they move to
+        another connection while a script of another client's runs there."""
+        self.gate.stop()
+        self.gate = self.h.respgate(self.redis.port, threads=1,
+                                    upstream={"connections_per_node": 2})
+        self.redis.client().call("CONFIG", "SET", "busy-reply-threshold", "100")
+        clients = [self.gate.client(timeout=15) for _ in range(8)]
+        for c in clients:
+            self.assertEqual(c.call("PING"), "PONG")  # each has its shared connection
+        runner = self.gate.client(timeout=30)
+        runner.send(encode("EVAL", "local t = redis.call('TIME')[1] + 2 "
+                           "while tonumber(redis.call('TIME')[1]) < t do end return 1", "0"))
+        time.sleep(0.3)
+        for c in clients:
+            c.send(encode("PING"))
+        replies = [c.read() for c in clients]
+        self.assertEqual([r[:4] for r in replies], ["BUSY"] * 8, replies)
+        self.assertEqual(runner.read(), 1)
+
     def test_script_kill_reaches_redis_and_others_see_busy_not_a_hang(self):
         self.redis.client().call("CONFIG", "SET", "busy-reply-threshold", "200")
         runner = self.gate.client(timeout=30)
