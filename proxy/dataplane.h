@@ -64,6 +64,7 @@ struct req {
     int master_only;            /* sent again, to the master only (a script the replica lacks) */
     int scan;                   /* SCAN and kin: its reply's cursor is remembered (scan.c) */
     int script;                 /* EVAL, FCALL...: may run long (upconn.scripts counts them) */
+    int redirect;               /* CLIENT GETREDIR/TRACKINGINFO: Redis' id in it made ours */
     int64_t sent_ns;            /* the worker's clock when it was sent */
     int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:

@@ -109,3 +109,14 @@ unsigned long long idmap_get(struct idmap *m, unsigned long long client)
     pthread_mutex_unlock(&m->lock);
     return id;
 }
+
+unsigned long long idmap_client_of(struct idmap *m, unsigned long long redis_id)
+{
+    unsigned long long client = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nbuckets && !client; i++)
+        for (struct entry *e = m->buckets[i]; e && !client; e = e->next)
+            if (e->redis_id == redis_id) client = e->client;
+    pthread_mutex_unlock(&m->lock);
+    return client;
+}

@@ -16,5 +16,8 @@ int idmap_set(struct idmap *m, unsigned long long client, unsigned long long red
 void idmap_del(struct idmap *m, unsigned long long client);
 /* Its Redis connection id, or 0 if it has none now. */
 unsigned long long idmap_get(struct idmap *m, unsigned long long client);
+/* The client whose connection has Redis id redis_id, or 0. A scan: for CLIENT
+ * GETREDIR and TRACKINGINFO only. */
+unsigned long long idmap_client_of(struct idmap *m, unsigned long long redis_id);
 
 #endif

@@ -1,11 +1,13 @@
 /* replyq: see replyq.h. */
 #include "replyq.h"
+#include "idmap.h"
 #include "scan.h"
 #include "pass.h"
 #include "req.h"
 #include "upstream.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct req *replyq_push(struct client *c, int write)
@@ -144,8 +146,36 @@ static int type_is_array(struct evbuffer *src)
     return evbuffer_copyout(src, &t, 1) == 1 && t == '*';
 }
 
+/* CLIENT GETREDIR (":<id>") and TRACKINGINFO ("redirect" then ":<id>") name the
+ * redirect target by Redis' id of its connection: the client it belongs to is named
+ * by respgate's id instead, as CLIENT ID gave it. Returns the reply, rewritten into
+ * *tmp when it changed (len updated), or src. */
+static struct evbuffer *redirect_ids(struct client *c, struct evbuffer *src, size_t *len,
+                                     struct evbuffer **tmp)
+{
+    static const char key[] = "$8\r\nredirect\r\n:";
+    char buf[512];
+    if (*len >= sizeof(buf) || evbuffer_copyout(src, buf, *len) != (ev_ssize_t)*len) return src;
+    buf[*len] = '\0';
+    char *at = buf[0] == ':' ? buf + 1 : strstr(buf, key);
+    if (!at) return src;
+    if (at != buf + 1) at += sizeof(key) - 1;
+    char *end;
+    unsigned long long redis_id = strtoull(at, &end, 10);
+    unsigned long long id = at[0] != '-' && redis_id ? idmap_client_of(c->w->shared->ids, redis_id)
+                                                     : 0;
+    if (!id || !(*tmp = evbuffer_new())) return src;
+    evbuffer_add(*tmp, buf, (size_t)(at - buf));
+    evbuffer_add_printf(*tmp, "%llu", id);
+    evbuffer_add(*tmp, end, *len - (size_t)(end - buf));
+    evbuffer_drain(src, *len);
+    *len = evbuffer_get_length(*tmp);
+    return *tmp;
+}
+
 void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len)
 {
+    struct evbuffer *tmp = NULL;
     struct client *c = r->client;
     if (r->timed) stats_observe(&w->stats->latency[r->node], w->now_ns - r->sent_ns);
     if (!c) { /* the client left: drop its reply */
@@ -155,6 +185,7 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
     }
     answered(c, r);
     if (r->scan && type_is_array(src)) scan_note(c, src, len, r->node);
+    if (r->redirect) src = redirect_ids(c, src, &len, &tmp);
     if (r == TAILQ_FIRST(&c->pending)) { /* the common case: straight to the output */
         TAILQ_REMOVE(&c->pending, r, cq);
         c->npending--;
@@ -167,6 +198,7 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
         r->done = 1;
         c->stored += evbuffer_get_length(r->reply);
     }
+    if (tmp) evbuffer_free(tmp);
     check_limit(c);
     pass_wake(c);
 }

@@ -241,6 +241,10 @@ class ClientIds(ProxyTestCase):
         tracked.call("GET", "watched")
         self.redis.client().call("SET", "watched", "1")
         self.assertEqual(sub.read(), [b"message", b"__redis__:invalidate", [b"watched"]])
+        # The redirect is reported by the id CLIENT ID gave (Redis' own suite).
+        self.assertEqual(tracked.call("CLIENT", "GETREDIR"), sid)
+        info = tracked.call("CLIENT", "TRACKINGINFO")
+        self.assertEqual(info[info.index(b"redirect") + 1], sid)
         self.assertIn("does not exist", tracked.call("CLIENT", "TRACKING", "on", "REDIRECT",
                                                       "999999"))
 
