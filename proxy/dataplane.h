@@ -99,7 +99,7 @@ struct upconn {
     int named;        /* pinned or tunnel: carries its client's CLIENT SETNAME */
     unsigned long long redis_id; /* pinned or tunnel: Redis' CLIENT ID for it; 0 unknown */
     struct req_queue inflight;
-    struct resp_parser rp; /* frames replies (not for a raw tunnel) */
+    struct resp_parser rp;   /* frames replies (not for a raw tunnel) */
     struct evbuffer *pushes; /* RESP3 pushes read ahead of the next reply: its client's */
     size_t scanned;
     struct event *timer; /* connect timeout, reconnect backoff */
@@ -205,14 +205,14 @@ struct client {
     size_t lingered; /* with C_SHUT: bytes read and dropped since */
     unsigned flags;
     int reading;
-    struct route_horizon horizon;  /* read-your-writes: where its last write is visible */
-    int writes_inflight;           /* writes sent and not answered yet */
-    int replica_reads;             /* reads in flight on replicas: a write waits for them, or
-                                      a replica could apply it before it ran an earlier read */
-    unsigned session;              /* S_*: state its pinned connection holds */
-    int authed;                    /* passed respgate's own AUTH (or none is asked) */
-    int proto;                     /* 2, or 3 after HELLO 3: its shared connections speak it */
-    struct {                       /* SCAN cursors it was given, and by which node (scan.c) */
+    struct route_horizon horizon; /* read-your-writes: where its last write is visible */
+    int writes_inflight;          /* writes sent and not answered yet */
+    int replica_reads;            /* reads in flight on replicas: a write waits for them, or
+                                     a replica could apply it before it ran an earlier read */
+    unsigned session;             /* S_*: state its pinned connection holds */
+    int authed;                   /* passed respgate's own AUTH (or none is asked) */
+    int proto;                    /* 2, or 3 after HELLO 3: its shared connections speak it */
+    struct {                      /* SCAN cursors it was given, and by which node (scan.c) */
         unsigned long long cursor[SCAN_KEPT];
         int node[SCAN_KEPT];
         unsigned next;
@@ -283,11 +283,11 @@ struct worker {
     _Atomic(struct config *) next_cfg;
     atomic_int stop_asked;
     struct event *drain_timer;
-    struct event *cron;  /* once a second: idle clients, slow unauthenticated ones */
-    int draining;        /* 1 draining, 2 the drain timed out: answer the held, then close */
-    int stopping;        /* the stop_asked last acted on */
-    int spare_fd;        /* kept open to be given up when accept runs out of descriptors */
-    int fd_cap;          /* clients the open-files limit leaves room for (worker.c) */
+    struct event *cron;     /* once a second: idle clients, slow unauthenticated ones */
+    int draining;           /* 1 draining, 2 the drain timed out: answer the held, then close */
+    int stopping;           /* the stop_asked last acted on */
+    int spare_fd;           /* kept open to be given up when accept runs out of descriptors */
+    int fd_cap;             /* clients the open-files limit leaves room for (worker.c) */
     char redis_version[32]; /* from the upstream HELLO replies, for the HELLO answered here */
     int64_t refused_logged_ns;
     atomic_int *running; /* the group's count of live worker threads */

@@ -39,11 +39,12 @@ static void reply(struct client *c)
 {
     const char *version = c->w->redis_version[0] ? c->w->redis_version : "7.0.0";
     char buf[512];
-    int n = snprintf(buf, sizeof(buf),
-                     "%s\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
-                     "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n"
-                     "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
-                     c->proto == 3 ? "%7" : "*14", strlen(version), version, c->proto, c->id);
+    int n =
+        snprintf(buf, sizeof(buf),
+                 "%s\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                 "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n"
+                 "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+                 c->proto == 3 ? "%7" : "*14", strlen(version), version, c->proto, c->id);
     replyq_local(c, buf, (size_t)n);
 }
 

@@ -119,9 +119,8 @@ static int resend(struct worker *w, struct req *r, int avoid)
         if (n != ROUTE_NONE && n != avoid) node = n;
     }
     if (node == ROUTE_NONE || node == avoid) return 0;
-    struct upconn *u =
-        node == master ? upstream_pick_master(w, node, c->up, c->proto)
-                       : upstream_pick(w, node, NULL, c->proto);
+    struct upconn *u = node == master ? upstream_pick_master(w, node, c->up, c->proto)
+                                      : upstream_pick(w, node, NULL, c->proto);
     if (!u) return 0;
     log_debug("client: request sent again, to %s", upstream_node_name(w, node));
     r->fenced_ns = 0; /* a fenced write refused by its old master: it did not run */

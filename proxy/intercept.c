@@ -136,9 +136,10 @@ int intercept_wait(struct client *c)
     if (c->rp.argc != (strcmp(c->rp.name, "waitaof") == 0 ? 4 : 3))
         return 0; /* Redis' own arity error, wherever it goes */
     int master = route_write(w->topo);
-    struct upconn *target = c->pin                 ? c->pin
-                            : master == ROUTE_NONE ? NULL
-                                                   : upstream_pick_master(w, master, c->up, c->proto);
+    struct upconn *target = c->pin ? c->pin
+                            : master == ROUTE_NONE
+                                ? NULL
+                                : upstream_pick_master(w, master, c->up, c->proto);
     if (c->write_conn && (!target || target->id != c->write_conn)) {
         message_discard(c);
         replyq_error(c, "-ERR %s\r\n",
@@ -186,8 +187,9 @@ static void client_info_reply(struct client *c)
     /* The name may be long (as long as Redis allows): the line is sized to fit. */
     static const char fmt[] = "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d resp=%d "
                               "proxy=respgate pinned=%s\n";
-    const char *name = c->name ? c->name : "",
-               *pinned = !c->pin ? "no" : c->pin->kind == UP_TUNNEL ? "tunnel" : "session";
+    const char *name = c->name ? c->name : "", *pinned = !c->pin                     ? "no"
+                                                         : c->pin->kind == UP_TUNNEL ? "tunnel"
+                                                                                     : "session";
     int db = (c->session & S_DB) ? -1 : 0, multi = (c->session & S_MULTI) ? 1 : -1,
         sub = c->pin && c->pin->kind == UP_TUNNEL;
     int n = snprintf(NULL, 0, fmt, c->id, paddr, laddr, name, db, multi, sub, c->proto, pinned);

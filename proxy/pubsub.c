@@ -11,9 +11,9 @@ static int kind_of(const char *name, size_t len, int *subscribe)
     static const struct {
         const char *name;
         int kind, subscribe;
-    } names[] = {{"subscribe", PUBSUB_CHANNELS, 1},   {"unsubscribe", PUBSUB_CHANNELS, 0},
-                 {"psubscribe", PUBSUB_PATTERNS, 1},  {"punsubscribe", PUBSUB_PATTERNS, 0},
-                 {"ssubscribe", PUBSUB_SHARDS, 1},    {"sunsubscribe", PUBSUB_SHARDS, 0}};
+    } names[] = {{"subscribe", PUBSUB_CHANNELS, 1},  {"unsubscribe", PUBSUB_CHANNELS, 0},
+                 {"psubscribe", PUBSUB_PATTERNS, 1}, {"punsubscribe", PUBSUB_PATTERNS, 0},
+                 {"ssubscribe", PUBSUB_SHARDS, 1},   {"sunsubscribe", PUBSUB_SHARDS, 0}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i].name) == len && strncasecmp(name, names[i].name, len) == 0) {
             *subscribe = names[i].subscribe;
@@ -36,7 +36,7 @@ int pubsub_sent(struct pubsub *ps, const char *name, long long argc)
 
 static int *count_of(struct pubsub *ps, int kind)
 {
-    return kind == PUBSUB_CHANNELS ? &ps->channels
+    return kind == PUBSUB_CHANNELS   ? &ps->channels
            : kind == PUBSUB_PATTERNS ? &ps->patterns
                                      : &ps->shards;
 }
@@ -53,7 +53,8 @@ static int parse(const char *head, size_t hlen, const char *tail, size_t tlen, l
     int kind = kind_of(head + at, len, &subscribe);
     if (!kind || tlen < 4 || memcmp(tail + tlen - 2, "\r\n", 2) != 0) return 0;
     size_t i = tlen - 2;
-    while (i > 0 && tail[i - 1] != ':') i--;
+    while (i > 0 && tail[i - 1] != ':')
+        i--;
     if (i == 0) return 0;
     *count = strtol(tail + i, NULL, 10);
     return kind;
@@ -68,8 +69,7 @@ static int is_push(const char *head, size_t hlen)
     return 0;
 }
 
-int pubsub_received(struct pubsub *ps, const char *head, size_t hlen, const char *tail,
-                    size_t tlen)
+int pubsub_received(struct pubsub *ps, const char *head, size_t hlen, const char *tail, size_t tlen)
 {
     if (is_push(head, hlen)) return 0;
     if (ps->n == 0) return 0; /* not ours to count: the tunnel stays (never seen) */

@@ -15,8 +15,8 @@ struct pubsub {
     int channels, patterns, shards; /* as Redis' replies say, so far */
     unsigned head, n;               /* the requests whose replies are not all back */
     struct {
-        int left;                 /* replies still to come; -1: not known yet */
-        unsigned char all;        /* an unsubscribe from all of one kind: PUBSUB_* */
+        int left;          /* replies still to come; -1: not known yet */
+        unsigned char all; /* an unsubscribe from all of one kind: PUBSUB_* */
     } q[PUBSUB_QUEUE];
 };
 

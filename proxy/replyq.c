@@ -162,8 +162,8 @@ static struct evbuffer *redirect_ids(struct client *c, struct evbuffer *src, siz
     if (at != buf + 1) at += sizeof(key) - 1;
     char *end;
     unsigned long long redis_id = strtoull(at, &end, 10);
-    unsigned long long id = at[0] != '-' && redis_id ? idmap_client_of(c->w->shared->ids, redis_id)
-                                                     : 0;
+    unsigned long long id =
+        at[0] != '-' && redis_id ? idmap_client_of(c->w->shared->ids, redis_id) : 0;
     if (!id || !(*tmp = evbuffer_new())) return src;
     evbuffer_add(*tmp, buf, (size_t)(at - buf));
     evbuffer_add_printf(*tmp, "%llu", id);

@@ -26,7 +26,6 @@
 #define UP_BACKOFF_MIN_MS 50
 #define UP_BACKOFF_MAX_MS 2000
 
-
 static const char fenced_reply[] =
     "-ERR upstream master replaced before the reply, the command may or may not have run "
     "(respgate fenced the old master)\r\n";
@@ -58,8 +57,7 @@ void up_arm_timer(struct upconn *u, int ms)
 void up_arm_timer_soon(struct upconn *u, int ms)
 {
     struct timeval when, now, at, tv = {ms / 1000, (ms % 1000) * 1000};
-    if (evtimer_pending(u->timer, &when) &&
-        event_base_gettimeofday_cached(u->w->base, &now) == 0) {
+    if (evtimer_pending(u->timer, &when) && event_base_gettimeofday_cached(u->w->base, &now) == 0) {
         timeradd(&now, &tv, &at);
         if (timercmp(&when, &at, <)) return; /* an earlier look is due anyway */
     }
@@ -73,8 +71,6 @@ static void set_sockopts(struct sock *s)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
-
-
 
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
 void up_fail_inflight(struct upconn *u, const char *msg)
@@ -161,8 +157,8 @@ static int setup_refused(struct upconn *u, struct req *r, struct evbuffer *in, s
         log_error("upstream %s: HELLO 3 refused: %s (RESP3 needs Redis 6 or later)", node_name(u),
                   text + 1);
     else
-        log_error("upstream %s: AUTH refused: %s (check upstream.username/password)",
-                  node_name(u), text + 1);
+        log_error("upstream %s: AUTH refused: %s (check upstream.username/password)", node_name(u),
+                  text + 1);
     u->state = UP_CONNECTING;
     up_failed(u, hello ? "HELLO 3 refused" : "AUTH refused");
     return 1;
@@ -488,8 +484,8 @@ void up_connect(struct upconn *u)
     if (u->kind == UP_SHARED) up_send_role(u); /* pins are opened to a verified master only */
 }
 
-int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
-                   struct client *owner, int proto)
+int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind, struct client *owner,
+            int proto)
 {
     memset(u, 0, sizeof(*u));
     u->w = w;

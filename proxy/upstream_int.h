@@ -15,8 +15,8 @@
  * timer tick (50-100 ms) after it names the replica, which is when respgate fences. */
 #define FENCE_GRACE_NS (50 * 1000000LL)
 
-int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind,
-            struct client *owner, int proto);
+int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind, struct client *owner,
+            int proto);
 void up_deinit(struct upconn *u);
 void up_connect(struct upconn *u);
 void up_failed(struct upconn *u, const char *why);

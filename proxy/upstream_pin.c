@@ -90,7 +90,8 @@ void upstream_pin_close(struct upconn **up, const char *why)
     char msg[512];
     if (!u) return;
     *up = NULL;
-    snprintf(msg, sizeof(msg), "-ERR upstream connection closed (%s: %s)\r\n", upstream_node_name(u->w, u->node), why);
+    snprintf(msg, sizeof(msg), "-ERR upstream connection closed (%s: %s)\r\n",
+             upstream_node_name(u->w, u->node), why);
     up_pin_let_go(u, msg);
 }
 

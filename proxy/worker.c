@@ -153,7 +153,8 @@ static void fit_fd_cap(struct worker *w)
     for (size_t r = 0; r < cfg->nregions; r++)
         nodes += (long long)cfg->regions[r].nnodes;
     if (nodes < 3) nodes = 3; /* Sentinel finds the replicas */
-    long long own = 64 + nodes * (cfg->threads * (2LL * cfg->upstream.connections_per_node + 16) + 2);
+    long long own =
+        64 + nodes * (cfg->threads * (2LL * cfg->upstream.connections_per_node + 16) + 2);
     long long left = (long long)rl.rlim_cur - own;
     w->fd_cap = left > 4 ? (int)(left * 3 / 4 < INT_MAX ? left * 3 / 4 : INT_MAX) : 1;
 }
