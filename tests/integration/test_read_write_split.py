@@ -10,6 +10,30 @@ from adminhttp import admin_port, get_json
 from harness import Harness, RespError, encode, main, wait_until
 
 
+class PipelinedReaders:
+    """4 clients GETting "k" through respgate in pipelines of 20, until stopped;
+    every reply sorted into ok or errors."""
+
+    def __init__(self, gate):
+        self.gate, self.stop, self.errors, self.ok = gate, threading.Event(), [], []
+        self.threads = [threading.Thread(target=self.read) for _ in range(4)]
+        for t in self.threads:
+            t.start()
+
+    def read(self):
+        c = self.gate.client(timeout=5)
+        while not self.stop.is_set():
+            c.send(b"".join(encode("GET", "k") for _ in range(20)))
+            for _ in range(20):
+                reply = c.read()
+                (self.errors if isinstance(reply, RespError) else self.ok).append(reply)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
 class SplitTestCase(unittest.TestCase):
     respgate_options = {}
     redis_extra = []
@@ -131,18 +155,7 @@ class ReadWriteSplit(SplitTestCase):
         r = redis.Redis(port=self.gate.port)
         r.set("k", "v")
         time.sleep(0.2)
-        stop, errors, ok = threading.Event(), [], []
-
-        def reader():
-            c = self.gate.client(timeout=5)
-            while not stop.is_set():
-                c.send(b"".join(encode("GET", "k") for _ in range(20)))
-                for _ in range(20):
-                    reply = c.read()
-                    (errors if isinstance(reply, RespError) else ok).append(reply)
-        threads = [threading.Thread(target=reader) for _ in range(4)]
-        for t in threads:
-            t.start()
+        readers = PipelinedReaders(self.gate)
         try:
             direct = self.replicas[0].client()
             busy = ("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] "
@@ -152,10 +165,8 @@ class ReadWriteSplit(SplitTestCase):
                 time.sleep(0.3)
                 self.assertEqual(direct.call("EVAL", busy, "0"), 1)  # 300 ms busy
         finally:
-            stop.set()
-            for t in threads:
-                t.join(10)
-        self.assertEqual(errors, [])
+            readers.finish()
+        self.assertEqual(readers.errors, [])
         out = self.gate.output()
         self.assertIn("unreachable: no answer to INFO in time", out)
         self.assertNotIn("the node stopped answering probes", out)
@@ -215,27 +226,13 @@ class ReadWriteSplit(SplitTestCase):
         r = redis.Redis(port=self.gate.port)
         r.set("k", "v")
         time.sleep(0.2)
-        errors, ok = [], []
-        stop = threading.Event()
-
-        def reader():
-            c = self.gate.client(timeout=5)
-            while not stop.is_set():
-                c.send(b"".join(encode("GET", "k") for _ in range(20)))
-                for _ in range(20):
-                    reply = c.read()
-                    (errors if isinstance(reply, RespError) else ok).append(reply)
-        threads = [threading.Thread(target=reader) for _ in range(4)]
-        for t in threads:
-            t.start()
+        readers = PipelinedReaders(self.gate)
         time.sleep(0.3)
         self.replicas[0].kill()
         time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join(10)
-        self.assertGreater(len(ok), 1000)
-        self.assertEqual(errors, [])
+        readers.finish()
+        self.assertGreater(len(readers.ok), 1000)
+        self.assertEqual(readers.errors, [])
 
 
 class LaggingReplica(SplitTestCase):
