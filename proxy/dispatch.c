@@ -73,11 +73,13 @@ static int take_shared(struct client *c, unsigned flags)
         return 1;
     }
     int master = route_write(c->w->topo), scan = read && node != ROUTE_NONE && scan_is(c);
-    if (scan) node = scan_route(c, node);
+    int continues = 0; /* a SCAN from a cursor: it may go nowhere else */
+    if (scan) node = scan_route(c, node, &continues);
     struct upconn *u = NULL;
     if (node >= 0 && node != master && !(u = upstream_pick(c->w, node, NULL, c->proto)))
-        node = scan && scan_continues(c) ? SCAN_GONE : master; /* the replica went away
-                                                    before the probe noticed: the master has it */
+        /* The replica went away before the probe noticed: the master has the data,
+         * not the cursor. */
+        node = continues ? SCAN_GONE : master;
     if (node == SCAN_GONE) {
         message_discard(c);
         replyq_error(c, "-ERR %s\r\n",
@@ -104,7 +106,7 @@ static int take_shared(struct client *c, unsigned flags)
     }
     struct req *r = replyq_push(c, !read);
     r->scan = scan;
-    if (!scan || !scan_continues(c)) keep_copy(c, r); /* a cursor is no use elsewhere */
+    if (!continues) keep_copy(c, r); /* a cursor is no use elsewhere */
     if (u->node != master) {
         r->replica_read = 1;
         c->replica_reads++;

@@ -30,17 +30,12 @@ static long long cursor_arg(struct client *c, unsigned long long *cursor)
     return *end ? -1 : *cursor != 0;
 }
 
-int scan_continues(const struct client *c)
-{
-    unsigned long long cursor;
-    return cursor_arg((struct client *)c, &cursor) == 1;
-}
-
-int scan_route(struct client *c, int routed)
+int scan_route(struct client *c, int routed, int *continues)
 {
     const struct topology *t = c->w->topo;
     unsigned long long cursor;
-    if (cursor_arg(c, &cursor) != 1) return routed;
+    *continues = cursor_arg(c, &cursor) == 1;
+    if (!*continues) return routed;
     for (int i = 0; i < SCAN_KEPT; i++) {
         if (c->scans.cursor[i] != cursor) continue;
         int n = c->scans.node[i];

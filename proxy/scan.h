@@ -14,10 +14,9 @@ enum { SCAN_GONE = -3 }; /* the cursor's node cannot serve it any more */
 int scan_is(const struct client *c);
 /* The node for it, given the node the router chose: that one for a scan from cursor
  * 0, the cursor's node for one that goes on (SCAN_GONE if that node left), the
- * master for a cursor this client was not given here. */
-int scan_route(struct client *c, int routed);
-/* Whether the request goes on from a cursor (not 0). */
-int scan_continues(const struct client *c);
+ * master for a cursor this client was not given here. *continues: whether it goes on
+ * from a cursor (not 0). */
+int scan_route(struct client *c, int routed, int *continues);
 /* A scan reply from node: its cursor is remembered. */
 void scan_note(struct client *c, struct evbuffer *reply, size_t len, int node);
 
