@@ -56,6 +56,7 @@ void client_destroy(struct client *c)
     TAILQ_REMOVE(&w->dead, c, ready);
     resp_deinit(&c->rp);
     free(c->name);
+    free(c->user);
     sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
     w->nclients--;
@@ -158,6 +159,11 @@ void client_resume(struct client *c)
                  c->w->cfg->limits.client_output_soft_limit_bytes,
                  c->w->cfg->limits.client_output_soft_seconds);
         stats_add(&c->w->stats->closed[STATS_CLOSE_OUTPUT_LIMIT], 1);
+        client_close(c);
+        return;
+    }
+    if (c->flags & C_KILLED) {
+        stats_add(&c->w->stats->closed[STATS_CLOSE_KILLED], 1);
         client_close(c);
         return;
     }
@@ -340,7 +346,7 @@ void client_accept(struct worker *w, evutil_socket_t fd)
     c->authed = !intercept_auth_required(w->cfg);
     c->id = atomic_fetch_add(&w->shared->next_client_id, 1) + 1;
     c->proto = 2;
-    c->active_ns = topo_now_ns();
+    c->active_ns = c->created_ns = topo_now_ns();
     TAILQ_INIT(&c->pending);
     long long max_bulk = w->cfg->limits.max_query_buffer_bytes;
     resp_init(&c->rp, RESP_REQUEST,

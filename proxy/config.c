@@ -55,8 +55,8 @@ static int parse_auth(json_t *root, struct config *cfg, char *err, size_t errlen
 
 /* Commands that would break respgate's view of the nodes, or other clients'. */
 static const char *const default_deny[] = {
-    "replicaof",    "slaveof",        "failover", "shutdown", "debug",    "client|kill",
-    "client|pause", "client|unpause", "sync",     "psync",    "replconf", NULL};
+    "replicaof",      "slaveof", "failover", "shutdown", "debug", "client|pause",
+    "client|unpause", "sync",    "psync",    "replconf", NULL};
 
 static int add_deny(struct config *cfg, const char *name)
 {

@@ -169,6 +169,7 @@ enum {
     C_WAIT_READS = 1 << 13,    /* a framed write waits for its reads in flight on replicas */
     C_TX_DIRTY = 1 << 14,      /* respgate refused a command queued in its MULTI: EXECABORT */
     C_IDS_DONE = 1 << 15,      /* the request's client ids were translated: send it as is */
+    C_KILLED = 1 << 16,        /* CLIENT KILL named it: closed when it resumes */
 };
 #define C_NOREAD                                                                                   \
     (C_PAUSED_PENDING | C_PAUSED_UP | C_OVERLIMIT | C_WAIT_REPLIES | C_CLOSING | C_NOINPUT |       \
@@ -217,21 +218,28 @@ struct client {
         int node[SCAN_KEPT];
         unsigned next;
     } scans;
-    unsigned long long id;         /* CLIENT ID */
-    char *name;                    /* CLIENT SETNAME */
-    unsigned long long write_conn; /* id of the connection that carried its last write */
-    struct pubsub pubsub;          /* its pub/sub tunnel, followed to its end */
-    TAILQ_ENTRY(client) hold_link; /* with C_WAIT_MASTER: in its worker's held list */
-    enum stats_class cls;          /* of the request being dispatched, for the metrics */
-    const struct cmd_info *ci;     /* its row in the command table, or NULL */
-    int sent;                      /* dispatch: the request went upstream */
-    int64_t hold_until;            /* when its wait for a master ends; 0: not waiting. It stays set
-                                      after a timeout, so requests behind fail at once, until a
-                                      request reaches a master again */
+    unsigned long long id;           /* CLIENT ID */
+    char *name;                      /* CLIENT SETNAME */
+    char *user;                      /* AUTH'd as (auth.users); NULL: the default user */
+    int64_t created_ns;              /* accepted at: CLIENT LIST's age */
+    int db;                          /* SELECTed, as far as respgate can tell */
+    int multi_queued;                /* commands queued in its MULTI */
+    const struct cmd_info *last_cmd; /* the last command, its subcommand's row if any */
+    char addr[56], laddr[56];        /* "host:port" of both ends, once CLIENT LIST asked */
+    unsigned long long write_conn;   /* id of the connection that carried its last write */
+    struct pubsub pubsub;            /* its pub/sub tunnel, followed to its end */
+    TAILQ_ENTRY(client) hold_link;   /* with C_WAIT_MASTER: in its worker's held list */
+    enum stats_class cls;            /* of the request being dispatched, for the metrics */
+    const struct cmd_info *ci;       /* its row in the command table, or NULL */
+    int sent;                        /* dispatch: the request went upstream */
+    int64_t hold_until; /* when its wait for a master ends; 0: not waiting. It stays set
+                           after a timeout, so requests behind fail at once, until a
+                           request reaches a master again */
 };
 TAILQ_HEAD(client_list, client);
 
 struct probe;
+struct roster;
 
 /* Shared by all workers; set up before they start, read-only after (but the atomics). */
 struct shared {
@@ -240,6 +248,7 @@ struct shared {
     struct probe *probe;          /* told when a node contradicts the topology */
     struct avail *avail;          /* told when writes could not be served, and since when */
     struct idmap *ids;            /* client ids to their own Redis connections' ids */
+    struct roster *roster;        /* CLIENT LIST and KILL across workers */
 };
 
 struct worker {

@@ -317,6 +317,7 @@ static void route(struct client *c)
     if ((flags & CMD_BLOCKING) && p->name[0] == 'x' && !intercept_stream_read_blocks(c))
         flags &= ~(unsigned)(CMD_BLOCKING | CMD_SESSION);
     c->ci = ci;
+    c->last_cmd = ci && (ci->flags & CMD_CONTAINER) ? subcommand(c, ci) : ci;
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if ((!steps[i].when || (flags & steps[i].when)) && steps[i].take(c, flags)) return;
 }

@@ -1,8 +1,10 @@
 /* intercept: commands answered or rewritten here, for the client's own view of its
  * connection: AUTH and HELLO's AUTH (respgate's own users), CLIENT ID / GETNAME /
- * SETNAME / INFO / SETINFO, WAIT (where this client's writes went), RESET, the deny
- * list, and whether XREAD / XREADGROUP block. */
+ * SETNAME / INFO / SETINFO (LIST and KILL: clientlist.h), the ids CLIENT UNBLOCK and
+ * TRACKING name, WAIT (where this client's writes went), RESET, the deny list, and
+ * whether XREAD / XREADGROUP block. */
 #include "intercept.h"
+#include "clientlist.h"
 #include "command.h"
 #include "idmap.h"
 #include "message.h"
@@ -107,6 +109,9 @@ int intercept_credentials_ok(struct client *c, const char *user, size_t ulen, co
 {
     if (credentials_ok(c->w->cfg, user, ulen, pass, plen)) {
         c->authed = 1;
+        free(c->user); /* CLIENT LIST's user= */
+        c->user =
+            user && !(ulen == 7 && memcmp(user, "default", 7) == 0) ? strndup(user, ulen) : NULL;
         return 1;
     }
     stats_add(&c->w->stats->errors[STATS_ERR_AUTH], 1);
@@ -164,52 +169,6 @@ int intercept_wait(struct client *c)
     return 1;
 }
 
-/* "host:port" ("[v6]:port") of a socket address, for CLIENT INFO. */
-static void addr_text(const struct sockaddr_storage *sa, char *out, size_t n)
-{
-    char host[INET6_ADDRSTRLEN], port[8];
-    if (getnameinfo((const struct sockaddr *)sa, sizeof(*sa), host, sizeof(host), port,
-                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf(out, n, sa->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
-}
-
-/* CLIENT INFO for the client's own connection to respgate. */
-static void client_info_reply(struct client *c)
-{
-    struct sockaddr_storage peer, local;
-    socklen_t plen = sizeof(peer), llen = sizeof(local);
-    char paddr[INET6_ADDRSTRLEN + 8] = "?", laddr[INET6_ADDRSTRLEN + 8] = "?";
-    evutil_socket_t fd = sock_fd(c->sock);
-    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
-        addr_text(&peer, paddr, sizeof(paddr));
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
-        addr_text(&local, laddr, sizeof(laddr));
-    /* The name may be long (as long as Redis allows): the line is sized to fit. */
-    static const char fmt[] = "id=%llu addr=%s laddr=%s name=%s db=%d multi=%d sub=%d resp=%d "
-                              "proxy=respgate pinned=%s\n";
-    const char *name = c->name ? c->name : "", *pinned = !c->pin                     ? "no"
-                                                         : c->pin->kind == UP_TUNNEL ? "tunnel"
-                                                                                     : "session";
-    int db = (c->session & S_DB) ? -1 : 0, multi = (c->session & S_MULTI) ? 1 : -1,
-        sub = c->pin && c->pin->kind == UP_TUNNEL;
-    int n = snprintf(NULL, 0, fmt, c->id, paddr, laddr, name, db, multi, sub, c->proto, pinned);
-    char *line = n > 0 ? malloc((size_t)n + 1) : NULL;
-    if (!line) {
-        message_discard(c);
-        replyq_error(c, "-ERR %s\r\n", "out of memory");
-        return;
-    }
-    snprintf(line, (size_t)n + 1, fmt, c->id, paddr, laddr, name, db, multi, sub, c->proto, pinned);
-    char hdr[32]; /* RESP3: a verbatim string, as Redis */
-    int h = c->proto == 3 ? snprintf(hdr, sizeof(hdr), "=%d\r\ntxt:", n + 4)
-                          : snprintf(hdr, sizeof(hdr), "$%d\r\n", n);
-    message_discard(c);
-    replyq_local(c, hdr, (size_t)h);
-    replyq_local(c, line, (size_t)n);
-    replyq_local(c, "\r\n", 2);
-    free(line);
-}
-
 /* RESET: what Redis does to a connection, done to the client's view. Its pinned
  * connection, if any, is closed rather than reused (RESET there would have logged
  * respgate's own connection out), and respgate's authentication is asked again. */
@@ -225,6 +184,9 @@ void intercept_reset(struct client *c)
     c->flags &= ~(unsigned)(C_TX_ABORTED | C_WATCH_LOST | C_TX_DIRTY);
     free(c->name);
     c->name = NULL;
+    free(c->user);
+    c->user = NULL;
+    c->db = 0;
     c->authed = !intercept_auth_required(c->w->cfg);
     if (c->proto != 2) c->up = NULL; /* as Redis: back to RESP2 */
     c->proto = 2;
@@ -291,13 +253,34 @@ static int translate_ids(struct client *c, const char *sub)
     return 1;
 }
 
+/* CLIENT KILL ... ID <id> ...: the only form a tunnel may send Redis, which kills
+ * one connection at most, and never one of respgate's shared ones. */
+static int names_an_id(struct client *c)
+{
+    char buf[MESSAGE_ARGS_MAX_BYTES];
+    const char *argv[MESSAGE_ARGS_MAX];
+    size_t lens[MESSAGE_ARGS_MAX];
+    int argc = message_args(c, buf, sizeof(buf), argv, lens);
+    for (int i = 2; i + 1 < argc; i += 2)
+        if (lens[i] == 2 && strncasecmp(argv[i], "id", 2) == 0) return 1;
+    return 0;
+}
+
 int intercept_client_ids(struct client *c)
 {
     const char *sub = c->rp.arg1;
     if (c->flags & C_IDS_DONE) return 0; /* framed again by translate_ids: as it is now */
-    if (strcasecmp(sub, "unblock") != 0 && strcasecmp(sub, "kill") != 0 &&
-        strcasecmp(sub, "tracking") != 0)
+    /* KILL is respgate's own (clientlist.h), but on a tunnel, where Redis answers. */
+    int kill = strcasecmp(sub, "kill") == 0, tunnel = c->pin && c->pin->kind == UP_TUNNEL;
+    if (strcasecmp(sub, "unblock") != 0 && strcasecmp(sub, "tracking") != 0 && !(kill && tunnel))
         return 0;
+    if (kill && !names_an_id(c)) { /* by address or type it would hit respgate's own */
+        message_discard(c);
+        replyq_error(c, "-ERR %s\r\n",
+                     "CLIENT KILL in pub/sub, MONITOR or CLIENT REPLY mode takes only ID "
+                     "through respgate");
+        return 1;
+    }
     return translate_ids(c, sub);
 }
 
@@ -338,7 +321,7 @@ int intercept_client(struct client *c)
         int n = snprintf(reply, sizeof(reply), ":%llu\r\n", c->id);
         replyq_local(c, reply, (size_t)n);
     } else if (strcasecmp(sub, "info") == 0 && c->rp.argc == 2) {
-        client_info_reply(c);
+        clientlist_info(c);
     } else if (strcasecmp(sub, "setname") == 0 && c->rp.argc == 3) {
         int argc = message_args(c, buf, sizeof(buf), argv, lens);
         message_discard(c);
@@ -355,7 +338,7 @@ int intercept_client(struct client *c)
         session_renamed(c);
         replyq_local(c, "+OK\r\n", 5);
     } else {
-        return 0;
+        return clientlist_take(c);
     }
     return 1;
 }

@@ -11,6 +11,8 @@
 #include "req.h"
 #include "upstream.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -105,6 +107,16 @@ static void unwait(struct client *c, struct upconn *u)
     }
 }
 
+/* SELECT's index for CLIENT LIST's db=, when it is one (Redis refuses the rest; an
+ * index past its databases is not known here and shows as asked). */
+static void note_db(struct client *c)
+{
+    char *end;
+    long db = strtol(c->rp.arg1, &end, 10);
+    if (c->rp.arg1_len && c->rp.arg1_len <= RESP_ARG1_MAX && !*end && db >= 0 && db <= INT_MAX)
+        c->db = (int)db;
+}
+
 /* Follows the state the command leaves on the pinned connection. Only a command
  * Redis runs may clear a state: one with the wrong number of arguments is refused,
  * and one queued inside MULTI may never run (DISCARD). Setting a state that did not
@@ -114,7 +126,11 @@ static void track(struct client *c)
     const char *n = c->rp.name;
     long long argc = c->rp.argc;
     int multi = (c->session & S_MULTI) != 0;
+    if (multi && strcmp(n, "exec") != 0 && strcmp(n, "discard") != 0 && strcmp(n, "multi") != 0 &&
+        strcmp(n, "watch") != 0)
+        c->multi_queued++; /* CLIENT LIST's multi= */
     if (strcmp(n, "multi") == 0) {
+        if (argc == 1 && !multi) c->multi_queued = 0;
         if (argc == 1) c->session |= S_MULTI;
     } else if (strcmp(n, "exec") == 0) {
         /* Inside MULTI, EXEC ends the transaction even when refused (EXECABORT);
@@ -131,8 +147,10 @@ static void track(struct client *c)
             c->session &= ~(unsigned)S_DB;
         else if (argc == 2)
             c->session |= S_DB;
+        if (argc == 2 && !multi) note_db(c);
     } else if (strcmp(n, "reset") == 0) {
         if (argc == 1) c->session = 0;
+        if (argc == 1) c->db = 0;
     } else if (strcmp(n, "auth") == 0 || strcmp(n, "readonly") == 0 ||
                strcmp(n, "readwrite") == 0 ||
                (strcmp(n, "client") == 0 && session_client_sub_is_stateful(c->rp.arg1))) {

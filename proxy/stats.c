@@ -69,7 +69,7 @@ const char *stats_class_name(enum stats_class c)
 const char *stats_close_name(enum stats_close c)
 {
     static const char *const names[STATS_CLOSES] = {"output_limit", "query_limit", "protocol",
-                                                    "idle"};
+                                                    "idle", "killed"};
     return names[c];
 }
 

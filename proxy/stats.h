@@ -45,6 +45,7 @@ enum stats_close {
     STATS_CLOSE_QUERY_LIMIT,  /* limits.max_query_buffer_bytes (or 64 KiB before AUTH) */
     STATS_CLOSE_PROTOCOL,     /* malformed RESP */
     STATS_CLOSE_IDLE,         /* limits.client_idle_timeout_ms, or a slow unauthenticated one */
+    STATS_CLOSE_KILLED,       /* CLIENT KILL */
     STATS_CLOSES
 };
 

@@ -9,6 +9,8 @@
 #include "dataplane.h"
 #include "hold.h"
 #include "idmap.h"
+#include "clientlist.h"
+#include "roster.h"
 #include "log.h"
 #include "pass.h"
 #include "req.h"
@@ -42,7 +44,8 @@ struct worker_group {
 /* What main ('d', 'f') and the control thread ('t', 'c') send a worker on its
  * control pipe. Smaller than PIPE_BUF, so each write is atomic. */
 struct control_msg {
-    char cmd;           /* 'd' drain, 'f' force close, 't' new topology, 'c' new config */
+    char cmd;           /* 'd' drain, 'f' force close, 't' new topology, 'c' new config,
+                           'r' a roster question or answer */
     struct topology *t; /* with 't': a reference the worker takes over */
 };
 
@@ -244,7 +247,15 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
     w->now_ns = topo_now_ns();
     while (read(fd, &m, sizeof(m)) == (ssize_t)sizeof(m)) {
         if (m.cmd == 't') set_topology(w, m.t);
-        /* 'c', 'd', 'f' only wake: the mailboxes below say what */
+        /* 'c', 'd', 'f', 'r' only wake: the mailboxes below say what */
+    }
+    struct roster_query *q;
+    int back;
+    while ((q = roster_next(w->shared->roster, w->id, &back))) {
+        if (back)
+            clientlist_reply(w, q);
+        else
+            clientlist_answer(w, q);
     }
     struct config *cfg = atomic_exchange(&w->next_cfg, NULL);
     if (cfg && set_config(w, cfg)) log_error("out of memory applying a reloaded config");
@@ -274,6 +285,12 @@ static void send_control(struct worker *w, char cmd, struct topology *t, struct 
     m.cmd = cmd;
     m.t = t;
     if (write(w->ctl_fd[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) topo_release(&m.t);
+}
+
+/* Any worker: a question about clients waits in w's roster mailbox. */
+static void roster_wake(void *arg)
+{
+    send_control(arg, 'r', NULL, NULL);
 }
 
 /* Runs on the control thread: every worker gets its own reference. */
@@ -375,6 +392,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
     memset(w->stats, 0, sizeof(*w->stats));
     w->shared = sh;
     w->running = running;
+    roster_set_wake(sh->roster, id, roster_wake, w);
     w->ctl_fd[0] = w->ctl_fd[1] = -1;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->held);
@@ -460,6 +478,7 @@ static struct worker_group *group_free(struct worker_group *g)
     free(g->workers);
     free(g->threads);
     idmap_destroy(&g->shared.ids);
+    roster_destroy(&g->shared.roster); /* questions still going: their requests are no cache's */
     free(g);
     return NULL;
 }
@@ -510,7 +529,8 @@ struct worker_group *workers_create(struct config *cfg, char *err, size_t errlen
     g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
     g->threads = calloc((size_t)cfg->threads, sizeof(*g->threads));
     g->shared.ids = idmap_create();
-    if (!g->workers || !g->threads || !g->shared.ids) {
+    g->shared.roster = roster_create(cfg->threads);
+    if (!g->workers || !g->threads || !g->shared.ids || !g->shared.roster) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

@@ -33,7 +33,9 @@ EXCLUDED = {
     # Replication and failover (in respgate's default deny_commands too).
     "replicaof", "slaveof", "failover", "sync", "psync", "replconf",
     # respgate's default deny_commands answer its own error (docs/configuration.md).
-    "debug", "client|kill", "client|pause", "client|unpause",
+    "debug", "client|pause", "client|unpause",
+    # Closes clients: respgate's own on A, Redis' on B (docs/compatibility.md).
+    "client|kill",
     # Act on other connections or change how replies are framed for good: MONITOR streams
     # every client's commands, QUIT closes, CLIENT REPLY silences replies, CLIENT TRACKING
     # needs REDIRECT <client id> (ids differ between A and B) to deliver anything in RESP2.
@@ -70,7 +72,7 @@ SHAPE = {
 UNORDERED = {"smembers", "sinter", "sunion", "sdiff", "keys",
              "command", "command|list", "command|info", "command|docs", "acl|cat"}
 ANSWERED_BY_RESPGATE = {"client|id", "client|info", "client|getname", "client|setname",
-                        "client|setinfo"}
+                        "client|setinfo", "client|list", "client|kill"}
 EXACT, UNORD, SHAPED = 0, 1, 2
 PUBSUB = {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"}
 SESSION = ["multi", "exec", "discard", "watch", "unwatch", "select", "reset", "client|setname",
@@ -294,7 +296,7 @@ class Client:
             # replies than EXEC's array announces: its own framing breaks there.
             if in_multi and entry in PUBSUB and len(argv) != 2:
                 continue
-            # respgate answers CLIENT ID/INFO/GETNAME/SETNAME/SETINFO itself and refuses
+            # respgate answers CLIENT ID/INFO/GETNAME/SETNAME/SETINFO/LIST/KILL itself and refuses
             # them inside MULTI, which then fails EXEC (docs/architecture.md, "Sessions").
             if in_multi and entry in ANSWERED_BY_RESPGATE:
                 continue
