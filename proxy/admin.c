@@ -107,6 +107,14 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
                       route_read_eligible(t, &a->policy, i), "probed_seconds_ago",
                       n->probed_ns ? (double)(now - n->probed_ns) / 1e9 : -1.0));
     }
+    for (size_t i = 0; i < t->nnodes; i++) { /* failover.region_priority */
+        const struct topo_node *n = &t->nodes[i];
+        json_t *o = json_array_get(nodes, i);
+        json_object_set_new(o, "replica_priority",
+                            n->priority >= 0 ? json_integer(n->priority) : json_null());
+        json_object_set_new(o, "replica_priority_wanted",
+                            n->priority_want ? json_integer(n->priority_want) : json_null());
+    }
     int m = t->master;
     json_t *regions = json_array();
     for (size_t r = 0; r < a->cfg->nregions; r++) {
@@ -120,7 +128,7 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
     double since = m >= 0 && t->master_since_ns ? (double)(now - t->master_since_ns) / 1e9 : -1;
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    return json_pack(
+    json_t *o = json_pack(
         "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "generation", (json_int_t)t->generation,
         "master", m >= 0 ? json_string(t->nodes[m].name) : json_null(), "master_since",
         since >= 0 ? json_real((double)wall.tv_sec + wall.tv_nsec / 1e9 - since) : json_null(),
@@ -128,6 +136,10 @@ static json_t *topology_json(const struct admin *a, const struct topology *t)
         t->why_no_master ? json_string(t->why_no_master) : json_null(), "master_reason",
         m >= 0 && t->master_reason ? json_string(t->master_reason) : json_null(), "regions",
         regions, "nodes", nodes);
+    int local = a->cfg->local_region;
+    json_object_set_new(o, "local_region",
+                        local >= 0 ? json_string(a->cfg->regions[local].name) : json_null());
+    return o;
 }
 
 static void reply_json(struct evhttp_request *req, int code, json_t *j)

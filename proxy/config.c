@@ -99,7 +99,8 @@ static int parse_deny(json_t *root, struct config *cfg, char *err, size_t errlen
 static int parse_routing(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "reads", "max_lag_bytes", "max_lag_ms", "read_your_writes", "no_replica", NULL};
+        "reads", "max_lag_bytes", "max_lag_ms", "read_your_writes", "no_replica", "prefer", NULL};
+    static const char *const prefer[] = {"none", "local", NULL};
     static const char *const reads[] = {"replica", "master", "any", NULL}; /* enum route_reads */
     static const char *const no_replica[] = {"master", "error", NULL};
     json_t *obj;
@@ -112,7 +113,9 @@ static int parse_routing(json_t *root, struct config *cfg, char *err, size_t err
         config_json_int(obj, "routing", "max_lag_bytes", 0, 1LL << 40, &cfg->routing.max_lag_bytes,
                         err, errlen) ||
         config_json_int(obj, "routing", "max_lag_ms", 0, 3600000, &cfg->routing.max_lag_ms, err,
-                        errlen))
+                        errlen) ||
+        config_json_choice(obj, "routing", "prefer", prefer, &cfg->routing.prefer_local, err,
+                           errlen))
         return -1;
     json_t *ryw = json_object_get(obj, "read_your_writes");
     if (ryw && !json_is_boolean(ryw))
@@ -203,11 +206,23 @@ static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {
-        "listen",  "threads",  "log",           "shutdown_timeout_ms",
-        "regions", "upstream", "limits",        "probe_interval_ms",
-        "routing", "auth",     "deny_commands", "failover",
-        "admin",   "notify",   "slo",           NULL};
+    static const char *const keys[] = {"listen",
+                                       "threads",
+                                       "log",
+                                       "shutdown_timeout_ms",
+                                       "regions",
+                                       "upstream",
+                                       "limits",
+                                       "probe_interval_ms",
+                                       "local_region",
+                                       "routing",
+                                       "auth",
+                                       "deny_commands",
+                                       "failover",
+                                       "admin",
+                                       "notify",
+                                       "slo",
+                                       NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients",
@@ -325,7 +340,10 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                                     json_is_string(l) ? why : "expected \"host:port\" or null");
         }
     }
-    static const char *const failover_keys[] = {"hold_ms", "max_held_requests", NULL};
+    static const char *const failover_keys[] = {
+        "hold_ms",           "max_held_requests",        "region_priority",
+        "failback_after_ms", "failback_min_interval_ms", NULL};
+    static const char *const region_priority[] = {"off", "apply", "check", NULL};
     if (config_json_object(root, "", "failover", &obj, err, errlen)) return -1;
     if (obj) {
         if (config_json_keys(obj, "failover", failover_keys, err, errlen)) return -1;
@@ -336,6 +354,13 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
         if (config_json_int(obj, "failover", "max_held_requests", 0, 100000000, &v, err, errlen))
             return -1;
         cfg->failover.max_held_requests = (int)v;
+        if (config_json_choice(obj, "failover", "region_priority", region_priority,
+                               &cfg->failover.region_priority, err, errlen) ||
+            config_json_int(obj, "failover", "failback_after_ms", 0, 86400000,
+                            &cfg->failover.failback_after_ms, err, errlen) ||
+            config_json_int(obj, "failover", "failback_min_interval_ms", 1000, 86400000LL * 7,
+                            &cfg->failover.failback_min_interval_ms, err, errlen))
+            return -1;
     }
 
     if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen)) return -1;
@@ -356,6 +381,9 @@ static void set_defaults(struct config *cfg)
     cfg->routing.max_lag_ms = 5000;
     cfg->routing.read_your_writes = 1;
     cfg->routing.no_replica_error = 0;
+    cfg->routing.prefer_local = -1; /* local when local_region is set (config_regions.c) */
+    cfg->local_region = -1;
+    cfg->failover.failback_min_interval_ms = 600000;
     cfg->upstream.connections_per_node = 2;
     cfg->upstream.connect_timeout_ms = 1000;
     cfg->limits.max_clients = 10000;
@@ -416,6 +444,7 @@ void config_destroy(struct config **cfgp)
     if (!cfg) return;
     for (size_t i = 0; i < cfg->nregions; i++) {
         free(cfg->regions[i].name);
+        free(cfg->regions[i].match);
         free(cfg->regions[i].nodes);
         free(cfg->regions[i].sentinels);
         free(cfg->regions[i].master_name);

@@ -16,9 +16,21 @@ struct config_addr {
     int port;
 };
 
+#define CONFIG_REGIONS_MAX 16
+
+/* regions[].match: a CIDR block or a host-name suffix a discovered node is known by. */
+struct config_match {
+    int family;                   /* AF_INET, AF_INET6; 0: a host-name suffix */
+    unsigned char addr[16];       /* the block's address, network order */
+    int bits;                     /* its prefix length */
+    char suffix[CONFIG_HOST_MAX]; /* lowercased, without a leading dot */
+};
+
 struct config_region {
     char *name;
     long long priority; /* lower is preferred */
+    size_t nmatch;
+    struct config_match *match;
     size_t nnodes;
     struct config_addr *nodes; /* probed from the start; may be empty with Sentinel */
     size_t nsentinels;         /* 0: no Sentinel for this region */
@@ -34,6 +46,9 @@ struct config_user {
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON };
 
+/* failover.region_priority: whether respgate sets the replicas' replica-priority. */
+enum config_region_priority { CONFIG_RP_OFF = 0, CONFIG_RP_APPLY, CONFIG_RP_CHECK };
+
 /* routing.reads: where reads go (route.h decides with it). */
 enum route_reads { ROUTE_READS_REPLICA = 0, ROUTE_READS_MASTER, ROUTE_READS_ANY };
 
@@ -47,6 +62,7 @@ struct config {
     int probe_interval_ms;   /* how often every node is asked INFO */
     size_t nregions;
     struct config_region *regions;
+    int local_region; /* index of this respgate's region (local_region, RESPGATE_REGION); -1 */
     struct {
         int connections_per_node;
         int connect_timeout_ms;
@@ -66,6 +82,7 @@ struct config {
         long long max_lag_bytes;
         int read_your_writes;
         int no_replica_error; /* no eligible replica: error instead of the master */
+        int prefer_local;     /* reads: the local region's replicas first, then by priority */
     } routing;
     struct {
         int max_clients;
@@ -83,8 +100,11 @@ struct config {
         char *token;               /* Authorization: Bearer <token>; NULL: none asked */
     } admin;
     struct {
-        int hold_ms;           /* requests wait this long for a writable master */
-        int max_held_requests; /* beyond this many waiting, fail at once */
+        int hold_ms;                        /* requests wait this long for a writable master */
+        int max_held_requests;              /* beyond this many waiting, fail at once */
+        int region_priority;                /* enum config_region_priority */
+        long long failback_after_ms;        /* 0: no automatic failback */
+        long long failback_min_interval_ms; /* between two failbacks */
     } failover;
     struct {
         size_t ncommand;

@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <jansson.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,28 @@ static json_t *webhook_json(const char *url, int redact)
     return j;
 }
 
+static json_t *match_list(const struct config_region *r)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < r->nmatch; i++) {
+        const struct config_match *m = &r->match[i];
+        char addr[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 8];
+        if (!m->family)
+            snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, m->suffix);
+        else if (inet_ntop(m->family, m->addr, addr, sizeof(addr)))
+            snprintf(text, sizeof(text), "%s/%d", addr, m->bits);
+        else
+            continue;
+        json_array_append_new(list, json_string(text));
+    }
+    return list;
+}
+
 static json_t *region_json(const struct config_region *r, int redact)
 {
-    json_t *o = json_pack("{s:s, s:I, s:o}", "name", r->name, "priority", (json_int_t)r->priority,
-                          "nodes", addr_list(r->nodes, r->nnodes));
+    json_t *o =
+        json_pack("{s:s, s:I, s:o, s:o}", "name", r->name, "priority", (json_int_t)r->priority,
+                  "nodes", addr_list(r->nodes, r->nnodes), "match", match_list(r));
     if (r->nsentinels)
         json_object_set_new(o, "sentinel",
                             json_pack("{s:o, s:s, s:o, s:o}", "addresses",
@@ -82,7 +101,7 @@ static json_t *region_json(const struct config_region *r, int redact)
     return o;
 }
 
-json_t *config_to_json(const struct config *cfg, int redact)
+static json_t *base_json(const struct config *cfg, int redact)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error"};
     static const char *const reads[] = {"replica", "master", "any"};
@@ -132,6 +151,29 @@ json_t *config_to_json(const struct config *cfg, int redact)
         "token", secret(cfg->admin.token, redact), "notify", "command", command, "webhook",
         webhook_json(cfg->notify.webhook, redact), "timeout_ms", cfg->notify.timeout_ms, "slo",
         "availability", cfg->slo.availability);
+}
+
+/* The keys about regions, beside the rest (json_pack takes at most so many). */
+static void add_region_keys(json_t *o, const struct config *cfg)
+{
+    static const char *const rp[] = {"off", "apply", "check"};
+    json_object_set_new(o, "local_region",
+                        cfg->local_region >= 0 ? json_string(cfg->regions[cfg->local_region].name)
+                                               : json_null());
+    json_object_set_new(json_object_get(o, "routing"), "prefer",
+                        json_string(cfg->routing.prefer_local ? "local" : "none"));
+    json_t *f = json_object_get(o, "failover");
+    json_object_set_new(f, "region_priority", json_string(rp[cfg->failover.region_priority]));
+    json_object_set_new(f, "failback_after_ms", json_integer(cfg->failover.failback_after_ms));
+    json_object_set_new(f, "failback_min_interval_ms",
+                        json_integer(cfg->failover.failback_min_interval_ms));
+}
+
+json_t *config_to_json(const struct config *cfg, int redact)
+{
+    json_t *o = base_json(cfg, redact);
+    if (o) add_region_keys(o, cfg);
+    return o;
 }
 
 static int addr_eq(const struct config_addr *a, const struct config_addr *b)

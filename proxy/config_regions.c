@@ -4,9 +4,12 @@
 #include "config_json.h"
 #include "config_regions.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int config_parse_addr(const char *s, struct config_addr *out, char *err, size_t errlen)
 {
@@ -98,9 +101,62 @@ static int parse_sentinel(json_t *s, const char *rpath, struct config_region *re
     return 0;
 }
 
+/* "10.1.0.0/16", "fd00::/8", or a host-name suffix ("east.example.com", ".east"). */
+static int parse_match_one(const char *s, struct config_match *m)
+{
+    char addr[INET6_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    if (slash) {
+        size_t n = (size_t)(slash - s);
+        char *end;
+        long bits = strtol(slash + 1, &end, 10);
+        if (n == 0 || n >= sizeof(addr) || *end || end == slash + 1) return -1;
+        memcpy(addr, s, n);
+        addr[n] = '\0';
+        m->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(m->family, addr, m->addr) != 1) return -1;
+        if (bits < 0 || bits > (m->family == AF_INET ? 32 : 128)) return -1;
+        m->bits = (int)bits;
+        return 0;
+    }
+    if (*s == '.') s++;
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof(m->suffix)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_') return -1;
+        m->suffix[i] = (char)tolower(ch);
+    }
+    m->suffix[n] = '\0';
+    return 0;
+}
+
+static int parse_match(json_t *list, const char *rpath, struct config_region *reg, char *err,
+                       size_t errlen)
+{
+    if (!list || json_is_null(list)) return 0;
+    if (!json_is_array(list))
+        return config_json_fail(err, errlen,
+                                "%s.match: expected an array of CIDR blocks (\"10.1.0.0/16\") or "
+                                "host-name suffixes (\"east.example.com\")",
+                                rpath);
+    reg->nmatch = json_array_size(list);
+    if (!(reg->match = calloc(reg->nmatch ? reg->nmatch : 1, sizeof(*reg->match))))
+        return config_json_fail(err, errlen, "out of memory");
+    for (size_t j = 0; j < reg->nmatch; j++) {
+        const char *v = json_string_value(json_array_get(list, j));
+        if (!v || parse_match_one(v, &reg->match[j]))
+            return config_json_fail(err, errlen,
+                                    "%s.match[%zu]: expected a CIDR block like \"10.1.0.0/16\" or "
+                                    "a host-name suffix like \"east.example.com\"",
+                                    rpath, j);
+    }
+    return 0;
+}
+
 static int parse_region(json_t *r, size_t i, struct config_region *reg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "priority", "nodes", "sentinel", NULL};
+    static const char *const keys[] = {"name", "priority", "nodes", "sentinel", "match", NULL};
     char path[64];
     snprintf(path, sizeof(path), "regions[%zu]", i);
 
@@ -114,7 +170,9 @@ static int parse_region(json_t *r, size_t i, struct config_region *reg, char *er
     if (!reg->name) return config_json_fail(err, errlen, "out of memory");
 
     reg->priority = 0;
-    if (config_json_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen)) return -1;
+    if (config_json_int(r, path, "priority", 0, 1000000, &reg->priority, err, errlen) ||
+        parse_match(json_object_get(r, "match"), path, reg, err, errlen))
+        return -1;
 
     json_t *sentinel = json_object_get(r, "sentinel");
     if (sentinel && !json_is_null(sentinel) && parse_sentinel(sentinel, path, reg, err, errlen))
@@ -130,12 +188,52 @@ static int parse_region(json_t *r, size_t i, struct config_region *reg, char *er
     return parse_addr_list(nodes, npath, &reg->nodes, &reg->nnodes, err, errlen);
 }
 
+/* local_region, or RESPGATE_REGION in its place (sidecars share one file across
+ * regions and learn theirs from the pod); then routing.prefer's default. */
+static int parse_local_region(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    const char *env = getenv("RESPGATE_REGION"), *name = NULL, *from = "local_region";
+    json_t *v = json_object_get(root, "local_region");
+    if (v && !json_is_null(v) && (!json_is_string(v) || !json_string_length(v)))
+        return config_json_fail(err, errlen, "local_region: expected a region's name");
+    if (v && json_is_string(v)) name = json_string_value(v);
+    if (env && *env) {
+        name = env;
+        from = "RESPGATE_REGION (in place of local_region)";
+    }
+    cfg->local_region = -1;
+    for (size_t i = 0; name && i < cfg->nregions; i++)
+        if (strcmp(cfg->regions[i].name, name) == 0) cfg->local_region = (int)i;
+    if (name && cfg->local_region < 0)
+        return config_json_fail(err, errlen, "%s: \"%.64s\" is not the name of a region", from,
+                                name);
+    if (cfg->routing.prefer_local < 0) cfg->routing.prefer_local = cfg->local_region >= 0;
+    if (cfg->routing.prefer_local && cfg->local_region < 0)
+        return config_json_fail(err, errlen,
+                                "routing.prefer: \"local\" needs local_region (or "
+                                "RESPGATE_REGION)");
+    int sentinel = 0;
+    for (size_t i = 0; i < cfg->nregions; i++)
+        sentinel |= cfg->regions[i].nsentinels > 0;
+    /* Sentinel promotes by replica-priority: without it set by region, a failback
+     * could land anywhere. */
+    if (cfg->failover.failback_after_ms &&
+        (!sentinel || cfg->failover.region_priority == CONFIG_RP_OFF))
+        return config_json_fail(err, errlen,
+                                "failover.failback_after_ms: needs Sentinel and "
+                                "failover.region_priority \"apply\" (or \"check\" with "
+                                "replica-priority set by hand)");
+    return 0;
+}
+
 int config_parse_regions(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     json_t *regions = json_object_get(root, "regions");
     if (!regions) return config_json_fail(err, errlen, "regions: required");
     if (!json_is_array(regions) || json_array_size(regions) == 0)
         return config_json_fail(err, errlen, "regions: expected a non-empty array");
+    if (json_array_size(regions) > CONFIG_REGIONS_MAX)
+        return config_json_fail(err, errlen, "regions: at most %d", CONFIG_REGIONS_MAX);
 
     cfg->regions = calloc(json_array_size(regions), sizeof(*cfg->regions));
     if (!cfg->regions) return config_json_fail(err, errlen, "out of memory");
@@ -159,7 +257,7 @@ int config_parse_regions(json_t *root, struct config *cfg, char *err, size_t err
                                     i, r->master_name, first->master_name);
         if (!first) first = r;
     }
-    return 0;
+    return parse_local_region(root, cfg, err, errlen);
 }
 
 const struct config_region *config_primary_region(const struct config *cfg)

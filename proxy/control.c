@@ -3,6 +3,7 @@
  * join it. */
 #include "control.h"
 #include "admin.h"
+#include "failback.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -43,6 +44,7 @@ struct control {
     struct avail *avail;
     struct notify *notify;
     struct watch *watch;
+    struct failback *failback;
     struct control_counters counters;
     struct reload_result last;
     char restart_pending[128]; /* as of the last good reload: a failed one changes nothing */
@@ -87,11 +89,15 @@ static void on_snapshot(void *arg, struct topology *t)
     const struct sentinel_view *v = s ? sentinel_view(s) : NULL;
     if (v && v->failover_asked_ns && v->failover_asked_ns > c->switch_ns &&
         topo_now_ns() - v->failover_asked_ns < ASKED_NS)
-        snprintf(asked, sizeof(asked), "failover asked for through POST /failover (Sentinel %s)",
+        snprintf(asked, sizeof(asked), "%s (Sentinel %s)",
+                 failback_asked_ns(c->failback) >= v->failover_asked_ns
+                     ? "failback to a better region asked for"
+                     : "failover asked for through POST /failover",
                  v->failover_asked_of);
     int moved = avail_observe(c->avail, t, c->cfg, asked[0] ? asked : NULL, &ev);
-    if (moved) c->switch_ns = ev.f.at_ns; /* an ask is the cause of one switch, not more */
-    c->hooks.publish(c->hooks.arg, t);    /* the workers first: telling people can wait */
+    if (moved) c->switch_ns = ev.f.at_ns;        /* an ask is the cause of one switch, not more */
+    failback_observe(c->failback, t, c->cfg, s); /* before t goes to the workers */
+    c->hooks.publish(c->hooks.arg, t);           /* the workers first: telling people can wait */
     if (moved) {
         const struct avail_failover *f = &ev.f;
         const char *event = ev.region_changed ? "region_change" : "master_switch";
@@ -212,6 +218,7 @@ static void op_metrics(void *arg, struct evbuffer *out)
         .day = &day,
         .month = &month,
         .counters = &c->counters,
+        .failbacks = failback_count(c->failback),
         .sentinels_known = s ? sentinel_view(s)->npeers : 0,
         .sentinels_reachable = s ? sentinel_view(s)->nreachable : 0,
         .start_time = c->start_time,
@@ -326,6 +333,7 @@ static void control_free(struct control *c)
     watch_destroy(&c->watch);
     notify_destroy(&c->notify);
     probe_destroy(&c->probe);
+    failback_destroy(&c->failback); /* after the Sentinels: an ask still out answers it */
     if (c->stop_ev) event_free(c->stop_ev);
     if (c->reload_ev) event_free(c->reload_ev);
     if (c->base) event_base_free(c->base);
@@ -355,7 +363,8 @@ struct control *control_start(struct config *cfg, const char *path,
     c->base = event_base_new();
     c->avail = avail_create();
     c->sum = calloc(1, sizeof(*c->sum));
-    if (!c->path || !c->base || !c->avail || !c->sum ||
+    c->failback = failback_create();
+    if (!c->path || !c->base || !c->avail || !c->sum || !c->failback ||
         !(c->notify = notify_create(c->base, &c->counters)) ||
         !(c->stop_ev = event_new(c->base, -1, 0, on_stop, c)) ||
         !(c->reload_ev = event_new(c->base, -1, 0, on_reload_ev, c))) {

@@ -1,6 +1,7 @@
 /* info: see info.h. INFO is "key:value" lines ending in CRLF, "# Section" headers. */
 #include "info.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,7 @@ int info_parse(const char *text, size_t len, struct info_replication *out)
     long long master_offset = -1, replica_offset = -1, port = 0;
     int have_role = 0;
     memset(out, 0, sizeof(*out));
+    out->priority = -1;
 
     for (const char *p = text, *end = text + len; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -88,6 +90,10 @@ int info_parse(const char *text, size_t len, struct info_replication *out)
             out->link_up = equals(v, vn, "up");
         } else if (field_is(line, n, "master_sync_in_progress", &v, &vn)) {
             out->syncing = equals(v, vn, "1");
+        } else if (field_is(line, n, "slave_priority", &v, &vn)) {
+            long long prio;
+            if (parse_ll(v, vn, &prio) || prio < 0 || prio > INT_MAX) return -1;
+            out->priority = (int)prio;
         } else if (field_is(line, n, "loading", &v, &vn)) {
             out->loading = equals(v, vn, "1");
         } else if (field_is(line, n, "master_repl_offset", &v, &vn)) {

@@ -16,6 +16,7 @@ struct info_replication {
     int syncing;               /* replica: master_sync_in_progress:1 */
     int loading;               /* loading:1 (a dataset is being loaded) */
     long long offset;          /* master_repl_offset on a master, slave_repl_offset on a replica */
+    int priority;              /* replica: slave_priority (replica-priority); -1 not given */
     struct config_addr master; /* replica: master_host and master_port */
     size_t nreplicas;          /* master: the replicas it lists (slaveN:ip=...,port=...) */
     struct config_addr replicas[INFO_REPLICAS_MAX];

@@ -73,6 +73,7 @@ void message_send(struct client *c, struct upconn *u, struct req *r)
     enum stats_route route =
         u->kind != UP_SHARED || u->node == route_write(w->topo) ? STATS_MASTER : STATS_REPLICA;
     stats_add(&w->stats->requests[route][c->cls], 1);
+    if (c->cls == STATS_READ) stats_add(&w->stats->reads[u->node], 1);
     if (c->rp.inl) {
         evbuffer_drain(sock_input(c->sock), c->rp.len);
         upstream_send(u, r, NULL, c->rp.inl, c->rp.inl_len);

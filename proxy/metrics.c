@@ -139,6 +139,63 @@ static const char *role_name(enum topo_role r)
     return r == TOPO_MASTER ? "master" : r == TOPO_REPLICA ? "replica" : "unknown";
 }
 
+/* Where the master is, where reads went, and the replica-priority per node. */
+static void regions(struct evbuffer *b, const struct metrics_input *in)
+{
+    const struct topology *t = in->topo;
+    const struct config *cfg = in->cfg;
+    family(b, "respgate_master_region", "gauge", "1 for the region the master is in now.");
+    for (size_t r = 0; r < cfg->nregions; r++) {
+        char l[LABELS_MAX] = "";
+        label(l, sizeof(l), "region", cfg->regions[r].name);
+        sample(b, "respgate_master_region", l,
+               t && t->master >= 0 && t->nodes[t->master].region == (int)r);
+    }
+    double by_region[CONFIG_REGIONS_MAX + 1] = {0}, cross = 0;
+    for (size_t i = 0; t && i < t->nnodes; i++) {
+        int r = t->nodes[i].region;
+        double n = (double)get(&in->stats->reads[i]);
+        by_region[r >= 0 && r < CONFIG_REGIONS_MAX ? r : CONFIG_REGIONS_MAX] += n;
+        if (cfg->local_region >= 0 && r != cfg->local_region) cross += n;
+    }
+    family(b, "respgate_reads_total", "counter",
+           "Read commands sent upstream, by the region of the node that served them "
+           "(\"\": a node with no region).");
+    for (size_t r = 0; r <= cfg->nregions && r <= CONFIG_REGIONS_MAX; r++) {
+        char l[LABELS_MAX] = "";
+        label(l, sizeof(l), "region", r < cfg->nregions ? cfg->regions[r].name : "");
+        sample(b, "respgate_reads_total", l, by_region[r < cfg->nregions ? r : CONFIG_REGIONS_MAX]);
+    }
+    family(b, "respgate_reads_cross_region_total", "counter",
+           "Of those, the reads served outside local_region (0 without local_region).");
+    sample(b, "respgate_reads_cross_region_total", NULL, cross);
+    family(b, "respgate_replica_priority", "gauge",
+           "Each replica's replica-priority as it reports it, and (kind=\"wanted\") what "
+           "failover.region_priority gives its region.");
+    int mismatched = 0;
+    for (size_t i = 0; t && i < t->nnodes; i++) {
+        const struct topo_node *n = &t->nodes[i];
+        if (!n->listed || n->role != TOPO_REPLICA || n->priority < 0) continue;
+        char l[LABELS_MAX] = "", w[LABELS_MAX];
+        label(l, sizeof(l), "node", n->name);
+        label(l, sizeof(l), "region", region_of(in, n));
+        snprintf(w, sizeof(w), "%s", l);
+        label(l, sizeof(l), "kind", "actual");
+        sample(b, "respgate_replica_priority", l, n->priority);
+        if (!n->priority_want) continue;
+        label(w, sizeof(w), "kind", "wanted");
+        sample(b, "respgate_replica_priority", w, n->priority_want);
+        mismatched += n->priority && n->priority != n->priority_want;
+    }
+    family(b, "respgate_failbacks_total", "counter",
+           "Failovers this respgate asked Sentinel for to put the master back in a better region "
+           "(failover.failback_after_ms), and a Sentinel took on.");
+    sample(b, "respgate_failbacks_total", NULL, (double)in->failbacks);
+    family(b, "respgate_replica_priority_mismatched", "gauge",
+           "Replicas whose replica-priority differs from what their region gives (0 left alone).");
+    sample(b, "respgate_replica_priority_mismatched", NULL, mismatched);
+}
+
 static void topology(struct evbuffer *b, const struct metrics_input *in)
 {
     const struct topology *t = in->topo;
@@ -177,6 +234,7 @@ static void topology(struct evbuffer *b, const struct metrics_input *in)
             sample(b, lag_names[k], l, k ? route_read_eligible(t, in->policy, i) : (double)lag);
         }
     }
+    regions(b, in);
     family(b, "respgate_writable_master", "gauge",
            "1 while a writable master is known and answers (/readyz also needs every worker "
            "to have a verified connection to it).");

@@ -30,6 +30,7 @@ struct metrics_input {
     const struct avail_totals *avail;
     const struct avail_window *day, *month;
     const struct control_counters *counters;
+    unsigned long long failbacks; /* failovers asked for by failback.c */
     int sentinels_known, sentinels_reachable;
     double start_time; /* Unix time */
 };

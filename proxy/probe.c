@@ -6,6 +6,7 @@
 #include "overlay.h"
 #include "info.h"
 #include "log.h"
+#include "region.h"
 #include "sentinel.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -38,6 +39,8 @@ struct probe_node {
     int redialed;    /* reconnected once after a drop, before calling it unreachable */
     struct topo_node state;
     char err[128];
+    int64_t priority_sent_ns; /* the last CONFIG SET replica-priority sent */
+    int priority_warned;      /* the mismatch was logged (failover.region_priority check) */
 };
 
 #define PROBE_HISTORY 256 /* master offsets kept: 25 s at the default probe interval */
@@ -77,6 +80,7 @@ struct probe {
 };
 
 #define COMMANDS_REFRESH_NS (60LL * 1000000000) /* and whenever the master changes */
+#define PRIORITY_RETRY_NS (5LL * 1000000000)    /* a replica-priority not taken: set again */
 
 static const char *role_name(enum topo_role r)
 {
@@ -112,6 +116,14 @@ static void resolve_node(struct probe_node *n)
     freeaddrinfo(ai);
 }
 
+/* The region of a node found through Sentinel or a master's replica list and not
+ * listed in the file: the one regions[].match places it in; with one region, that
+ * one; otherwise -1, unknown, until the file lists or matches it. */
+static int discovered_region(const struct config *cfg, const struct probe_node *n)
+{
+    return cfg->nregions == 1 ? 0 : region_match(cfg, n->addr.host, n->numeric);
+}
+
 /* The node for an address, added if new (and there is room). -1 if not. */
 static int node_add(struct probe *p, const struct config_addr *a, int region, int configured)
 {
@@ -131,15 +143,15 @@ static int node_add(struct probe *p, const struct config_addr *a, int region, in
     n->addr = *a;
     n->configured = configured;
     n->state.addr = *a;
-    n->state.region = region;
     n->state.follows = -1;
+    n->state.priority = -1;
     resolve_node(n);
+    n->state.region = region >= 0 ? region : discovered_region(p->cfg, n);
     if (!configured) log_info("node %s:%d discovered", a->host, a->port);
     return (int)p->nnodes++;
 }
 
 static void probe_node_now(struct probe_node *n);
-static int discovered_region(const struct config *cfg);
 
 /* The writable master: the node that last said it is master, even if it is slow
  * to answer now (busy is not dead: Sentinel decides that). With several (a
@@ -194,12 +206,11 @@ static void update_listed(struct probe *p)
     int64_t now = topo_now_ns();
     if (p->sentinel) {
         const struct sentinel_view *v = sentinel_view(p->sentinel);
-        int region = discovered_region(p->cfg), i;
-        if (v->known && (i = node_add(p, &v->master, region, 0)) >= 0) p->nodes[i].seen_ns = now;
-        if (v->promoting && (i = node_add(p, &v->promoted, region, 0)) >= 0)
-            p->nodes[i].seen_ns = now;
+        int i;
+        if (v->known && (i = node_add(p, &v->master, -1, 0)) >= 0) p->nodes[i].seen_ns = now;
+        if (v->promoting && (i = node_add(p, &v->promoted, -1, 0)) >= 0) p->nodes[i].seen_ns = now;
         for (size_t k = 0; k < v->nreplicas; k++)
-            if ((i = node_add(p, &v->replicas[k], region, 0)) >= 0) p->nodes[i].seen_ns = now;
+            if ((i = node_add(p, &v->replicas[k], -1, 0)) >= 0) p->nodes[i].seen_ns = now;
     }
     for (size_t i = 0; i < p->nnodes; i++) {
         struct probe_node *n = &p->nodes[i];
@@ -350,6 +361,46 @@ static void set_unreachable(struct probe_node *n, const char *why)
     n->answered = 1;
 }
 
+static void on_priority_set(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct probe_node *n = privdata;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_warn("node %s: CONFIG SET replica-priority refused: %s", n->state.name, reply->str);
+}
+
+/* failover.region_priority: a replica's replica-priority follows its region's
+ * priority, so that Sentinel promotes in the preferred region. 0 ("never
+ * promote") is the operator's and never overwritten. Looked at after every INFO, so
+ * a node that comes back, or a master demoted, is set again. */
+static void fit_priority(struct probe_node *n)
+{
+    const struct config *cfg = n->p->cfg;
+    struct topo_node *s = &n->state;
+    int mode = cfg->failover.region_priority;
+    s->priority_want = mode != CONFIG_RP_OFF ? region_replica_priority(cfg, s->region) : 0;
+    if (s->role != TOPO_REPLICA || s->priority <= 0 || !s->priority_want ||
+        s->priority == s->priority_want) {
+        n->priority_warned = 0;
+        return;
+    }
+    if (mode == CONFIG_RP_CHECK) {
+        if (!n->priority_warned++)
+            log_warn("node %s (region %s) has replica-priority %d, its region's priority "
+                     "gives %d (failover.region_priority check)",
+                     s->name, cfg->regions[s->region].name, s->priority, s->priority_want);
+        return;
+    }
+    int64_t now = topo_now_ns();
+    if (!n->ac || (n->priority_sent_ns && now - n->priority_sent_ns < PRIORITY_RETRY_NS)) return;
+    n->priority_sent_ns = now;
+    log_info("node %s (region %s): replica-priority %d -> %d (failover.region_priority apply)",
+             s->name, cfg->regions[s->region].name, s->priority, s->priority_want);
+    redisAsyncCommand(n->ac, on_priority_set, n, "CONFIG SET replica-priority %d",
+                      s->priority_want);
+}
+
 static void on_info(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
@@ -373,7 +424,9 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
         s->offset = info.offset;
         s->link_up = info.role == TOPO_REPLICA && info.link_up && !info.syncing && !info.loading;
         s->follows = info.role == TOPO_REPLICA ? node_index(n->p, &info.master) : -1;
+        s->priority = info.role == TOPO_REPLICA ? info.priority : -1;
         s->probed_ns = sent;
+        fit_priority(n);
         n->answered = 1;
         n->redialed = 0;
         n->err[0] = '\0';
@@ -382,7 +435,7 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
         struct probe *p = n->p;
         for (size_t k = 0; (int)n->index == p->master && k < info.nreplicas; k++) {
             size_t before = p->nnodes;
-            int i = node_add(p, &info.replicas[k], discovered_region(p->cfg), 0);
+            int i = node_add(p, &info.replicas[k], -1, 0);
             if (i < 0) continue;
             p->nodes[i].seen_ns = topo_now_ns();
             if (p->nnodes > before) probe_node_now(&p->nodes[i]);
@@ -576,14 +629,6 @@ static void set_interval(struct probe *p)
     event_add(p->tick, &tv);
 }
 
-/* The region of a node found through Sentinel or a master's replica list and not
- * listed in the file: all Sentinels and masters list every node, so with several
- * regions nothing says where it is: -1, unknown, until the file lists it. */
-static int discovered_region(const struct config *cfg)
-{
-    return cfg->nregions == 1 ? 0 : -1;
-}
-
 /* Configured nodes are probed from the start, whatever else lists them. */
 static void add_configured(struct probe *p)
 {
@@ -672,9 +717,8 @@ void probe_set_config(struct probe *p, struct config *cfg)
             p->nodes[i].configured = 0;
             p->nodes[i].seen_ns = now;
         }
-    int region = discovered_region(cfg);
     for (size_t i = 0; i < p->nnodes; i++)
-        p->nodes[i].state.region = region;
+        p->nodes[i].state.region = discovered_region(cfg, &p->nodes[i]);
     add_configured(p);
     if (!same_sentinels(old, cfg)) {
         sentinel_destroy(&p->next);

@@ -1,17 +1,32 @@
 /* route: see route.h. */
 #include "route.h"
 
+#include "region.h"
+
 #include <stddef.h>
+
+#define RANK_SHIFT 40 /* a region's rank weighs more than any lag bucket */
 
 struct route_policy route_policy_of(const struct config *cfg)
 {
-    return (struct route_policy){
+    struct route_policy p = {
         .reads = (enum route_reads)cfg->routing.reads,
         .max_lag_bytes = cfg->routing.max_lag_bytes,
         .max_lag_ns = cfg->routing.max_lag_ms * 1000000,
         .lag_tie_bytes = ROUTE_LAG_TIE_BYTES,
         .no_replica_error = cfg->routing.no_replica_error,
     };
+    for (size_t r = 0; r < cfg->nregions && r < CONFIG_REGIONS_MAX; r++)
+        p.rank[r] = (unsigned char)region_rank(cfg, (int)r);
+    p.rank_unknown = cfg->routing.prefer_local ? (unsigned char)region_rank(cfg, -1) : 0;
+    return p;
+}
+
+static long long rank_of(const struct topology *t, const struct route_policy *p, size_t i)
+{
+    int r = t->nodes[i].region;
+    return (long long)(r >= 0 && r < CONFIG_REGIONS_MAX ? p->rank[r] : p->rank_unknown)
+           << RANK_SHIFT;
 }
 
 /* A master that is slow to answer probes is still the master (a long script or
@@ -56,16 +71,17 @@ int route_read_eligible(const struct topology *t, const struct route_policy *p, 
     return p->reads != ROUTE_READS_MASTER && eligible(t, p, NULL, i, &lag);
 }
 
-/* Where node i stands for a read: its lag bucket (lower is better), or -1 if it
- * cannot take reads. */
+/* Where node i stands for a read: its region's rank, then its lag bucket (lower is
+ * better), or -1 if it cannot take reads. */
 static long long read_bucket(const struct topology *t, const struct route_policy *p,
                              const struct route_horizon *h, int master, size_t i)
 {
     long long lag;
-    if ((int)i == t->master) return p->reads == ROUTE_READS_ANY && master != ROUTE_NONE ? 0 : -1;
+    if ((int)i == t->master)
+        return p->reads == ROUTE_READS_ANY && master != ROUTE_NONE ? rank_of(t, p, i) : -1;
     if (!eligible(t, p, h, i, &lag)) return -1;
-    if (p->reads == ROUTE_READS_ANY) return 0;
-    return lag / (p->lag_tie_bytes > 0 ? p->lag_tie_bytes : 1);
+    if (p->reads == ROUTE_READS_ANY) return rank_of(t, p, i);
+    return rank_of(t, p, i) + lag / (p->lag_tie_bytes > 0 ? p->lag_tie_bytes : 1);
 }
 
 int route_read(const struct topology *t, const struct route_policy *p,

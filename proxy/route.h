@@ -14,6 +14,9 @@ struct route_policy {
     long long lag_tie_bytes; /* lags this close count as equal, so load spreads */
     int no_replica_error;    /* no eligible replica: error instead of the master */
     int64_t max_lag_ns;      /* a replica whose data may be older than this neither; 0: none */
+    /* How near each region is for reads (region.h); a node with no region is last. */
+    unsigned char rank[CONFIG_REGIONS_MAX];
+    unsigned char rank_unknown;
 };
 
 /* A client's read-your-writes horizon. After a write, reads may go only where that
@@ -33,8 +36,9 @@ enum { ROUTE_NONE = -1 };
 /* The routing.* part of a config, as route_read() takes it. */
 struct route_policy route_policy_of(const struct config *cfg);
 
-/* The node for a read: an index into t->nodes, or ROUTE_NONE. outstanding[i] is the
- * caller's count of requests in flight to node i; *rr is a round-robin cursor. */
+/* The node for a read: an index into t->nodes, or ROUTE_NONE. Among the eligible,
+ * the nearest region first, then the least lag, then the fewest requests in flight
+ * (outstanding[i], the caller's count for node i); *rr is a round-robin cursor. */
 int route_read(const struct topology *t, const struct route_policy *p,
                const struct route_horizon *h, const unsigned *outstanding, unsigned *rr);
 /* Whether node i may take reads now (no read-your-writes horizon), for reports. */

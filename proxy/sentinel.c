@@ -520,7 +520,7 @@ int sentinel_failover(struct sentinel *s, sentinel_reply_fn done, void *arg, cha
         return -1;
     }
     snprintf(who, wholen, "%s", call->who);
-    log_warn("asked Sentinel %s:%d for a failover of \"%s\" (admin request)", best->addr.host,
-             best->addr.port, s->name);
+    log_warn("asked Sentinel %s:%d for a failover of \"%s\"", best->addr.host, best->addr.port,
+             s->name);
     return 0;
 }

@@ -50,6 +50,7 @@ void stats_sum(struct stats *into, const struct stats *from)
         for (int b = 0; b < STATS_BUCKETS; b++)
             stats_add(&into->latency[n].bucket[b], get(&from->latency[n].bucket[b]));
         stats_add(&into->latency[n].sum_ns, get(&from->latency[n].sum_ns));
+        stats_add(&into->reads[n], get(&from->reads[n]));
     }
 }
 

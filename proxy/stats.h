@@ -68,6 +68,7 @@ struct stats {
     /* Request to reply on shared connections, per node (sessions and blocking
      * commands excluded: their time is the application's). */
     struct stats_hist latency[TOPO_MAX_NODES];
+    _Atomic uint64_t reads[TOPO_MAX_NODES]; /* read commands sent to each node: by region */
 };
 
 /* For the owning thread only. */

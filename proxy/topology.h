@@ -34,6 +34,8 @@ struct topo_node {
     int64_t probed_ns; /* CLOCK_MONOTONIC when the probe that measured this was sent */
     int64_t lag_ns;    /* replica: how old the newest master offset it holds may be (an upper
                           bound, from the master's offsets over time); 0 master; -1 unknown */
+    int priority;      /* replica: its replica-priority, as INFO said; -1 unknown */
+    int priority_want; /* what failover.region_priority gives its region; 0: nothing */
 };
 
 struct cmd_overlay;

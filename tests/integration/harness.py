@@ -72,8 +72,8 @@ class ConnectionClosed(Exception):
 class Raw:
     """A socket with a RESP2 reply reader. Errors come back as RespError values."""
 
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10.0, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
 
     def close(self):
@@ -138,8 +138,9 @@ class RespError(str):
 # --- processes -----------------------------------------------------------------
 
 class Redis:
-    def __init__(self, h, port=None, extra=(), password=None):
+    def __init__(self, h, port=None, extra=(), password=None, host="127.0.0.1"):
         self.h = h
+        self.host = host  # any 127/8 address: tests give each region its own
         self.port = port or free_port()
         self.password = password
         self.extra = list(extra) + (["--requirepass", password] if password else [])
@@ -149,10 +150,12 @@ class Redis:
     def start(self):
         d = os.path.join(self.h.dir, "redis-%d" % self.port)
         os.makedirs(d, exist_ok=True)
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host,
                 "--save", "", "--appendonly", "no", "--dir", d, "--daemonize", "no",
                 "--repl-diskless-sync-delay", "0",
                 "--logfile", os.path.join(d, "redis.log")] + self.extra
+        if self.host != "127.0.0.1":  # its master would see 127.0.0.1, the source address
+            args += ["--replica-announce-ip", self.host]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.h.track(self.proc)
         wait_until(self.ping, what="redis-server on port %d" % self.port)
@@ -168,7 +171,7 @@ class Redis:
             return False
 
     def client(self, timeout=10.0):
-        c = Raw(self.port, timeout=timeout)
+        c = Raw(self.port, timeout=timeout, host=self.host)
         if self.password:
             c.call("AUTH", self.password)
         return c
@@ -214,7 +217,7 @@ class Redis:
 
 
 class Respgate:
-    def __init__(self, h, upstream_port, **overrides):
+    def __init__(self, h, upstream_port, environ=None, **overrides):
         self.h = h
         self.port = free_port()
         cfg = {
@@ -236,7 +239,7 @@ class Respgate:
             json.dump(cfg, f)
         self.log_path = os.path.join(h.dir, "respgate-%d.log" % self.port)
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ)
+        env = dict(os.environ, **(environ or {}))
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.proc = subprocess.Popen([RESPGATE, "-c", self.config_path], stdout=self.log,
@@ -310,7 +313,7 @@ class Harness:
 
     def replica_of(self, master, **kw):
         """A replica of master, returned once its link is up and it has synced."""
-        r = Redis(self, extra=["--replicaof", "127.0.0.1", str(master.port)] + list(kw.pop("extra", ())), **kw)
+        r = Redis(self, extra=["--replicaof", master.host, str(master.port)] + list(kw.pop("extra", ())), **kw)
         wait_until(lambda: r.info("replication").get("master_link_status") == "up",
                    what="replica %d linked" % r.port)
         # After a diskless sync, Redis 7 streams writes to a replica only once it has

@@ -18,23 +18,24 @@ NAME = "mymaster"
 
 
 class Sentinel:
-    def __init__(self, h, myid, port=None):
-        self.h, self.myid = h, myid
+    def __init__(self, h, myid, port=None, host="127.0.0.1"):
+        self.h, self.myid, self.host = h, myid, host
         self.port = port or free_port()
         self.dir = os.path.join(h.dir, "sentinel-%d" % self.port)
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
 
-    def start(self, master, replicas, peers, down_after_ms, failover_timeout_ms):
-        lines = ["port %d" % self.port, "bind 127.0.0.1", "dir %s" % self.dir,
+    def start(self, master, replicas, peers, down_after_ms, failover_timeout_ms, quorum=2):
+        lines = ["port %d" % self.port, "bind %s" % self.host, "dir %s" % self.dir,
                  "logfile %s" % os.path.join(self.dir, "sentinel.log"),
                  "sentinel myid %s" % self.myid,
-                 "sentinel monitor %s 127.0.0.1 %d 2" % (NAME, master.port),
+                 "sentinel announce-ip %s" % self.host,
+                 "sentinel monitor %s %s %d %d" % (NAME, master.host, master.port, quorum),
                  "sentinel down-after-milliseconds %s %d" % (NAME, down_after_ms),
                  "sentinel failover-timeout %s %d" % (NAME, failover_timeout_ms),
                  "sentinel parallel-syncs %s 1" % NAME]
-        lines += ["sentinel known-replica %s 127.0.0.1 %d" % (NAME, r.port) for r in replicas]
-        lines += ["sentinel known-sentinel %s 127.0.0.1 %d %s" % (NAME, p.port, p.myid)
+        lines += ["sentinel known-replica %s %s %d" % (NAME, r.host, r.port) for r in replicas]
+        lines += ["sentinel known-sentinel %s %s %d %s" % (NAME, p.host, p.port, p.myid)
                   for p in peers if p is not self]
         conf = os.path.join(self.dir, "sentinel.conf")
         with open(conf, "w") as f:
@@ -51,7 +52,7 @@ class Sentinel:
             return False
 
     def call(self, *args):
-        c = Raw(self.port, timeout=5)
+        c = Raw(self.port, timeout=5, host=self.host)
         try:
             return c.call(*args)
         finally:
@@ -138,7 +139,7 @@ class SwitchWatch:
         self.at = None
         self.lock = threading.Lock()
         for s in sentinels:
-            c = Raw(s.port, timeout=60)
+            c = Raw(s.port, timeout=60, host=s.host)
             c.call("SUBSCRIBE", "+switch-master")
             threading.Thread(target=self._run, args=(c,), daemon=True).start()
 

@@ -41,12 +41,15 @@ FULL = {
     "limits": {"max_clients": 1, "max_query_buffer_bytes": 4 << 30,
                "max_pending_per_client": 1000000, "max_wait_ms": 600000},
     "admin": {"listen": "0.0.0.0:00080", "token": "t"},
-    "failover": {"hold_ms": 0, "max_held_requests": 100000000},
+    "failover": {"hold_ms": 0, "max_held_requests": 100000000, "region_priority": "apply",
+                 "failback_after_ms": 30000, "failback_min_interval_ms": 1000},
+    "local_region": "us",
     "notify": {"command": ["/bin/hook", ""], "webhook": "http://[::1]:8080/hook?x=1",
                "timeout_ms": 10},
     "slo": {"availability": 0.999},
     "regions": [
         {"name": "eu", "priority": 1000000, "nodes": ["redis.local:6379", "[fe80::1]:6380"],
+         "match": ["10.1.0.0/16", "fd00::/8", "eu.example.com", ".eu"],
          "sentinel": dict(SENTINEL, username="s", password="sp")},
         {"name": "us", "priority": 0, "sentinel": SENTINEL, "nodes": []},
     ],
@@ -121,6 +124,14 @@ CASES = [
     ("auth.users without password", False, cfg(auth={"users": [{"name": "u"}]})),
     ("upstream.password empty", False, cfg(upstream={"password": ""})),
     ("admin.token number", False, cfg(admin={"token": 1})),
+    ("routing.prefer none", True, cfg(routing={"prefer": "none"})),
+    ("routing.prefer bogus", False, cfg(routing={"prefer": "near"})),
+    ("region_priority bogus", False, cfg(failover={"region_priority": "yes"})),
+    ("failback_min_interval_ms too small", False, cfg(failover={"failback_min_interval_ms": 10})),
+    ("match not an array", False, region(nodes=["h:1"], match="10.0.0.0/8")),
+    ("match empty string", False, region(nodes=["h:1"], match=[""])),
+    ("local_region not a string", False, cfg(local_region=1)),
+    ("local_region null", True, cfg(local_region=None)),
 ]
 
 

@@ -32,7 +32,8 @@ static struct topology *snapshot(size_t n, const long long *lags)
     return t;
 }
 
-static const struct route_policy replicas = {ROUTE_READS_REPLICA, 1 << 20, 1, 0, 0};
+static const struct route_policy replicas = {
+    .reads = ROUTE_READS_REPLICA, .max_lag_bytes = 1 << 20, .lag_tie_bytes = 1};
 static unsigned none[8];
 
 Test(route, read_goes_to_the_least_lagged_replica)
@@ -251,4 +252,33 @@ Test(info, text_without_a_role_or_with_bad_numbers_is_rejected)
     cr_assert_eq(info_parse(bad, strlen(bad), &r), -1);
     const char *bad2 = "role:master\r\nmaster_repl_offset:12x\r\n";
     cr_assert_eq(info_parse(bad2, strlen(bad2), &r), -1);
+}
+
+/* routing.prefer "local": nodes 1, 2 in region 1 (remote), 3 in region 0 (local). */
+Test(route, reads_stay_in_the_nearest_region_while_it_has_an_eligible_replica)
+{
+    long long lags[] = {0, 0, 0, 500000};
+    struct topology *t = snapshot(4, lags);
+    t->nodes[0].region = t->nodes[1].region = t->nodes[2].region = 1;
+    t->nodes[3].region = 0;
+    struct route_policy p = replicas;
+    p.lag_tie_bytes = 1024;
+    p.rank[0] = 0;
+    p.rank[1] = 2;
+    p.rank_unknown = 17;
+    unsigned rr = 0;
+    for (int k = 0; k < 10; k++)
+        cr_assert_eq(route_read(t, &p, NULL, none, &rr), 3, "the local replica, though it lags");
+    t->nodes[3].reachable = 0; /* the local one gone: the next region, by lag */
+    int seen[4] = {0};
+    for (int k = 0; k < 10; k++)
+        seen[route_read(t, &p, NULL, none, &rr)]++;
+    cr_assert_eq(seen[1] + seen[2], 10);
+    t->nodes[3].reachable = 1; /* past the lag bound, it is not eligible at all */
+    p.max_lag_bytes = 1000;
+    cr_assert_neq(route_read(t, &p, NULL, none, &rr), 3);
+    struct route_horizon h = {.offset = 1000}; /* read-your-writes holds across regions */
+    p.max_lag_bytes = 1 << 20;
+    cr_assert_neq(route_read(t, &p, &h, none, &rr), 3);
+    topo_release(&t);
 }
