@@ -19,6 +19,7 @@
 struct pending {
     struct evhttp_request *req; /* NULL once answered for */
     char who[CONFIG_HOST_MAX + 8];
+    int region; /* a region failover: who is the node promoted, not a Sentinel */
     LIST_ENTRY(pending) link;
 };
 
@@ -207,8 +208,47 @@ static void failover_done(void *arg, int ok, const char *msg)
     LIST_REMOVE(p, link);
     if (p->req) /* if its client left, evhttp detached it: replying frees it */
         reply_json(p->req, ok ? 202 : 502,
-                   json_pack("{s:b, s:s, s:s}", "ok", ok, "sentinel", p->who, "reply", msg));
+                   json_pack("{s:b, s:s, s:s}", "ok", ok, p->region ? "promoted" : "sentinel",
+                             p->who, "reply", msg));
     free(p);
+}
+
+/* The body of POST /failover: empty (Sentinel fails over), or {"region": name} with
+ * an optional "force": true. 0, or -1 with the reason in why. */
+static int failover_body(struct evhttp_request *req, char *region, size_t rlen, int *force,
+                         char *why, size_t whylen)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    region[0] = '\0';
+    *force = 0;
+    if (n == 0) return 0;
+    if (n > 4096) {
+        snprintf(why, whylen, "body too large");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, &jerr);
+    const char *key;
+    json_t *v;
+    int bad = !json_is_object(j);
+    json_object_foreach(j, key, v)
+    {
+        if (strcmp(key, "region") == 0 && json_is_string(v) && json_string_length(v) < rlen)
+            snprintf(region, rlen, "%s", json_string_value(v));
+        else if (strcmp(key, "force") == 0 && json_is_boolean(v))
+            *force = json_is_true(v);
+        else
+            bad = 1;
+    }
+    json_decref(j);
+    if (bad || (*force && !region[0])) {
+        snprintf(why, whylen,
+                 "expected no body, or {\"region\": \"<name>\"} with an optional "
+                 "\"force\": true");
+        return -1;
+    }
+    return 0;
 }
 
 static void failover(struct admin *a, struct evhttp_request *req)
@@ -219,7 +259,26 @@ static void failover(struct admin *a, struct evhttp_request *req)
         return;
     }
     p->req = req;
-    int rc = a->ops.failover(a->ops.arg, failover_done, p, p->who, sizeof(p->who));
+    char region[128], why[512];
+    int force, rc;
+    if (failover_body(req, region, sizeof(region), &force, why, sizeof(why))) {
+        free(p);
+        reply_json(req, 400, json_pack("{s:b, s:s}", "ok", 0, "reply", why));
+        return;
+    }
+    if (region[0]) { /* respgate promotes: for when Sentinel has no majority left */
+        p->region = 1;
+        rc = a->ops.promote(a->ops.arg, region, force, failover_done, p, why, sizeof(why));
+        if (rc < 0) {
+            free(p);
+            reply_json(req, rc == -2 ? 400 : 409, json_pack("{s:b, s:s}", "ok", 0, "reply", why));
+            return;
+        }
+        snprintf(p->who, sizeof(p->who), "%.*s", (int)sizeof(p->who) - 1, why);
+        LIST_INSERT_HEAD(&a->pending, p, link);
+        return;
+    }
+    rc = a->ops.failover(a->ops.arg, failover_done, p, p->who, sizeof(p->who));
     if (rc < 0) {
         free(p);
         reply_json(req, rc == -2 ? 409 : 503,

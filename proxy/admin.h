@@ -5,7 +5,8 @@
  * (Prometheus), GET /topology (JSON: the nodes as the newest snapshot has them),
  * GET /status (JSON: availability, error budget, failovers with RTO and RPO),
  * GET /config (the running config, secrets redacted, and the last reload),
- * POST /reload, POST /failover (SENTINEL FAILOVER). With admin.token set, every
+ * POST /reload, POST /failover (SENTINEL FAILOVER; with {"region": name}, respgate
+ * promotes in that region). With admin.token set, every
  * path but /healthz and /readyz needs "Authorization: Bearer <token>". What the
  * endpoints show comes from the control module through admin_ops. */
 #ifndef RG_ADMIN_H
@@ -32,6 +33,11 @@ struct admin_ops {
     /* Starts a failover: 0 (done is called later), -1 no Sentinel answers, -2 no
      * Sentinel configured. who gets the Sentinel asked. */
     int (*failover)(void *arg, sentinel_reply_fn done, void *done_arg, char *who, size_t wholen);
+    /* POST /failover {"region", "force"}: respgate promotes in the region
+     * (probe_promote_region): 0 (done later; why gets the node), -1 refused, -2 no
+     * such region, with why. */
+    int (*promote)(void *arg, const char *region, int force, sentinel_reply_fn done, void *done_arg,
+                   char *why, size_t whylen);
     /* Whether every worker holds a ROLE-verified connection to the master now. */
     int (*ready)(void *arg);
 };

@@ -219,6 +219,7 @@ static void op_metrics(void *arg, struct evbuffer *out)
         .month = &month,
         .counters = &c->counters,
         .failbacks = failback_count(c->failback),
+        .region_failovers = probe_region_failovers(c->probe),
         .sentinels_known = s ? sentinel_view(s)->npeers : 0,
         .sentinels_reachable = s ? sentinel_view(s)->nreachable : 0,
         .start_time = c->start_time,
@@ -311,6 +312,13 @@ static int op_failover(void *arg, sentinel_reply_fn done, void *done_arg, char *
     return s ? sentinel_failover(s, done, done_arg, who, wholen) : -2;
 }
 
+static int op_promote(void *arg, const char *region, int force, sentinel_reply_fn done,
+                      void *done_arg, char *why, size_t whylen)
+{
+    return probe_promote_region(((struct control *)arg)->probe, region, force, done, done_arg, why,
+                                whylen);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -372,8 +380,8 @@ struct control *control_start(struct config *cfg, const char *path,
         control_free(c);
         return NULL;
     }
-    const struct admin_ops ops = {c,         op_snapshot, op_metrics,  op_status,
-                                  op_config, op_reload,   op_failover, op_ready};
+    const struct admin_ops ops = {c,         op_snapshot, op_metrics, op_status, op_config,
+                                  op_reload, op_failover, op_promote, op_ready};
     c->admin = admin_start(c->base, cfg, &ops, err, errlen);
     if ((!c->admin && err[0]) ||
         !(c->probe = probe_create(c->base, cfg, on_snapshot, c, err, errlen))) {

@@ -191,6 +191,9 @@ static void regions(struct evbuffer *b, const struct metrics_input *in)
            "Failovers this respgate asked Sentinel for to put the master back in a better region "
            "(failover.failback_after_ms), and a Sentinel took on.");
     sample(b, "respgate_failbacks_total", NULL, (double)in->failbacks);
+    family(b, "respgate_region_failovers_total", "counter",
+           "Replicas respgate promoted itself, asked by POST /failover with a region.");
+    sample(b, "respgate_region_failovers_total", NULL, (double)in->region_failovers);
     family(b, "respgate_replica_priority_mismatched", "gauge",
            "Replicas whose replica-priority differs from what their region gives (0 left alone).");
     sample(b, "respgate_replica_priority_mismatched", NULL, mismatched);

@@ -30,7 +30,8 @@ struct metrics_input {
     const struct avail_totals *avail;
     const struct avail_window *day, *month;
     const struct control_counters *counters;
-    unsigned long long failbacks; /* failovers asked for by failback.c */
+    unsigned long long failbacks;        /* failovers asked for by failback.c */
+    unsigned long long region_failovers; /* promotions by POST /failover {"region"} */
     int sentinels_known, sentinels_reachable;
     double start_time; /* Unix time */
 };

@@ -1,7 +1,7 @@
 /* probe: see probe.h. Runs on the control thread's event_base; nothing here is
  * shared with the workers except the snapshots it publishes (and, at startup, the
  * first one, handed over under a mutex). */
-#include "probe.h"
+#include "probe_int.h"
 #include "command.h"
 #include "overlay.h"
 #include "info.h"
@@ -26,61 +26,7 @@
 #define PROBE_RESET_FACTOR 10        /* intervals without an answer: reconnect */
 #define LISTED_NS (5LL * 1000000000) /* a discovered node no source lists is dropped after */
 
-struct probe_node {
-    struct probe *p;
-    size_t index;
-    struct config_addr addr;
-    char numeric[INET6_ADDRSTRLEN]; /* the address resolved once, to match INFO's master_host */
-    int configured;                 /* from the config file: always part of the set */
-    int64_t seen_ns;                /* discovered: when Sentinel or the master last listed it */
-    redisAsyncContext *ac;
-    int64_t sent_ns; /* when the INFO in flight was sent; 0: none in flight */
-    int answered;    /* has answered (or failed) at least once */
-    int redialed;    /* reconnected once after a drop, before calling it unreachable */
-    struct topo_node state;
-    char err[128];
-    int64_t priority_sent_ns; /* the last CONFIG SET replica-priority sent */
-    int priority_warned;      /* the mismatch was logged (failover.region_priority check) */
-};
-
-#define PROBE_HISTORY 256 /* master offsets kept: 25 s at the default probe interval */
-
-struct probe {
-    struct config *cfg; /* a reference */
-    struct event_base *base;
-    struct event *tick;
-    struct event *poke_ev; /* a worker saw a node contradict the topology */
-    size_t nnodes;
-    struct probe_node *nodes;  /* TOPO_MAX_NODES of them; the first nnodes in use */
-    struct sentinel *sentinel; /* NULL without Sentinel in the config */
-    struct sentinel *next;     /* a reload changed the Sentinels: these, once they answer */
-    int64_t next_since;
-    uint64_t generation;
-    int master;    /* index chosen in the last snapshot */
-    int reference; /* the last master there was */
-    int64_t master_since_ns;
-    struct topology *latest; /* the newest snapshot, for the admin endpoint */
-    probe_publish_fn publish;
-    void *arg;
-    pthread_mutex_t lock; /* guards first and first_ready only */
-    pthread_cond_t cond;
-    struct topology *first;
-    int first_ready;
-    struct cmd_overlay *commands; /* from the master's COMMAND: what the built-in table lacks */
-    int64_t commands_at;          /* when it was fetched; 0: never */
-    int commands_pending;
-    /* The reference master's offset over time, newest last: how old a replica's data
-     * may be follows from the newest of these its offset has reached. */
-    struct {
-        long long offset;
-        int64_t at_ns;
-    } history[PROBE_HISTORY];
-    int nhistory, history_head;
-    int history_node;
-};
-
 #define COMMANDS_REFRESH_NS (60LL * 1000000000) /* and whenever the master changes */
-#define PRIORITY_RETRY_NS (5LL * 1000000000)    /* a replica-priority not taken: set again */
 
 static const char *role_name(enum topo_role r)
 {
@@ -88,7 +34,7 @@ static const char *role_name(enum topo_role r)
 }
 
 /* The node an address names (by name or resolved address), or -1. */
-static int node_index(struct probe *p, const struct config_addr *a)
+int pr_node_index(struct probe *p, const struct config_addr *a)
 {
     for (size_t i = 0; i < p->nnodes; i++) {
         struct probe_node *n = &p->nodes[i];
@@ -127,7 +73,7 @@ static int discovered_region(const struct config *cfg, const struct probe_node *
 /* The node for an address, added if new (and there is room). -1 if not. */
 static int node_add(struct probe *p, const struct config_addr *a, int region, int configured)
 {
-    int i = node_index(p, a);
+    int i = pr_node_index(p, a);
     if (i >= 0) return i;
     if (p->nnodes >= TOPO_MAX_NODES) {
         static int warned;
@@ -149,54 +95,6 @@ static int node_add(struct probe *p, const struct config_addr *a, int region, in
     n->state.region = region >= 0 ? region : discovered_region(p->cfg, n);
     if (!configured) log_info("node %s:%d discovered", a->host, a->port);
     return (int)p->nnodes++;
-}
-
-static void probe_node_now(struct probe_node *n);
-
-/* The writable master: the node that last said it is master, even if it is slow
- * to answer now (busy is not dead: Sentinel decides that). With several (a
- * misconfiguration, or a failover in progress), a reachable one over one that is
- * not, then the one most replicas follow, then the current one (so that a probe
- * late by a moment does not send writes back and forth), then the first in the
- * config. */
-static int choose_master(const struct topology *t, int current)
-{
-    int best = -1, best_score = -1;
-    for (size_t i = 0; i < t->nnodes; i++) {
-        if (t->nodes[i].role != TOPO_MASTER) continue;
-        int score = (t->nodes[i].reachable ? 1 << 20 : 0) + ((int)i == current);
-        for (size_t k = 0; k < t->nnodes; k++)
-            score += 2 * (t->nodes[k].role == TOPO_REPLICA && t->nodes[k].follows == (int)i);
-        if (score > best_score) {
-            best = (int)i;
-            best_score = score;
-        }
-    }
-    return best;
-}
-
-/* With Sentinel, the master is the one it names (the highest config epoch, fenced
- * from the moment a failover selects a replica), and only once that node itself
- * reports role master: a Sentinel may name a node not promoted yet, or one that
- * was demoted since. Never a node Sentinel does not name, whatever it says. */
-static int sentinel_master(struct probe *p, const struct topology *t, const char **why)
-{
-    const struct sentinel_view *v = sentinel_view(p->sentinel);
-    if (!v->known) {
-        *why = "no Sentinel has named a master yet";
-        return -1;
-    }
-    int i = node_index(p, v->promoting ? &v->promoted : &v->master);
-    if (v->promoting && (i < 0 || t->nodes[i].role != TOPO_MASTER || !t->nodes[i].reachable)) {
-        *why = "failing over: Sentinel is promoting a replica, the old master is fenced";
-        return -1;
-    }
-    if (i < 0 || t->nodes[i].role != TOPO_MASTER) {
-        *why = "the master Sentinel names does not report role master (yet)";
-        sentinel_refresh(p->sentinel);
-        return -1;
-    }
-    return i;
 }
 
 /* Which nodes are part of the set now: configured ones, and discovered ones that
@@ -260,7 +158,7 @@ static int64_t replica_lag_ns(const struct probe *p, const struct topology *t, s
     return n->probed_ns - p->history[oldest].at_ns;
 }
 
-static void publish(struct probe *p)
+void pr_publish(struct probe *p)
 {
     update_listed(p);
     struct topology *t = topo_create(p->nnodes);
@@ -269,17 +167,8 @@ static void publish(struct probe *p)
     t->commands = cmd_overlay_acquire(p->commands);
     for (size_t i = 0; i < p->nnodes; i++)
         t->nodes[i] = p->nodes[i].state;
-    const char *why = "no reachable node reports role master";
-    const struct sentinel_view *v = p->sentinel ? sentinel_view(p->sentinel) : NULL;
-    if (v && (v->known || v->nreachable)) {
-        t->master = sentinel_master(p, t, &why);
-        t->master_reason = "Sentinel names it (highest config epoch) and it reports role master";
-    } else if (v && !v->known) {
-        why = "no Sentinel answers and none has named a master";
-    } else {
-        t->master = choose_master(t, p->master);
-        t->master_reason = "it reports role master (no Sentinel configured)";
-    }
+    const char *why = NULL;
+    t->master = pr_choose_master(p, t, &why, &t->master_reason);
     int was = p->reference;
     if (t->master >= 0) p->reference = t->master;
     if (t->master != p->master) p->master_since_ns = topo_now_ns();
@@ -341,7 +230,7 @@ static void on_command(redisAsyncContext *ac, void *r, void *privdata)
     cmd_overlay_release(&p->commands);
     p->commands = o;
     p->commands_at = topo_now_ns();
-    publish(p);
+    pr_publish(p);
 }
 
 static void fetch_commands(struct probe *p, int master)
@@ -359,46 +248,6 @@ static void set_unreachable(struct probe_node *n, const char *why)
     snprintf(n->err, sizeof(n->err), "%s", why);
     n->state.reachable = 0;
     n->answered = 1;
-}
-
-static void on_priority_set(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)ac;
-    struct probe_node *n = privdata;
-    redisReply *reply = r;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        log_warn("node %s: CONFIG SET replica-priority refused: %s", n->state.name, reply->str);
-}
-
-/* failover.region_priority: a replica's replica-priority follows its region's
- * priority, so that Sentinel promotes in the preferred region. 0 ("never
- * promote") is the operator's and never overwritten. Looked at after every INFO, so
- * a node that comes back, or a master demoted, is set again. */
-static void fit_priority(struct probe_node *n)
-{
-    const struct config *cfg = n->p->cfg;
-    struct topo_node *s = &n->state;
-    int mode = cfg->failover.region_priority;
-    s->priority_want = mode != CONFIG_RP_OFF ? region_replica_priority(cfg, s->region) : 0;
-    if (s->role != TOPO_REPLICA || s->priority <= 0 || !s->priority_want ||
-        s->priority == s->priority_want) {
-        n->priority_warned = 0;
-        return;
-    }
-    if (mode == CONFIG_RP_CHECK) {
-        if (!n->priority_warned++)
-            log_warn("node %s (region %s) has replica-priority %d, its region's priority "
-                     "gives %d (failover.region_priority check)",
-                     s->name, cfg->regions[s->region].name, s->priority, s->priority_want);
-        return;
-    }
-    int64_t now = topo_now_ns();
-    if (!n->ac || (n->priority_sent_ns && now - n->priority_sent_ns < PRIORITY_RETRY_NS)) return;
-    n->priority_sent_ns = now;
-    log_info("node %s (region %s): replica-priority %d -> %d (failover.region_priority apply)",
-             s->name, cfg->regions[s->region].name, s->priority, s->priority_want);
-    redisAsyncCommand(n->ac, on_priority_set, n, "CONFIG SET replica-priority %d",
-                      s->priority_want);
 }
 
 static void on_info(redisAsyncContext *ac, void *r, void *privdata)
@@ -423,10 +272,10 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
         s->role = info.role;
         s->offset = info.offset;
         s->link_up = info.role == TOPO_REPLICA && info.link_up && !info.syncing && !info.loading;
-        s->follows = info.role == TOPO_REPLICA ? node_index(n->p, &info.master) : -1;
+        s->follows = info.role == TOPO_REPLICA ? pr_node_index(n->p, &info.master) : -1;
         s->priority = info.role == TOPO_REPLICA ? info.priority : -1;
         s->probed_ns = sent;
-        fit_priority(n);
+        pr_fit_priority(n);
         n->answered = 1;
         n->redialed = 0;
         n->err[0] = '\0';
@@ -438,10 +287,10 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
             int i = node_add(p, &info.replicas[k], -1, 0);
             if (i < 0) continue;
             p->nodes[i].seen_ns = topo_now_ns();
-            if (p->nnodes > before) probe_node_now(&p->nodes[i]);
+            if (p->nnodes > before) pr_probe_now(&p->nodes[i]);
         }
     }
-    publish(n->p);
+    pr_publish(n->p);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -451,7 +300,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         n->ac = NULL;
         n->sent_ns = 0;
         set_unreachable(n, ac->errstr);
-        publish(n->p);
+        pr_publish(n->p);
     }
 }
 
@@ -465,11 +314,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
      * is not an outage. Ask again at once; a node that is gone refuses the connect. */
     if (n->state.reachable && !n->redialed) {
         n->redialed = 1;
-        probe_node_now(n);
+        pr_probe_now(n);
         return;
     }
     set_unreachable(n, ac->errstr);
-    publish(n->p);
+    pr_publish(n->p);
 }
 
 static void node_connect(struct probe_node *n)
@@ -498,7 +347,7 @@ static void node_connect(struct probe_node *n)
 }
 
 /* Sends INFO now, connecting first if needed (nothing if one is in flight). */
-static void probe_node_now(struct probe_node *n)
+void pr_probe_now(struct probe_node *n)
 {
     if (n->sent_ns) return;
     if (!n->ac) node_connect(n);
@@ -524,7 +373,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             int64_t waited = now - n->sent_ns;
             if (waited > (int64_t)(interval * PROBE_STALL_FACTOR) && n->state.reachable) {
                 set_unreachable(n, "no answer to INFO in time");
-                publish(p);
+                pr_publish(p);
             }
             if (waited > interval * PROBE_RESET_FACTOR && n->ac) {
                 redisAsyncDisconnect(n->ac); /* reconnect on a later tick */
@@ -532,7 +381,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             }
             continue;
         }
-        probe_node_now(n);
+        pr_probe_now(n);
     }
 }
 
@@ -543,7 +392,7 @@ static void on_poke(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct probe *p = arg;
     for (size_t i = 0; i < p->nnodes; i++)
-        if (p->nodes[i].state.listed) probe_node_now(&p->nodes[i]);
+        if (p->nodes[i].state.listed) pr_probe_now(&p->nodes[i]);
     if (p->sentinel) sentinel_refresh(p->sentinel);
 }
 
@@ -560,8 +409,8 @@ static void on_sentinel(void *arg, const char *why)
     log_debug("sentinel view changed (%s)", why);
     update_listed(p);
     for (size_t i = before; i < p->nnodes; i++)
-        probe_node_now(&p->nodes[i]);
-    publish(p);
+        pr_probe_now(&p->nodes[i]);
+    pr_publish(p);
 }
 
 void probe_begin(struct probe *p)
@@ -602,6 +451,7 @@ void probe_destroy(struct probe **pp)
 {
     struct probe *p = *pp;
     if (!p) return;
+    p->destroying = 1;
     sentinel_destroy(&p->sentinel);
     sentinel_destroy(&p->next);
     for (size_t i = 0; p->nodes && i < p->nnodes; i++)
@@ -656,6 +506,7 @@ struct probe *probe_create(struct event_base *base, struct config *cfg, probe_pu
     p->publish = publish_fn;
     p->arg = arg;
     p->master = p->reference = -1;
+    p->promoted.node = -1;
     p->nodes = calloc(TOPO_MAX_NODES, sizeof(*p->nodes));
     p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
     p->poke_ev = event_new(base, -1, 0, on_poke, p);
@@ -732,5 +583,5 @@ void probe_set_config(struct probe *p, struct config *cfg)
     }
     if (old->probe_interval_ms != cfg->probe_interval_ms) set_interval(p);
     config_release(&old);
-    publish(p);
+    pr_publish(p);
 }

@@ -37,6 +37,18 @@ struct topology *probe_latest(struct probe *p);
 struct sentinel *probe_sentinel(struct probe *p);
 /* Asks for a new look at every node (and Sentinel) now; safe from any thread. */
 void probe_refresh(struct probe *p);
+/* POST /failover {"region": name}: promotes the most caught-up reachable replica of
+ * the region (REPLICAOF NO ONE) and points the region's other nodes at it (with
+ * force, the old master too), holding writes meanwhile; that node stays the master
+ * until Sentinel names another than it named at the time. Refused (-1, why) while
+ * the master is reachable and writable unless force, or when the region has no
+ * reachable replica; -2 for no such region. 0: done is called later; why gets the
+ * node being promoted. For when Sentinel has no majority left: it decides whenever
+ * it can. */
+int probe_promote_region(struct probe *p, const char *name, int force, sentinel_reply_fn done,
+                         void *arg, char *why, size_t whylen);
+/* Region failovers done so far. */
+unsigned long probe_region_failovers(const struct probe *p);
 /* Control thread, after its loop has stopped. */
 void probe_destroy(struct probe **p);
 

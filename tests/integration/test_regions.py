@@ -10,12 +10,17 @@ respgate per region that learns its region from RESPGATE_REGION.
   follows; then east comes back and exactly one failback puts the master there again,
   with writers running and nothing lost.
 
+- Two regions only, the preferred one lost with its Sentinel majority: POST /failover
+  with a region promotes there; every write that had reached that region is there,
+  and the old master, back, takes no write through respgate.
+
 TRIALS (default 2) sets how many east-master kills to run."""
 import json
 import os
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from harness import Harness, Raw, RespError, main, wait_until
@@ -132,10 +137,19 @@ class Layout:
                    timeout=20, what="node %d linked again" % node.port)
 
 
-def admin(gate, path):
+def admin(gate, path, body=None):
+    """GET path, or POST body (a dict) to it: the text, or (status, JSON) for a POST."""
     port = json.load(open(gate.config_path))["admin"]["listen"].rsplit(":", 1)[1]
-    with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=5) as r:
-        return r.read().decode()
+    url = "http://127.0.0.1:%s%s" % (port, path)
+    if body is None:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def metric(gate, name, **labels):
@@ -307,6 +321,84 @@ class RegionLoss(RegionTestCase):
         for w in writers:
             self.assertEqual(w.errors, [], "a planned failback costs no error")
             self.assertGreaterEqual(int(c.call("GET", w.key)), w.acked, "no acknowledged write lost")
+
+
+class TwoRegions(unittest.TestCase):
+    """East (priority 1): master and replica, 2 Sentinels; west: a replica and 1
+    Sentinel; quorum 2. Losing east leaves west no majority: nothing is promoted."""
+
+    def setUp(self):
+        self.h = Harness()
+        try:
+            h = self.h
+            self.master = h.redis(host=HOSTS["east"])
+            self.east2 = h.replica_of(self.master, host=HOSTS["east"])
+            self.west = h.replica_of(self.master, host=HOSTS["west"])
+            where = ["east", "east", "west"]
+            self.sentinels = [Sentinel(h, "%040x" % (0x3e << 100 | i), host=HOSTS[r])
+                              for i, r in enumerate(where)]
+            for s in self.sentinels:
+                s.start(self.master, [self.east2, self.west], self.sentinels,
+                        Layout.DOWN_AFTER_MS, Layout.FAILOVER_TIMEOUT_MS, quorum=2)
+            regions = [{"name": r, "priority": PRIORITY[r], "match": [HOSTS[r][:-1] + "0/24"],
+                        "sentinel": {"addresses": ["%s:%d" % (s.host, s.port)
+                                                   for s, w in zip(self.sentinels, where)
+                                                   if w == r], "master_name": NAME}}
+                       for r in ("east", "west")]
+            self.gate = h.respgate(self.master.port, environ={"RESPGATE_REGION": "west"},
+                                   regions=regions, failover={"hold_ms": 2000})
+            wait_until(lambda: "master is %s:%d" % (self.master.host, self.master.port)
+                       in self.gate.output(), timeout=20, what="respgate following the master")
+        except BaseException:
+            self.h.close(ok=False)
+            raise
+
+    def tearDown(self):
+        self.h.close()
+
+    def test_promoting_a_region_by_hand_when_no_majority_is_left(self):
+        g = self.gate
+        code, r = admin(g, "/failover", {"region": "west"})
+        self.assertEqual(code, 409, r)
+        self.assertIn("force", r["reply"])
+        self.assertEqual(admin(g, "/failover", {"region": "mars"})[0], 400)
+        self.assertEqual(admin(g, "/failover", {"force": True})[0], 400)
+        c = g.client()
+        for i in range(200):
+            self.assertEqual(c.call("SET", "k%d" % i, i), "OK")
+        moff = self.master.info("replication")["master_repl_offset"]
+        wait_until(lambda: self.west.info("replication")["slave_repl_offset"] >= moff,
+                   what="the writes reaching west")
+        for s in self.sentinels[:2]:
+            s.kill()
+        self.master.kill()
+        self.east2.kill()
+        time.sleep(4)  # past down-after: Sentinel in west sees it, and cannot elect
+        self.assertEqual(self.sentinels[2].master_port(), self.master.port, "nothing promoted")
+        reply = g.client().call("SET", "x", "1")
+        self.assertIsInstance(reply, RespError, "no master: writes fail after hold_ms")
+        code, r = admin(g, "/failover", {"region": "west"})
+        self.assertEqual((code, r["ok"], r["promoted"]), (202, True,
+                                                          "%s:%d" % (self.west.host, self.west.port)),
+                         r)
+        wait_until(lambda: g.client().call("SET", "after", "1") == "OK", timeout=10,
+                   what="writes through respgate again")
+        c = g.client()
+        self.assertEqual([c.call("GET", "k%d" % i) for i in range(200)],
+                         [str(i).encode() for i in range(200)], "every write that reached west")
+        self.assertEqual(metric(g, "respgate_region_failovers_total"), 1)
+        # The old master comes back, as a master (its Sentinels still say so): respgate
+        # keeps writing to the node it promoted.
+        self.master.extra = [a for a in self.master.extra]
+        self.master.start()
+        time.sleep(1)
+        for i in range(50):
+            self.assertEqual(c.call("SET", "late%d" % i, i), "OK")
+        self.assertEqual(self.master.calls("set"), 0, "the old master took no write")
+        self.assertEqual(self.west.client().call("GET", "late49"), b"49")
+        topo = json.loads(admin(g, "/topology"))
+        self.assertEqual(topo["master"], "%s:%d" % (self.west.host, self.west.port))
+        self.assertIn("POST /failover", topo["master_reason"])
 
 
 if __name__ == "__main__":
