@@ -5,6 +5,7 @@
  * one closes everything at once. */
 #include "config.h"
 #include "control.h"
+#include "healthcheck.h"
 #include "log.h"
 #include "worker.h"
 
@@ -20,8 +21,13 @@
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: respgate [--config FILE] [--check-config [FILE]] [--version] [--help]\n"
-               "  -c, --config FILE    JSON configuration (see docs/configuration.md)\n"
+               "       respgate --probe URL\n"
+               "  -c, --config FILE    JSON configuration (see docs/configuration.md); without\n"
+               "                       it, $RESPGATE_CONFIG\n"
                "  -t, --check-config   validate the configuration and exit 0 (good) or 1\n"
+               "  -p, --probe URL      GET URL (http://host:port/path, 2 s at most) and exit\n"
+               "                       0 on a 2xx answer, 1 otherwise: a container health\n"
+               "                       check against the admin endpoint (/healthz, /readyz)\n"
                "  -v, --version        print the version and exit\n"
                "  -h, --help           print this help and exit\n");
 }
@@ -79,16 +85,22 @@ static int run(struct config *cfg, const char *path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 't'},
-                                         {"version", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+        {"probe", required_argument, NULL, 'p'},  {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int check = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tp:vh", opts, NULL)) != -1) {
         switch (opt) {
+        case 'p': {
+            char why[300];
+            int code = healthcheck_get(optarg, 2000, why, sizeof(why));
+            if (code < 0) fprintf(stderr, "respgate --probe: %s\n", why);
+            if (code >= 300) fprintf(stderr, "respgate --probe: %s: HTTP %d\n", optarg, code);
+            return code >= 200 && code < 300 ? 0 : 1;
+        }
         case 'c':
             path = optarg;
             break;
@@ -107,6 +119,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc && !path) path = argv[optind++];
+    if (!path && getenv("RESPGATE_CONFIG") && *getenv("RESPGATE_CONFIG"))
+        path = getenv("RESPGATE_CONFIG"); /* containers: the image's default, or the pod's */
     if (optind < argc || !path) {
         usage(stderr);
         return 2;

@@ -217,7 +217,7 @@ class Redis:
 
 
 class Respgate:
-    def __init__(self, h, upstream_port, environ=None, **overrides):
+    def __init__(self, h, upstream_port, environ=None, config_path=None, **overrides):
         self.h = h
         self.port = free_port()
         cfg = {
@@ -234,7 +234,8 @@ class Respgate:
                 cfg[k].update(v)
             else:
                 cfg[k] = v
-        self.config_path = os.path.join(h.dir, "respgate-%d.json" % self.port)
+        # config_path: where to write it (a ConfigMap-style link, say) and start from.
+        self.config_path = config_path or os.path.join(h.dir, "respgate-%d.json" % self.port)
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)
         self.log_path = os.path.join(h.dir, "respgate-%d.log" % self.port)

@@ -277,9 +277,9 @@ class RegionLoss(RegionTestCase):
         watch = SwitchWatch([s for s in self.lay.sentinels if s not in east_sentinels])
         for s in east_sentinels:
             s.kill()
-        killed_at = time.monotonic()
         for n in east:
             n.kill()
+        killed_at = time.monotonic()
         wait_until(lambda: watch.at is not None, timeout=30, what="+switch-master")
         new = self.lay.settled_master()
         self.assertEqual(self.lay.region[new.port], "west", "never dr while west has a replica")
