@@ -145,15 +145,16 @@ void roster_answer(struct roster *r, struct roster_query *q, int worker, char *t
                    long long count)
 {
     q->answers[worker] = (struct answer){text, len, count};
+    int origin = q->origin; /* once posted back, q is the asker's: it may be gone */
     pthread_mutex_lock(&r->mu);
     int last = --q->left == 0;
     if (last) {
         q->posts[q->n].q = q;
         q->posts[q->n].back = 1;
-        post(r, q->origin, &q->posts[q->n]);
+        post(r, origin, &q->posts[q->n]);
     }
     pthread_mutex_unlock(&r->mu);
-    if (last) wake(r, q->origin);
+    if (last) wake(r, origin);
 }
 
 int roster_nanswers(const struct roster_query *q)
