@@ -229,6 +229,7 @@ class Locality(RegionTestCase):
                 self.assertEqual(rc.call("GET", "k"), b"v")
             after = {r: metric(g, "respgate_reads_total", region=r) for r in HOSTS}
             got = {r: after[r] - before[r] for r in HOSTS}
+            print("respgate in %s: 300 GETs served by region %s" % (region, got))
             self.assertGreaterEqual(got[region] / 300.0, 0.95, (region, got))
             self.assertEqual(metric(g, "respgate_reads_cross_region_total"),
                              sum(after[r] for r in HOSTS if r != region))
