@@ -187,6 +187,25 @@ static int parse_notify(json_t *root, struct config *cfg, char *err, size_t errl
     return 0;
 }
 
+static int parse_durability(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"min_replicas", "timeout_ms", "on_timeout", NULL};
+    static const char *const on_timeout[] = {"error", "reply", NULL}; /* config_durable_timeout */
+    json_t *obj;
+    long long n = cfg->durability.min_replicas, t = cfg->durability.timeout_ms;
+    if (config_json_object(root, "", "durability", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (config_json_keys(obj, "durability", keys, err, errlen) ||
+        config_json_int(obj, "durability", "min_replicas", 0, 16, &n, err, errlen) ||
+        config_json_int(obj, "durability", "timeout_ms", 1, 60000, &t, err, errlen) ||
+        config_json_choice(obj, "durability", "on_timeout", on_timeout, &cfg->durability.on_timeout,
+                           err, errlen))
+        return -1;
+    cfg->durability.min_replicas = (int)n;
+    cfg->durability.timeout_ms = (int)t;
+    return 0;
+}
+
 static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"availability", NULL};
@@ -206,23 +225,11 @@ static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",
-                                       "threads",
-                                       "log",
-                                       "shutdown_timeout_ms",
-                                       "regions",
-                                       "upstream",
-                                       "limits",
-                                       "probe_interval_ms",
-                                       "local_region",
-                                       "routing",
-                                       "auth",
-                                       "deny_commands",
-                                       "failover",
-                                       "admin",
-                                       "notify",
-                                       "slo",
-                                       NULL};
+    static const char *const keys[] = {"listen",       "threads",  "log",    "shutdown_timeout_ms",
+                                       "regions",      "upstream", "limits", "probe_interval_ms",
+                                       "local_region", "routing",  "auth",   "deny_commands",
+                                       "failover",     "admin",    "notify", "slo",
+                                       "durability",   NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients",
@@ -363,7 +370,9 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
             return -1;
     }
 
-    if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen)) return -1;
+    if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen) ||
+        parse_durability(root, cfg, err, errlen))
+        return -1;
     return config_parse_regions(root, cfg, err, errlen);
 }
 
@@ -403,6 +412,7 @@ static void set_defaults(struct config *cfg)
     cfg->failover.max_held_requests = 100000;
     cfg->notify.timeout_ms = 5000;
     cfg->slo.availability = 0.9999;
+    cfg->durability.timeout_ms = 1000;
 }
 
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */

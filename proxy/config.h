@@ -46,6 +46,9 @@ struct config_user {
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON };
 
+/* durability.on_timeout: a write its replicas did not acknowledge in time. */
+enum config_durable_timeout { CONFIG_DURABLE_ERROR = 0, CONFIG_DURABLE_REPLY };
+
 /* failover.region_priority: whether respgate sets the replicas' replica-priority. */
 enum config_region_priority { CONFIG_RP_OFF = 0, CONFIG_RP_APPLY, CONFIG_RP_CHECK };
 
@@ -117,6 +120,11 @@ struct config {
     struct {
         double availability; /* the write-availability objective, e.g. 0.9999 */
     } slo;
+    struct {
+        int min_replicas; /* a write's reply waits for this many replicas' acks; 0: off */
+        int timeout_ms;   /* at most this long (WAIT's timeout) */
+        int on_timeout;   /* enum config_durable_timeout */
+    } durability;
 };
 
 /* Returns a new config, or NULL with a message in err. */

@@ -167,6 +167,11 @@ static void add_region_keys(json_t *o, const struct config *cfg)
     json_object_set_new(f, "failback_after_ms", json_integer(cfg->failover.failback_after_ms));
     json_object_set_new(f, "failback_min_interval_ms",
                         json_integer(cfg->failover.failback_min_interval_ms));
+    json_object_set_new(
+        o, "durability",
+        json_pack("{s:i, s:i, s:s}", "min_replicas", cfg->durability.min_replicas, "timeout_ms",
+                  cfg->durability.timeout_ms, "on_timeout",
+                  cfg->durability.on_timeout == CONFIG_DURABLE_REPLY ? "reply" : "error"));
 }
 
 json_t *config_to_json(const struct config *cfg, int redact)

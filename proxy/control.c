@@ -282,6 +282,15 @@ static json_t *op_status(void *arg)
                           window_json(&month), "failovers_total", (json_int_t)totals.failovers,
                           "last_failover_rto_seconds", totals.last_rto_s, "failovers", list);
     topo_release(&t);
+    memset(c->sum, 0, sizeof(*c->sum)); /* durability.*: what the workers counted */
+    c->hooks.stats(c->hooks.arg, c->sum);
+    json_object_set_new(
+        j, "durability",
+        json_pack("{s:i, s:I, s:I, s:I, s:I}", "min_replicas", c->cfg->durability.min_replicas,
+                  "writes_held_total", (json_int_t)c->sum->durable_held, "waiting_now",
+                  (json_int_t)c->sum->durable_waiting, "released_without_replicas_total",
+                  (json_int_t)c->sum->durable_short_released, "failed_total",
+                  (json_int_t)c->sum->durable_failed));
     return j;
 }
 

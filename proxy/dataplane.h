@@ -57,14 +57,17 @@ struct req {
     char *copy;          /* the request, to send it again: a read whose replica failed, a
                             request a node refused because of its role (REQ_COPY_MAX) */
     size_t copy_len;
-    int64_t resend_until;       /* refused or lost: how long it may wait for another node */
-    int node;                   /* where it was sent */
-    int timed;                  /* on a shared connection: its latency is measured */
-    int replica_read;           /* a read sent to a replica: its client's writes wait for it */
-    int master_only;            /* sent again, to the master only (a script the replica lacks) */
-    int scan;                   /* SCAN and kin: its reply's cursor is remembered (scan.c) */
-    int script;                 /* EVAL, FCALL...: may run long (upconn.scripts counts them) */
-    int redirect;               /* CLIENT GETREDIR/TRACKINGINFO: Redis' id in it made ours */
+    int64_t resend_until; /* refused or lost: how long it may wait for another node */
+    int node;             /* where it was sent */
+    int timed;            /* on a shared connection: its latency is measured */
+    int replica_read;     /* a read sent to a replica: its client's writes wait for it */
+    int master_only;      /* sent again, to the master only (a script the replica lacks) */
+    int scan;             /* SCAN and kin: its reply's cursor is remembered (scan.c) */
+    int script;           /* EVAL, FCALL...: may run long (upconn.scripts counts them) */
+    int redirect;         /* CLIENT GETREDIR/TRACKINGINFO: Redis' id in it made ours */
+    int durable;          /* a write whose reply waits for durability.min_replicas */
+    int durable_wait;     /* respgate's own WAIT after such writes: wait_need acks */
+    int wait_need;
     int64_t sent_ns;            /* the worker's clock when it was sent */
     int64_t fenced_ns;          /* a write in flight on a master when it was fenced, then */
     char small[REQ_SMALL_COPY]; /* copy points here for most requests: no malloc. Last:
@@ -99,6 +102,10 @@ struct upconn {
     int named;        /* pinned or tunnel: carries its client's CLIENT SETNAME */
     unsigned long long redis_id; /* pinned or tunnel: Redis' CLIENT ID for it; 0 unknown */
     struct req_queue inflight;
+    struct req_queue held; /* durable writes answered, waiting for the next WAIT */
+    int unwaited;          /* durable writes sent since the last WAIT */
+    int wait_listed;       /* on the worker's wait_ups: a WAIT goes at the pass end */
+    TAILQ_ENTRY(upconn) wait_link;
     struct resp_parser rp;   /* frames replies (not for a raw tunnel) */
     struct evbuffer *pushes; /* RESP3 pushes read ahead of the next reply: its client's */
     size_t scanned;
@@ -282,6 +289,7 @@ struct worker {
     struct client_list ready;    /* to resume at the end of the pass, in the order woken */
     struct client_list dead;     /* closed clients to free at the end of the pass */
     struct upconn_list dead_ups; /* let-go pinned connections to free then */
+    struct upconn_list wait_ups; /* sent durable writes this pass: a WAIT each at its end */
     struct req_cache *reqs;
     atomic_int master_ok; /* written here, read by /readyz: a verified connection to the
                              writable master is up */

@@ -105,6 +105,7 @@ static int take_shared(struct client *c, unsigned flags)
         return 1;
     }
     struct req *r = replyq_push(c, !read);
+    r->durable = message_durable(c, flags);
     r->scan = scan;
     if (!continues) keep_copy(c, r); /* a cursor is no use elsewhere */
     if (u->node != master) {

@@ -1,5 +1,6 @@
 /* message: see message.h. */
 #include "message.h"
+#include "command.h"
 #include "upstream.h"
 
 #include <stdlib.h>
@@ -63,6 +64,15 @@ void message_reframe(struct client *c, const char *const *argv, const size_t *le
     evbuffer_prepend_buffer(sock_input(c->sock), rebuilt);
     evbuffer_free(rebuilt);
     message_next(c);
+}
+
+int message_durable(const struct client *c, unsigned flags)
+{
+    if (!c->w->cfg->durability.min_replicas) return 0;
+    if (c->session & S_MULTI) return c->rp.argc == 1 && strcmp(c->rp.name, "exec") == 0;
+    if (flags & CMD_WRITE) return 1;
+    if (flags & CMD_SCRIPTING) return !(flags & CMD_READONLY);
+    return flags == 0; /* unknown to the table and the master's COMMAND: it may write */
 }
 
 void message_send(struct client *c, struct upconn *u, struct req *r)

@@ -27,4 +27,10 @@ void message_send(struct client *c, struct upconn *u, struct req *r);
 /* Replaces it with argv[0..argc) and frames it again. */
 void message_reframe(struct client *c, const char *const *argv, const size_t *lens, int argc);
 
+/* Whether the message's reply, once Redis gave it, waits for durability.min_replicas
+ * replicas: commands that may write (Redis' write flag, scripts but the _RO ones,
+ * commands the table does not know), and EXEC ending a transaction; never one queued
+ * inside MULTI (its reply is QUEUED) nor one that cannot write. */
+int message_durable(const struct client *c, unsigned flags);
+
 #endif

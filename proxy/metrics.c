@@ -106,6 +106,51 @@ static void requests(struct evbuffer *b, const struct metrics_input *in)
     sample(b, "respgate_held_requests", NULL, (double)get(&in->stats->held));
 }
 
+static void histogram(struct evbuffer *b, const char *name, const char *labels,
+                      const struct stats_hist *h)
+{
+    char bucket[96], sum[96], count[96];
+    snprintf(bucket, sizeof(bucket), "%s_bucket", name);
+    snprintf(sum, sizeof(sum), "%s_sum", name);
+    snprintf(count, sizeof(count), "%s_count", name);
+    uint64_t cum = 0;
+    for (int k = 0; k < STATS_BUCKETS; k++) {
+        char le[32], l[LABELS_MAX];
+        cum += get(&h->bucket[k]);
+        if (k < STATS_BUCKETS - 1)
+            snprintf(le, sizeof(le), "%g", (double)stats_bucket_us[k] / 1e6);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        snprintf(l, sizeof(l), "%s", labels ? labels : "");
+        label(l, sizeof(l), "le", le);
+        sample(b, bucket, l, (double)cum);
+    }
+    sample(b, sum, labels, (double)get(&h->sum_ns) / 1e9);
+    sample(b, count, labels, (double)cum);
+}
+
+/* durability.min_replicas. */
+static void durability(struct evbuffer *b, const struct metrics_input *in)
+{
+    const struct stats *s = in->stats;
+    family(b, "respgate_durable_writes_total", "counter",
+           "Write replies held until durability.min_replicas replicas acknowledged them.");
+    sample(b, "respgate_durable_writes_total", NULL, (double)get(&s->durable_held));
+    family(b, "respgate_durable_writes_waiting", "gauge",
+           "Write replies held now, waiting for their WAIT.");
+    sample(b, "respgate_durable_writes_waiting", NULL, (double)get(&s->durable_waiting));
+    family(b, "respgate_durable_shortfalls_total", "counter",
+           "Held writes too few replicas acknowledged in time (or whose connection was lost): "
+           "released anyway (durability.on_timeout reply) or failed with -NOREPLICAS.");
+    sample(b, "respgate_durable_shortfalls_total", "outcome=\"released\"",
+           (double)get(&s->durable_short_released));
+    sample(b, "respgate_durable_shortfalls_total", "outcome=\"failed\"",
+           (double)get(&s->durable_failed));
+    family(b, "respgate_durable_wait_seconds", "histogram",
+           "Round trip of respgate's WAIT after durable writes (the time replies are held).");
+    histogram(b, "respgate_durable_wait_seconds", NULL, &s->durable_wait);
+}
+
 static void latency(struct evbuffer *b, const struct metrics_input *in)
 {
     const char *name = "respgate_upstream_latency_seconds";
@@ -114,23 +159,9 @@ static void latency(struct evbuffer *b, const struct metrics_input *in)
            "(sessions and blocking commands excluded).");
     if (!in->topo) return;
     for (size_t i = 0; i < in->topo->nnodes; i++) {
-        const struct stats_hist *h = &in->stats->latency[i];
-        char node[LABELS_MAX] = "", l[LABELS_MAX];
+        char node[LABELS_MAX] = "";
         label(node, sizeof(node), "node", in->topo->nodes[i].name);
-        uint64_t cum = 0;
-        for (int k = 0; k < STATS_BUCKETS; k++) {
-            char le[32];
-            cum += get(&h->bucket[k]);
-            if (k < STATS_BUCKETS - 1)
-                snprintf(le, sizeof(le), "%g", (double)stats_bucket_us[k] / 1e6);
-            else
-                snprintf(le, sizeof(le), "+Inf");
-            snprintf(l, sizeof(l), "%s", node);
-            label(l, sizeof(l), "le", le);
-            sample(b, "respgate_upstream_latency_seconds_bucket", l, (double)cum);
-        }
-        sample(b, "respgate_upstream_latency_seconds_sum", node, (double)get(&h->sum_ns) / 1e9);
-        sample(b, "respgate_upstream_latency_seconds_count", node, (double)cum);
+        histogram(b, name, node, &in->stats->latency[i]);
     }
 }
 
@@ -312,6 +343,7 @@ void metrics_render(struct evbuffer *out, const struct metrics_input *in)
 {
     requests(out, in);
     latency(out, in);
+    durability(out, in);
     topology(out, in);
     availability(out, in);
     control(out, in);

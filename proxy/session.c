@@ -173,6 +173,7 @@ static void exec_instead(struct client *c, struct req *r, const char *reply)
 static void forward_pinned(struct client *c, unsigned flags)
 {
     struct req *r = replyq_push(c, !is_read(flags));
+    r->durable = message_durable(c, flags); /* before track(): EXEC still inside MULTI */
     r->redirect = (flags & CMD_CLIENT) && (strcasecmp(c->rp.arg1, "getredir") == 0 ||
                                            strcasecmp(c->rp.arg1, "trackinginfo") == 0);
     int exec = strcmp(c->rp.name, "exec") == 0, discard = strcmp(c->rp.name, "discard") == 0;

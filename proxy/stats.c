@@ -52,6 +52,13 @@ void stats_sum(struct stats *into, const struct stats *from)
         stats_add(&into->latency[n].sum_ns, get(&from->latency[n].sum_ns));
         stats_add(&into->reads[n], get(&from->reads[n]));
     }
+    stats_add(&into->durable_held, get(&from->durable_held));
+    stats_add(&into->durable_waiting, get(&from->durable_waiting));
+    stats_add(&into->durable_short_released, get(&from->durable_short_released));
+    stats_add(&into->durable_failed, get(&from->durable_failed));
+    for (int b = 0; b < STATS_BUCKETS; b++)
+        stats_add(&into->durable_wait.bucket[b], get(&from->durable_wait.bucket[b]));
+    stats_add(&into->durable_wait.sum_ns, get(&from->durable_wait.sum_ns));
 }
 
 const char *stats_route_name(enum stats_route r)

@@ -69,6 +69,11 @@ struct stats {
      * commands excluded: their time is the application's). */
     struct stats_hist latency[TOPO_MAX_NODES];
     _Atomic uint64_t reads[TOPO_MAX_NODES]; /* read commands sent to each node: by region */
+    /* durability.min_replicas: writes whose replies waited for replicas, those now
+     * waiting, those released short (on_timeout reply) or failed (error, or the
+     * connection lost first), and the WAIT round trip. */
+    _Atomic uint64_t durable_held, durable_waiting, durable_short_released, durable_failed;
+    struct stats_hist durable_wait;
 };
 
 /* For the owning thread only. */

@@ -76,6 +76,7 @@ static void set_sockopts(struct sock *s)
 void up_fail_inflight(struct upconn *u, const char *msg)
 {
     struct req *r;
+    up_durable_lost(u); /* answered before those in flight, as they were sent */
     while ((r = TAILQ_FIRST(&u->inflight))) {
         unqueue(u, r); /* r->up still says where it was, for ops->lost */
         u->w->ops->lost(u->w, r, msg);
@@ -330,6 +331,10 @@ static void up_readcb(void *arg)
             conn_id_answered(u, r, in, len);
             continue;
         }
+        if (r->durable_wait) {
+            up_durable_answered(u, r, in, len);
+            continue;
+        }
         /* Every error reply is looked at: a node that refuses because of its role is
          * verified again whether or not the request can be sent again. */
         int again = type == '-' && r->copy && r->client && refused_by_role(u, in, len);
@@ -351,6 +356,7 @@ static void up_readcb(void *arg)
         if (r->write && !r->instead && type != '-' && w->outage_since &&
             r->sent_ns >= w->outage_since)
             outage_over(w);
+        if (up_durable_hold(u, r, type, in, len)) continue;
         w->ops->reply(w, r, in, len);
     }
 }
@@ -495,6 +501,7 @@ int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind, str
     u->owner = owner;
     u->state = UP_DOWN;
     TAILQ_INIT(&u->inflight);
+    TAILQ_INIT(&u->held);
     resp_init(&u->rp, RESP_REPLY, LLONG_MAX);
     snprintf(u->why, sizeof(u->why), "%s: not connected yet", node_name(u));
     u->timer = evtimer_new(w->base, up_timercb, u);
@@ -541,10 +548,12 @@ void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const 
         r->up = u;
         r->node = u->node;
         r->sent_ns = u->w->now_ns;
-        r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello && !r->conn_id;
+        r->timed = u->kind == UP_SHARED && !r->auth && !r->role && !r->hello && !r->conn_id &&
+                   !r->durable_wait;
         TAILQ_INSERT_TAIL(&u->inflight, r, uq);
         u->w->outstanding[u->node]++;
         u->scripts += r->script;
+        if (r->durable) up_durable_sent(u);
     }
 }
 

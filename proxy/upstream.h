@@ -55,6 +55,9 @@ void upstream_free(struct upconn *u);
 void upstream_send(struct upconn *u, struct req *r, struct evbuffer *src, const char *data,
                    size_t len);
 size_t upstream_output_len(const struct upconn *u);
+/* End of the pass: one WAIT on every shared connection that carried durable writes in
+ * it (durability.min_replicas, upstream_durable.c). */
+void upstream_durable_flush(struct worker *w);
 void upstream_pause_reading(struct upconn *u, int paused);
 
 #endif

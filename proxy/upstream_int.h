@@ -40,4 +40,13 @@ void up_reverify_node(struct worker *w, int node);
 /* /readyz's view of this worker: whether it can write to the master now. */
 void up_note_master(struct worker *w);
 
+/* durability.min_replicas (upstream_durable.c). A durable write went out on u. */
+void up_durable_sent(struct upconn *u);
+/* r's reply (of type, len bytes of in) is held until a WAIT answers: 1 if taken. */
+int up_durable_hold(struct upconn *u, struct req *r, char type, struct evbuffer *in, size_t len);
+/* r, respgate's own WAIT, answered: the replies held on u go to their clients. */
+void up_durable_answered(struct upconn *u, struct req *r, struct evbuffer *in, size_t len);
+/* u is going: the replies it holds become errors. */
+void up_durable_lost(struct upconn *u);
+
 #endif

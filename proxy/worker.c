@@ -64,8 +64,9 @@ static int pass_end(void *arg)
         client_resume(c);
         did = 1;
     }
-    if (w->draining == 2) { /* the drain timed out: the held got their replies above */
-        w->draining = 3;    /* and they are written before everyone is closed */
+    upstream_durable_flush(w); /* after what the clients just sent: one WAIT each */
+    if (w->draining == 2) {    /* the drain timed out: the held got their replies above */
+        w->draining = 3;       /* and they are written before everyone is closed */
         return 1;
     }
     if (w->draining == 3) {
@@ -400,6 +401,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
     TAILQ_INIT(&w->ready);
     TAILQ_INIT(&w->dead);
     TAILQ_INIT(&w->dead_ups);
+    TAILQ_INIT(&w->wait_ups);
 
     /* Only this thread touches its base: no locking inside libevent either. */
     struct event_config *ec = event_config_new();

@@ -47,6 +47,7 @@ FULL = {
     "notify": {"command": ["/bin/hook", ""], "webhook": "http://[::1]:8080/hook?x=1",
                "timeout_ms": 10},
     "slo": {"availability": 0.999},
+    "durability": {"min_replicas": 2, "timeout_ms": 500, "on_timeout": "reply"},
     "regions": [
         {"name": "eu", "priority": 1000000, "nodes": ["redis.local:6379", "[fe80::1]:6380"],
          "match": ["10.1.0.0/16", "fd00::/8", "eu.example.com", ".eu"],
@@ -132,6 +133,9 @@ CASES = [
     ("match empty string", False, region(nodes=["h:1"], match=[""])),
     ("local_region not a string", False, cfg(local_region=1)),
     ("local_region null", True, cfg(local_region=None)),
+    ("durability.min_replicas 17", False, cfg(durability={"min_replicas": 17})),
+    ("durability.on_timeout bogus", False, cfg(durability={"on_timeout": "retry"})),
+    ("durability.timeout_ms 0", False, cfg(durability={"timeout_ms": 0})),
 ]
 
 
