@@ -23,7 +23,7 @@ CI_ON     := $(filter true TRUE True 1 yes,$(CI))
 RG_WERROR ?= $(if $(CI_ON),ON,OFF)
 
 # Everything the build, the tests and the sandbox need, from Debian.
-DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev \
+DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev libssl-dev openssl \
         libcriterion-dev redis-server redis-sentinel redis-tools python3 python3-redis \
         redis-redisearch python3-jsonschema python3-prometheus-client
 # Node.js for the client tests (make node-deps), when none is on PATH.

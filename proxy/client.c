@@ -57,6 +57,9 @@ void client_destroy(struct client *c)
     resp_deinit(&c->rp);
     free(c->name);
     free(c->user);
+    if (sock_is_tls(c->sock))
+        stats_set(&w->stats->tls_clients,
+                  atomic_load_explicit(&w->stats->tls_clients, memory_order_relaxed) - 1);
     sock_destroy(&c->sock);
     TAILQ_REMOVE(&w->clients, c, link);
     w->nclients--;
@@ -318,7 +321,7 @@ void client_refuse(struct worker *w, evutil_socket_t fd)
     evutil_closesocket(fd);
 }
 
-void client_accept(struct worker *w, evutil_socket_t fd)
+void client_accept(struct worker *w, evutil_socket_t fd, void *tls_ctx)
 {
     int one = 1;
 
@@ -341,6 +344,13 @@ void client_accept(struct worker *w, evutil_socket_t fd)
         atomic_fetch_sub(&w->shared->nclients, 1);
         return;
     }
+    if (tls_ctx && sock_tls_accept(c->sock, tls_ctx)) {
+        sock_destroy(&c->sock);
+        free(c);
+        atomic_fetch_sub(&w->shared->nclients, 1);
+        return;
+    }
+    if (tls_ctx) stats_add(&w->stats->tls_clients, 1);
     c->w = w;
     c->reading = 1;
     c->authed = !intercept_auth_required(w->cfg);

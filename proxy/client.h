@@ -7,7 +7,8 @@
 
 #include "dataplane.h"
 
-void client_accept(struct worker *w, evutil_socket_t fd);
+/* tls_ctx: the SSL_CTX of a TLS listener's client; NULL for plaintext. */
+void client_accept(struct worker *w, evutil_socket_t fd, void *tls_ctx);
 /* Answers fd "-ERR max number of clients reached" and closes it. */
 void client_refuse(struct worker *w, evutil_socket_t fd);
 /* End of the pass: replies out, a waiting request dispatched, more input read. */

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "config_json.h"
 #include "config_regions.h"
+#include "config_tls.h"
 #include "config_syntax.h"
 #include "log.h"
 
@@ -229,7 +230,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                                        "regions",      "upstream", "limits", "probe_interval_ms",
                                        "local_region", "routing",  "auth",   "deny_commands",
                                        "failover",     "admin",    "notify", "slo",
-                                       "durability",   NULL};
+                                       "durability",   "tls",      NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients",
@@ -371,7 +372,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     }
 
     if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen) ||
-        parse_durability(root, cfg, err, errlen))
+        parse_durability(root, cfg, err, errlen) || config_parse_tls(root, cfg, err, errlen))
         return -1;
     return config_parse_regions(root, cfg, err, errlen);
 }
@@ -479,6 +480,7 @@ void config_destroy(struct config **cfgp)
     free(cfg->notify.command);
     free(cfg->notify.webhook);
     free(cfg->notify.webhook_path);
+    config_tls_free(cfg);
     free(cfg);
     *cfgp = NULL;
 }

@@ -46,6 +46,13 @@ struct config_user {
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON };
 
+/* tls.client_auth: whether clients must show a certificate the CA signed. */
+enum config_tls_auth {
+    CONFIG_TLS_AUTH_NONE = 0,
+    CONFIG_TLS_AUTH_OPTIONAL,
+    CONFIG_TLS_AUTH_REQUIRED
+};
+
 /* durability.on_timeout: a write its replicas did not acknowledge in time. */
 enum config_durable_timeout { CONFIG_DURABLE_ERROR = 0, CONFIG_DURABLE_REPLY };
 
@@ -120,6 +127,17 @@ struct config {
     struct {
         double availability; /* the write-availability objective, e.g. 0.9999 */
     } slo;
+    struct {
+        int enabled;               /* tls.listen is set: a TLS listener for clients */
+        struct config_addr listen; /* restart-only, like listen */
+        char *cert_file, *key_file, *ca_file;
+        int client_auth;     /* enum config_tls_auth */
+        int min_version;     /* OpenSSL's TLS1_2_VERSION or TLS1_3_VERSION */
+        char *ciphers;       /* TLS 1.2 cipher list; NULL: OpenSSL's default */
+        char *ciphersuites;  /* TLS 1.3 suites; NULL: OpenSSL's default */
+        void *ctx;           /* the SSL_CTX built from these files at load; owned here */
+        long long not_after; /* the certificate's expiry, Unix time */
+    } tls;
     struct {
         int min_replicas; /* a write's reply waits for this many replicas' acks; 0: off */
         int timeout_ms;   /* at most this long (WAIT's timeout) */

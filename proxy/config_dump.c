@@ -167,6 +167,18 @@ static void add_region_keys(json_t *o, const struct config *cfg)
     json_object_set_new(f, "failback_after_ms", json_integer(cfg->failover.failback_after_ms));
     json_object_set_new(f, "failback_min_interval_ms",
                         json_integer(cfg->failover.failback_min_interval_ms));
+    static const char *const auth[] = {"none", "optional", "required"};
+    json_t *protocols = json_array();
+    if (cfg->tls.min_version != 0x0304) json_array_append_new(protocols, json_string("TLSv1.2"));
+    json_array_append_new(protocols, json_string("TLSv1.3"));
+    json_object_set_new(
+        o, "tls",
+        json_pack("{s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o}", "listen",
+                  cfg->tls.enabled ? addr_json(&cfg->tls.listen) : json_null(), "cert_file",
+                  nullable(cfg->tls.cert_file), "key_file", nullable(cfg->tls.key_file), "ca_file",
+                  nullable(cfg->tls.ca_file), "client_auth", auth[cfg->tls.client_auth],
+                  "protocols", protocols, "ciphers", nullable(cfg->tls.ciphers), "ciphersuites",
+                  nullable(cfg->tls.ciphersuites)));
     json_object_set_new(
         o, "durability",
         json_pack("{s:i, s:i, s:s}", "min_replicas", cfg->durability.min_replicas, "timeout_ms",
@@ -205,6 +217,11 @@ void config_carry_restart_keys(const struct config *old, struct config *next, ch
         add_key(out, outlen, "admin.listen");
     if (old->upstream.connections_per_node != next->upstream.connections_per_node)
         add_key(out, outlen, "upstream.connections_per_node");
+    if (old->tls.enabled != next->tls.enabled ||
+        (old->tls.enabled && !addr_eq(&old->tls.listen, &next->tls.listen)))
+        add_key(out, outlen, "tls.listen");
+    next->tls.listen = old->tls.listen; /* the certificates do change: next's context */
+    next->tls.enabled = old->tls.enabled;
     next->listen = old->listen;
     next->threads = old->threads;
     next->admin.enabled = old->admin.enabled;

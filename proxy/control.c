@@ -44,6 +44,7 @@ struct control {
     struct avail *avail;
     struct notify *notify;
     struct watch *watch;
+    struct watch *tls_watch[3]; /* tls.cert_file, key_file, ca_file: a change reloads */
     struct failback *failback;
     struct control_counters counters;
     struct reload_result last;
@@ -125,6 +126,20 @@ static void changed_keys(const struct config *a, const struct config *b, char *o
     json_decref(jb);
 }
 
+static void on_file_changed(void *arg);
+
+/* The certificate files are watched like the config: cert-manager and Kubernetes
+ * secrets replace them by a symlink swap, and a reload rebuilds the TLS context. */
+static void watch_tls_files(struct control *c)
+{
+    const char *files[3] = {c->cfg->tls.cert_file, c->cfg->tls.key_file, c->cfg->tls.ca_file};
+    for (int i = 0; i < 3; i++) {
+        watch_destroy(&c->tls_watch[i]);
+        if (c->cfg->tls.enabled && files[i])
+            c->tls_watch[i] = watch_file(c->base, files[i], on_file_changed, c);
+    }
+}
+
 /* Reads and checks the whole file; only a config that passes replaces the running
  * one, everywhere at once (each worker between two events). */
 static void reload(struct control *c, const char *source)
@@ -146,6 +161,11 @@ static void reload(struct control *c, const char *source)
     r->ok = 1;
     config_carry_restart_keys(c->cfg, next, r->restart, sizeof(r->restart));
     changed_keys(c->cfg, next, r->changed, sizeof(r->changed));
+    if (next->tls.enabled && next->tls.not_after != c->cfg->tls.not_after) {
+        size_t used = strlen(r->changed); /* the same paths, a new certificate in them */
+        snprintf(r->changed + used, sizeof(r->changed) - used, "%stls certificate",
+                 used ? ", " : "");
+    }
     /* Against the values running since start: a file put back clears it. */
     snprintf(c->restart_pending, sizeof(c->restart_pending), "%s", r->restart);
     c->counters.restart_pending = r->restart[0] != '\0';
@@ -169,6 +189,7 @@ static void reload(struct control *c, const char *source)
     admin_set_config(c->admin, next);
     c->hooks.apply(c->hooks.arg, next);
     probe_set_config(c->probe, next); /* publishes: the workers get it after the config */
+    watch_tls_files(c);
 }
 
 static void on_reload_ev(evutil_socket_t fd, short what, void *arg)
@@ -348,6 +369,8 @@ static void control_free(struct control *c)
 {
     admin_stop(&c->admin);
     watch_destroy(&c->watch);
+    for (int i = 0; i < 3; i++)
+        watch_destroy(&c->tls_watch[i]);
     notify_destroy(&c->notify);
     probe_destroy(&c->probe);
     failback_destroy(&c->failback); /* after the Sentinels: an ask still out answers it */
@@ -398,6 +421,7 @@ struct control *control_start(struct config *cfg, const char *path,
         return NULL;
     }
     if (path) c->watch = watch_file(c->base, path, on_file_changed, c);
+    watch_tls_files(c);
     if (pthread_create(&c->thread, NULL, control_main, c)) {
         snprintf(err, errlen, "cannot start the control thread");
         control_free(c);

@@ -274,9 +274,10 @@ struct worker {
     int64_t outage_since; /* a write failed or waited for a master at; 0: writes work */
     unsigned outage_held, outage_failed; /* requests held, failed -TRYAGAIN: for the log */
     struct evconnlistener *listener;
-    struct pool *pools;      /* TOPO_MAX_NODES, by topology index */
-    unsigned *outstanding;   /* requests in flight to node i from this worker */
-    struct client_list held; /* waiting for a writable master, in the order they came */
+    struct evconnlistener *tls_listener; /* tls.listen; NULL without */
+    struct pool *pools;                  /* TOPO_MAX_NODES, by topology index */
+    unsigned *outstanding;               /* requests in flight to node i from this worker */
+    struct client_list held;             /* waiting for a writable master, in the order they came */
     int nheld;
     struct req_queue resend; /* requests refused or lost, waiting for a node to take them */
     int nresend;

@@ -129,6 +129,23 @@ static void histogram(struct evbuffer *b, const char *name, const char *labels,
     sample(b, count, labels, (double)cum);
 }
 
+/* The clients' TLS listener. */
+static void tls(struct evbuffer *b, const struct metrics_input *in)
+{
+    const struct stats *s = in->stats;
+    family(b, "respgate_tls_clients", "gauge", "Client connections over TLS open now.");
+    sample(b, "respgate_tls_clients", NULL, (double)get(&s->tls_clients));
+    family(b, "respgate_tls_handshakes_total", "counter",
+           "TLS handshakes with clients: completed, or failed (protocol, certificate, or the "
+           "client left) - as of the last second.");
+    sample(b, "respgate_tls_handshakes_total", "result=\"ok\"", (double)get(&s->tls_handshakes[0]));
+    sample(b, "respgate_tls_handshakes_total", "result=\"failed\"",
+           (double)get(&s->tls_handshakes[1]));
+    family(b, "respgate_tls_cert_expiry_seconds", "gauge",
+           "Unix time the listener's certificate expires (tls.cert_file, as loaded); 0 without.");
+    sample(b, "respgate_tls_cert_expiry_seconds", NULL, (double)in->cfg->tls.not_after);
+}
+
 /* durability.min_replicas. */
 static void durability(struct evbuffer *b, const struct metrics_input *in)
 {
@@ -344,6 +361,7 @@ void metrics_render(struct evbuffer *out, const struct metrics_input *in)
     requests(out, in);
     latency(out, in);
     durability(out, in);
+    tls(out, in);
     topology(out, in);
     availability(out, in);
     control(out, in);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -23,11 +25,16 @@ struct sock {
     int reading;            /* the owner wants input */
     int wpending;           /* the write event is armed: the kernel was full */
     struct event *deadline; /* sock_close_after: one-shot, not moved by reads */
+    SSL *ssl;               /* TLS: every byte goes through it; NULL for plaintext */
+    int tls_done;           /* the handshake completed */
+    int read_wants_write;   /* SSL_read asked for the socket to be writable */
+    int write_wants_read;   /* SSL_write asked for input first (mid-handshake) */
 };
 
 struct sock_loop {
     struct event_base *base;
     TAILQ_HEAD(, sock) dirty;
+    unsigned long tls_ok, tls_failed; /* handshakes, for the worker's counters */
     int (*pass_end)(void *arg);
     void *pass_arg;
     char rbuf[SOCK_READ_MAX];
@@ -35,7 +42,7 @@ struct sock_loop {
 
 struct sock_loop *sock_loop_create(struct event_base *base)
 {
-    struct sock_loop *l = malloc(sizeof(*l));
+    struct sock_loop *l = calloc(1, sizeof(*l));
     if (!l) return NULL;
     l->base = base;
     l->pass_end = NULL;
@@ -64,10 +71,65 @@ static void arm_read(struct sock *s)
         event_del(s->rev);
 }
 
+/* After an SSL call that failed: 0 to wait (for readability, or for writability
+ * when *want_write is set), or an errno (EPROTO: the TLS session failed) that closes
+ * the connection; ECONNRESET-like errors are EOF (-1). */
+static int tls_wait(struct sock *s, int rc, int *want_write)
+{
+    int e = SSL_get_error(s->ssl, rc);
+    *want_write = e == SSL_ERROR_WANT_WRITE;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    if (!s->tls_done) s->loop->tls_failed++;
+    s->tls_done = 1;   /* counted once */
+    ERR_clear_error(); /* the queue is per thread: the next connection's must be clean */
+    if (e == SSL_ERROR_ZERO_RETURN) return -1;
+    if (e == SSL_ERROR_SYSCALL) return errno ? errno : -1;
+    return EPROTO;
+}
+
+static void tls_note_done(struct sock *s)
+{
+    if (!s->tls_done && SSL_is_init_finished(s->ssl)) {
+        s->tls_done = 1;
+        s->loop->tls_ok++;
+    }
+}
+
+/* TLS: the output through SSL_write, a chunk at a time (OpenSSL takes partial
+ * writes). 0 (what is left waits for the write event, or for input when OpenSSL
+ * needs to read first), or an errno. */
+static int tls_write(struct sock *s)
+{
+    while (evbuffer_get_length(s->out)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1) break;
+        ERR_clear_error();
+        int n = SSL_write(s->ssl, v.iov_base, (int)(v.iov_len > (1 << 20) ? 1 << 20 : v.iov_len));
+        if (n > 0) {
+            evbuffer_drain(s->out, (size_t)n);
+            tls_note_done(s);
+            continue;
+        }
+        int want_write, rc = tls_wait(s, n, &want_write);
+        if (rc) return rc < 0 ? EPIPE : rc;
+        s->write_wants_read = !want_write; /* no write event then: it would spin */
+        return 0;
+    }
+    return 0;
+}
+
 /* Writes what the kernel takes. Returns -1 if a handler ran (s may be gone). */
 static int do_write(struct sock *s)
 {
-    while (evbuffer_get_length(s->out)) {
+    if (s->ssl) {
+        int rc = tls_write(s);
+        if (rc) {
+            s->h->on_close(s->ctx, rc);
+            return -1;
+        }
+        if (s->write_wants_read) return 0; /* the next read flushes it again */
+    }
+    while (!s->ssl && evbuffer_get_length(s->out)) {
         int n = evbuffer_write(s->out, s->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
@@ -115,10 +177,55 @@ void sock_loop_run(struct sock_loop *l)
     }
 }
 
+/* TLS: everything OpenSSL can give now (it may hold decrypted bytes the socket no
+ * longer shows as readable, so it is read until it wants more). 0, -1 on EOF, or an
+ * errno. */
+static int tls_read(struct sock *s, size_t max)
+{
+    size_t got = 0;
+    while (got < max) {
+        ERR_clear_error();
+        int n = SSL_read(s->ssl, s->loop->rbuf, SOCK_READ_MAX);
+        if (n > 0) {
+            evbuffer_add(s->in, s->loop->rbuf, (size_t)n);
+            got += (size_t)n;
+            continue;
+        }
+        tls_note_done(s);
+        int want_write, rc = tls_wait(s, n, &want_write);
+        if (rc) return got && rc == -1 ? 0 : rc;  /* the bytes first; EOF on the next read */
+        if (want_write && !s->read_wants_write) { /* the handshake's answer did not fit */
+            s->read_wants_write = 1;
+            event_add(s->wev, NULL);
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static void on_tls_readable(struct sock *s)
+{
+    size_t before = evbuffer_get_length(s->in);
+    int rc = tls_read(s, 4 * SOCK_READ_MAX);
+    if (s->write_wants_read && !rc) { /* what waited for this read goes out now */
+        s->write_wants_read = 0;
+        sock_flush(s);
+    }
+    if (evbuffer_get_length(s->in) > before) {
+        s->h->on_read(s->ctx); /* it may destroy s */
+        return;
+    }
+    if (rc) s->h->on_close(s->ctx, rc < 0 ? 0 : rc);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct sock *s = arg;
+    if (s->ssl) {
+        on_tls_readable(s);
+        return;
+    }
     ssize_t n = recv(fd, s->loop->rbuf, SOCK_READ_MAX, 0);
     if (n > 0) {
         evbuffer_add(s->in, s->loop->rbuf, (size_t)n);
@@ -132,6 +239,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 int sock_fill(struct sock *s, size_t max)
 {
+    if (s->ssl) return tls_read(s, max) ? -1 : 0;
     size_t got = 0;
     while (got < max) {
         ssize_t n = recv(s->fd, s->loop->rbuf, SOCK_READ_MAX, MSG_DONTWAIT);
@@ -164,6 +272,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         s->connecting = 0;
         arm_read(s);
         s->h->on_connected(s->ctx);
+    }
+    if (s->read_wants_write) { /* the handshake goes on: read again, now it can write */
+        s->read_wants_write = 0;
+        if (!s->wpending) event_del(s->wev);
+        on_tls_readable(s);
+        return;
     }
     /* The write event stays armed (EV_PERSIST) while output waits; do_write takes it
      * off once all is out. (Clearing wpending first left it armed on an empty
@@ -237,6 +351,7 @@ void sock_destroy(struct sock **sp)
     if (s->rev) event_free(s->rev);
     if (s->wev) event_free(s->wev);
     if (s->deadline) event_free(s->deadline);
+    if (s->ssl) SSL_free(s->ssl);
     if (s->in) evbuffer_free(s->in);
     if (s->out) evbuffer_free(s->out);
     if (s->fd >= 0) close(s->fd);
@@ -271,6 +386,8 @@ void sock_read(struct sock *s, int enable)
     if (s->reading == !!enable) return;
     s->reading = !!enable;
     arm_read(s);
+    /* Bytes OpenSSL decrypted before the pause make the socket look idle: read them. */
+    if (enable && s->ssl && SSL_pending(s->ssl) > 0) event_active(s->rev, EV_READ, 0);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -290,5 +407,31 @@ int sock_close_after(struct sock *s, int ms)
 
 void sock_shutdown_write(struct sock *s)
 {
+    if (s->ssl && s->tls_done) {
+        ERR_clear_error();
+        SSL_shutdown(s->ssl); /* close_notify, if it fits now; never waits */
+        ERR_clear_error();
+    }
     shutdown(s->fd, SHUT_WR);
+}
+
+int sock_tls_accept(struct sock *s, void *ssl_ctx)
+{
+    if (!(s->ssl = SSL_new(ssl_ctx)) || SSL_set_fd(s->ssl, s->fd) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_accept_state(s->ssl); /* the handshake runs inside the first reads */
+    return 0;
+}
+
+int sock_is_tls(const struct sock *s)
+{
+    return s->ssl != NULL;
+}
+
+void sock_loop_tls_counts(const struct sock_loop *l, unsigned long *ok, unsigned long *failed)
+{
+    *ok = l->tls_ok;
+    *failed = l->tls_failed;
 }

@@ -53,5 +53,12 @@ int sock_fill(struct sock *s, size_t max);
 /* on_close(ETIMEDOUT) in ms, whatever is read meanwhile; -1 if it cannot be armed. */
 int sock_close_after(struct sock *s, int ms);
 void sock_shutdown_write(struct sock *s);
+/* The connection is TLS from now on, as the server side, with ssl_ctx (an SSL_CTX,
+ * which the SSL object keeps its own reference to): the handshake runs inside the
+ * first reads, and every byte after goes through OpenSSL. -1 if it cannot start. */
+int sock_tls_accept(struct sock *s, void *ssl_ctx);
+int sock_is_tls(const struct sock *s);
+/* Handshakes completed and failed on this loop's connections so far. */
+void sock_loop_tls_counts(const struct sock_loop *l, unsigned long *ok, unsigned long *failed);
 
 #endif

@@ -73,6 +73,8 @@ struct stats {
      * waiting, those released short (on_timeout reply) or failed (error, or the
      * connection lost first), and the WAIT round trip. */
     _Atomic uint64_t durable_held, durable_waiting, durable_short_released, durable_failed;
+    _Atomic uint64_t tls_clients;       /* TLS client connections open now */
+    _Atomic uint64_t tls_handshakes[2]; /* completed, failed (as of the last second) */
     struct stats_hist durable_wait;
 };
 

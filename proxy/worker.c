@@ -94,7 +94,19 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)sa;
     (void)len;
-    client_accept(arg, fd);
+    client_accept(arg, fd, NULL);
+}
+
+/* The TLS listener's clients: the handshake starts inside their first reads, with the
+ * certificate of the config running now (a reload's new one for new clients). */
+static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int len, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    struct worker *w = arg;
+    client_accept(w, fd, w->cfg->tls.ctx);
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -103,6 +115,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct worker *w = arg;
     if (w->listener) evconnlistener_enable(w->listener);
+    if (w->tls_listener) evconnlistener_enable(w->tls_listener);
 }
 
 /* Out of descriptors, the clients waiting in the backlog would wait there, or be
@@ -167,8 +180,13 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    fit_fd_cap(arg);
-    client_cron(arg);
+    struct worker *w = arg;
+    unsigned long ok, failed;
+    fit_fd_cap(w);
+    client_cron(w);
+    sock_loop_tls_counts(w->io, &ok, &failed); /* counted by sock.c, published once a second */
+    stats_set(&w->stats->tls_handshakes[0], ok);
+    stats_set(&w->stats->tls_handshakes[1], failed);
 }
 
 /* shutdown_timeout_ms passed: requests still waiting for a master get -TRYAGAIN,
@@ -226,6 +244,10 @@ static void start_stopping(struct worker *w, int how)
     if (w->listener) {
         evconnlistener_free(w->listener);
         w->listener = NULL;
+    }
+    if (w->tls_listener) {
+        evconnlistener_free(w->tls_listener);
+        w->tls_listener = NULL;
     }
     if (how == 2) {
         client_close_all(w); /* freed at the end of this pass */
@@ -350,6 +372,7 @@ static void *worker_main(void *arg)
 static void worker_deinit(struct worker *w)
 {
     if (w->listener) evconnlistener_free(w->listener);
+    if (w->tls_listener) evconnlistener_free(w->tls_listener);
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
     if (w->cron) event_free(w->cron);
@@ -373,8 +396,8 @@ static void worker_deinit(struct worker *w)
 }
 
 static int worker_init(struct worker *w, int id, struct config *cfg, struct shared *sh,
-                       atomic_int *running, const struct addrinfo *listen_ai, char *err,
-                       size_t errlen)
+                       atomic_int *running, const struct addrinfo *listen_ai,
+                       const struct addrinfo *tls_ai, char *err, size_t errlen)
 {
     w->id = id;
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -435,6 +458,16 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
         return -1;
     }
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    if (tls_ai && !(w->tls_listener = evconnlistener_new_bind(
+                        w->base, accept_tls_cb, w,
+                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                            LEV_OPT_REUSEABLE_PORT,
+                        LISTEN_BACKLOG, tls_ai->ai_addr, (int)tls_ai->ai_addrlen))) {
+        snprintf(err, errlen, "tls.listen %s:%d: %s", cfg->tls.listen.host, cfg->tls.listen.port,
+                 strerror(errno));
+        return -1;
+    }
+    if (w->tls_listener) evconnlistener_set_error_cb(w->tls_listener, accept_error_cb);
     if (upstream_pool_init(w)) {
         snprintf(err, errlen, "worker %d: cannot create upstream connections", id);
         return -1;
@@ -456,16 +489,14 @@ static int resolve(const struct config_addr *a, int passive, struct addrinfo **o
 
 /* SO_REUSEPORT would let us share a port with another running respgate without a
  * word; a plain bind first finds out whether anything holds it. */
-static int check_port_free(const struct addrinfo *ai, const struct config *cfg, char *err,
-                           size_t errlen)
+static int check_port_free(const struct addrinfo *ai, const char *key, const struct config_addr *a,
+                           char *err, size_t errlen)
 {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = -1;
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
-        if (rc < 0)
-            snprintf(err, errlen, "listen %s:%d: %s", cfg->listen.host, cfg->listen.port,
-                     strerror(errno));
+        if (rc < 0) snprintf(err, errlen, "%s %s:%d: %s", key, a->host, a->port, strerror(errno));
         close(fd);
     } else {
         snprintf(err, errlen, "socket: %s", strerror(errno));
@@ -518,14 +549,18 @@ static unsigned char *deny_table(const struct config *cfg)
 
 struct worker_group *workers_create(struct config *cfg, char *err, size_t errlen)
 {
-    struct addrinfo *listen_ai = NULL;
+    struct addrinfo *listen_ai = NULL, *tls_ai = NULL;
     struct worker_group *g = calloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     if (resolve(&cfg->listen, 1, &listen_ai, err, errlen) ||
-        check_nodes_resolve(cfg, err, errlen) || check_port_free(listen_ai, cfg, err, errlen))
+        check_nodes_resolve(cfg, err, errlen) ||
+        check_port_free(listen_ai, "listen", &cfg->listen, err, errlen) ||
+        (cfg->tls.enabled &&
+         (resolve(&cfg->tls.listen, 1, &tls_ai, err, errlen) ||
+          check_port_free(tls_ai, "tls.listen", &cfg->tls.listen, err, errlen))))
         goto fail;
 
     g->workers = calloc((size_t)cfg->threads, sizeof(*g->workers));
@@ -537,16 +572,18 @@ struct worker_group *workers_create(struct config *cfg, char *err, size_t errlen
         goto fail;
     }
     for (g->n = 0; g->n < cfg->threads; g->n++)
-        if (worker_init(&g->workers[g->n], g->n, cfg, &g->shared, &g->running, listen_ai, err,
-                        errlen)) {
+        if (worker_init(&g->workers[g->n], g->n, cfg, &g->shared, &g->running, listen_ai, tls_ai,
+                        err, errlen)) {
             g->n++; /* so it is cleaned up */
             goto fail;
         }
     freeaddrinfo(listen_ai);
+    if (tls_ai) freeaddrinfo(tls_ai);
     return g;
 
 fail:
     if (listen_ai) freeaddrinfo(listen_ai);
+    if (tls_ai) freeaddrinfo(tls_ai);
     return group_free(g);
 }
 

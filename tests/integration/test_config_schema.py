@@ -136,6 +136,11 @@ CASES = [
     ("durability.min_replicas 17", False, cfg(durability={"min_replicas": 17})),
     ("durability.on_timeout bogus", False, cfg(durability={"on_timeout": "retry"})),
     ("durability.timeout_ms 0", False, cfg(durability={"timeout_ms": 0})),
+    ("tls without listen", True, cfg(tls={"client_auth": "none", "protocols": ["TLSv1.3"]})),
+    ("tls.listen without files", False, cfg(tls={"listen": "127.0.0.1:6380"})),
+    ("tls.protocols TLSv1.1", False, cfg(tls={"protocols": ["TLSv1.1"]})),
+    ("tls.client_auth bogus", False, cfg(tls={"client_auth": "maybe"})),
+    ("tls.client_auth without ca_file", False, cfg(tls={"client_auth": "required"})),
 ]
 
 
