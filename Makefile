@@ -5,7 +5,7 @@
 #   make fuzz   build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make tsan   build with ThreadSanitizer, run the threaded integration tests
 # docs/testing.md tells what each runs and how long it takes.
-.PHONY: all deps fuzz-deps node-deps build test fuzz tsan run bench format clean
+.PHONY: all deps fuzz-deps node-deps build test fuzz tsan run bench format clean image container-test
 
 BUILD      ?= build
 TEST_BUILD ?= build-asan
@@ -111,6 +111,21 @@ run: build
 bench: build
 	$(call install,$(BENCH_DEPS))
 	RESPGATE=$(BUILD)/respgate tests/bench/bench.sh
+
+# The container image (docker/Dockerfile, docs/container.md): with docker when its daemon
+# answers, else podman (docker/podman-local.sh: a private store and a base image made from
+# the machine's apt mirror, as no registry is reachable here). IMAGE_ENGINE=docker|podman
+# chooses; PODMAN_LOCAL=0 uses the machine's own podman settings.
+IMAGE        ?= respgate
+IMAGE_ENGINE ?=
+image:
+	IMAGE=$(IMAGE) IMAGE_ENGINE=$(IMAGE_ENGINE) docker/build-image.sh
+
+# Builds the image with podman and runs it: non-root, read-only, against a real Redis
+# and Sentinel on loopback; probes, healthcheck, ConfigMap reload, drain on stop, the
+# Kubernetes manifest (podman play kube) and the compose demo. tests/container/run.sh.
+container-test:
+	tests/container/run.sh
 
 format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h

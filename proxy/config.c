@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,11 +378,40 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     return config_parse_regions(root, cfg, err, errlen);
 }
 
+/* The CPUs respgate really gets: those it may run on (a cpuset, taskset), and no more
+ * than a container's CPU quota (cgroup v2 cpu.max, or v1's CFS quota), rounded up. A
+ * sidecar on a big node must not start a worker per host CPU. */
+static long available_cpus(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cpus = CPU_COUNT(&set);
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32] = "";
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0) quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1) period = 0;
+            fclose(f);
+        }
+    }
+    if (quota > 0 && period > 0) {
+        long limit = (long)((quota + period - 1) / period);
+        if (limit < cpus) cpus = limit;
+    }
+    return cpus;
+}
+
 static void set_defaults(struct config *cfg)
 {
     strcpy(cfg->listen.host, "127.0.0.1");
     cfg->listen.port = 7379;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = available_cpus();
     cfg->threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (int)cpus;
     cfg->log_level = LOG_INFO;
     cfg->shutdown_timeout_ms = 5000;

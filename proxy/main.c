@@ -27,9 +27,42 @@ static void usage(FILE *f)
                "  -t, --check-config   validate the configuration and exit 0 (good) or 1\n"
                "  -p, --probe URL      GET URL (http://host:port/path, 2 s at most) and exit\n"
                "                       0 on a 2xx answer, 1 otherwise: a container health\n"
-               "                       check against the admin endpoint (/healthz, /readyz)\n"
+               "                       check against the admin endpoint (/healthz, /readyz);\n"
+               "                       --probe /readyz takes host and port from the config's\n"
+               "                       admin.listen\n"
                "  -v, --version        print the version and exit\n"
                "  -h, --help           print this help and exit\n");
+}
+
+/* --probe URL, or --probe /path on the config's admin.listen (a HEALTHCHECK that
+ * follows the config instead of repeating its port). Exit status 0 on 2xx. */
+static int run_probe(const char *target, const char *path)
+{
+    char url[CONFIG_HOST_MAX + 1100], why[600];
+    if (target[0] == '/') {
+        struct config *cfg = path ? config_load_file(path, why, sizeof(why)) : NULL;
+        if (!cfg || !cfg->admin.enabled) {
+            fprintf(stderr, "respgate --probe %s: %s\n", target,
+                    !path  ? "needs --config or RESPGATE_CONFIG to find admin.listen"
+                    : !cfg ? why
+                           : "admin.listen is null: no admin endpoint");
+            config_destroy(&cfg);
+            return 1;
+        }
+        const char *h = cfg->admin.listen.host;
+        int v6 = strchr(h, ':') != NULL; /* a wildcard address: the probe asks loopback */
+        if (strcmp(h, "0.0.0.0") == 0) h = "127.0.0.1";
+        if (strcmp(h, "::") == 0) h = "::1";
+        snprintf(url, sizeof(url), v6 ? "http://[%s]:%d%.1024s" : "http://%s:%d%.1024s", h,
+                 cfg->admin.listen.port, target);
+        config_destroy(&cfg);
+    } else {
+        snprintf(url, sizeof(url), "%.1100s", target);
+    }
+    int code = healthcheck_get(url, 2000, why, sizeof(why));
+    if (code < 0) fprintf(stderr, "respgate --probe: %s\n", why);
+    if (code >= 300) fprintf(stderr, "respgate --probe: %s: HTTP %d\n", url, code);
+    return code >= 200 && code < 300 ? 0 : 1;
 }
 
 static int run(struct config *cfg, const char *path)
@@ -89,18 +122,14 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
         {"probe", required_argument, NULL, 'p'},  {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *path = NULL;
+    const char *path = NULL, *probe = NULL;
     int check = 0, opt;
 
     while ((opt = getopt_long(argc, argv, "c:tp:vh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'p': {
-            char why[300];
-            int code = healthcheck_get(optarg, 2000, why, sizeof(why));
-            if (code < 0) fprintf(stderr, "respgate --probe: %s\n", why);
-            if (code >= 300) fprintf(stderr, "respgate --probe: %s: HTTP %d\n", optarg, code);
-            return code >= 200 && code < 300 ? 0 : 1;
-        }
+        case 'p':
+            probe = optarg;
+            break;
         case 'c':
             path = optarg;
             break;
@@ -121,6 +150,7 @@ int main(int argc, char **argv)
     if (optind < argc && !path) path = argv[optind++];
     if (!path && getenv("RESPGATE_CONFIG") && *getenv("RESPGATE_CONFIG"))
         path = getenv("RESPGATE_CONFIG"); /* containers: the image's default, or the pod's */
+    if (probe) return run_probe(probe, path);
     if (optind < argc || !path) {
         usage(stderr);
         return 2;
