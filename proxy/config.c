@@ -191,20 +191,30 @@ static int parse_notify(json_t *root, struct config *cfg, char *err, size_t errl
 
 static int parse_durability(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"min_replicas", "timeout_ms", "on_timeout", NULL};
+    static const char *const keys[] = {"min_replicas", "timeout_ms", "on_timeout",
+                                       "min_replicas_in_other_regions", NULL};
     static const char *const on_timeout[] = {"error", "reply", NULL}; /* config_durable_timeout */
     json_t *obj;
-    long long n = cfg->durability.min_replicas, t = cfg->durability.timeout_ms;
+    long long n = cfg->durability.min_replicas, t = cfg->durability.timeout_ms,
+              o = cfg->durability.min_replicas_in_other_regions;
     if (config_json_object(root, "", "durability", &obj, err, errlen)) return -1;
     if (!obj) return 0;
     if (config_json_keys(obj, "durability", keys, err, errlen) ||
         config_json_int(obj, "durability", "min_replicas", 0, 16, &n, err, errlen) ||
         config_json_int(obj, "durability", "timeout_ms", 1, 60000, &t, err, errlen) ||
+        config_json_int(obj, "durability", "min_replicas_in_other_regions", 0, 16, &o, err,
+                        errlen) ||
         config_json_choice(obj, "durability", "on_timeout", on_timeout, &cfg->durability.on_timeout,
                            err, errlen))
         return -1;
     cfg->durability.min_replicas = (int)n;
     cfg->durability.timeout_ms = (int)t;
+    cfg->durability.min_replicas_in_other_regions = (int)o;
+    if (o > n)
+        return config_json_fail(err, errlen,
+                                "durability.min_replicas_in_other_regions: at most "
+                                "durability.min_replicas (%lld)",
+                                n);
     return 0;
 }
 

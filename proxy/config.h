@@ -140,8 +140,9 @@ struct config {
     } tls;
     struct {
         int min_replicas; /* a write's reply waits for this many replicas' acks; 0: off */
-        int timeout_ms;   /* at most this long (WAIT's timeout) */
-        int on_timeout;   /* enum config_durable_timeout */
+        int min_replicas_in_other_regions; /* ...of which this many outside the master's */
+        int timeout_ms;                    /* at most this long (WAIT's timeout) */
+        int on_timeout;                    /* enum config_durable_timeout */
     } durability;
 };
 

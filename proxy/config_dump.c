@@ -181,9 +181,10 @@ static void add_region_keys(json_t *o, const struct config *cfg)
                   nullable(cfg->tls.ciphersuites)));
     json_object_set_new(
         o, "durability",
-        json_pack("{s:i, s:i, s:s}", "min_replicas", cfg->durability.min_replicas, "timeout_ms",
-                  cfg->durability.timeout_ms, "on_timeout",
-                  cfg->durability.on_timeout == CONFIG_DURABLE_REPLY ? "reply" : "error"));
+        json_pack("{s:i, s:i, s:s, s:i}", "min_replicas", cfg->durability.min_replicas,
+                  "timeout_ms", cfg->durability.timeout_ms, "on_timeout",
+                  cfg->durability.on_timeout == CONFIG_DURABLE_REPLY ? "reply" : "error",
+                  "min_replicas_in_other_regions", cfg->durability.min_replicas_in_other_regions));
 }
 
 json_t *config_to_json(const struct config *cfg, int redact)

@@ -24,17 +24,38 @@ static void gauge_add(_Atomic uint64_t *g, int delta)
     stats_set(g, atomic_load_explicit(g, memory_order_relaxed) + (uint64_t)(int64_t)delta);
 }
 
+/* How many acknowledgements to WAIT for. With min_replicas_in_other_regions K, every
+ * replica of the master's own region that could answer is counted in: WAIT for L + K
+ * (L of them) proves K came from elsewhere, whichever L answered. Replicas whose region
+ * is not known count as the master's; so do all when the master's is not known. */
+static int wait_need(const struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    int need = cfg->durability.min_replicas, k = cfg->durability.min_replicas_in_other_regions;
+    const struct topology *t = w->topo;
+    if (!k || !t || t->master < 0) return need;
+    int region = t->nodes[t->master].region, local = 0;
+    for (size_t i = 0; i < t->nnodes; i++) {
+        const struct topo_node *n = &t->nodes[i];
+        if ((int)i != t->master && n->listed && n->reachable && n->role == TOPO_REPLICA &&
+            (region < 0 || n->region < 0 || n->region == region))
+            local++;
+    }
+    return local + k > need ? local + k : need;
+}
+
 static void send_wait(struct upconn *u)
 {
     const struct config *cfg = u->w->cfg;
     char cmd[96], n[16], t[16];
-    int nl = snprintf(n, sizeof(n), "%d", cfg->durability.min_replicas),
+    int need = wait_need(u->w);
+    int nl = snprintf(n, sizeof(n), "%d", need),
         tl = snprintf(t, sizeof(t), "%d", cfg->durability.timeout_ms);
     int len =
         snprintf(cmd, sizeof(cmd), "*3\r\n$4\r\nWAIT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", nl, n, tl, t);
     struct req *r = req_get(u->w->reqs);
     r->durable_wait = 1;
-    r->wait_need = cfg->durability.min_replicas;
+    r->wait_need = need;
     u->unwaited = 0;
     upstream_send(u, r, NULL, cmd, (size_t)len);
 }

@@ -47,7 +47,8 @@ FULL = {
     "notify": {"command": ["/bin/hook", ""], "webhook": "http://[::1]:8080/hook?x=1",
                "timeout_ms": 10},
     "slo": {"availability": 0.999},
-    "durability": {"min_replicas": 2, "timeout_ms": 500, "on_timeout": "reply"},
+    "durability": {"min_replicas": 2, "timeout_ms": 500, "on_timeout": "reply",
+                   "min_replicas_in_other_regions": 1},
     "regions": [
         {"name": "eu", "priority": 1000000, "nodes": ["redis.local:6379", "[fe80::1]:6380"],
          "match": ["10.1.0.0/16", "fd00::/8", "eu.example.com", ".eu"],

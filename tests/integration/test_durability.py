@@ -254,5 +254,59 @@ class Rules(ProxyTestCase):
         self.assertEqual(self.redis.calls("wait"), before, "off: no WAIT at all")
 
 
+class OtherRegions(unittest.TestCase):
+    """min_replicas_in_other_regions: the master and one replica in region a
+    (127.0.1.1), one replica in region b (127.0.2.1)."""
+
+    def setUp(self):
+        self.h = Harness()
+        try:
+            self.master = self.h.redis(host="127.0.1.1")
+            self.local = self.h.replica_of(self.master, host="127.0.1.1")
+            self.remote = self.h.replica_of(self.master, host="127.0.2.1")
+            regions = [{"name": "a", "priority": 1,
+                        "nodes": ["127.0.1.1:%d" % n.port for n in (self.master, self.local)]},
+                       {"name": "b", "priority": 2, "nodes": ["127.0.2.1:%d" % self.remote.port]}]
+            self.gate = self.h.respgate(self.master.port, regions=regions, durability={
+                "min_replicas": 1, "min_replicas_in_other_regions": 1, "timeout_ms": 300})
+            wait_until(lambda: len(self.replicas()) == 2, what="both replicas discovered")
+        except BaseException:
+            self.h.close(ok=False)
+            raise
+
+    def tearDown(self):
+        self.h.close()
+
+    def replicas(self):
+        import urllib.request
+        port = json.load(open(self.gate.config_path))["admin"]["listen"].rsplit(":", 1)[1]
+        with urllib.request.urlopen("http://127.0.0.1:%s/topology" % port, timeout=5) as r:
+            return {n["address"]: n for n in json.loads(r.read())["nodes"]
+                    if n["role"] == "replica" and n["reachable"]}
+
+    def test_a_write_waits_for_a_replica_in_another_region(self):
+        c = self.gate.client()
+        wait_until(lambda: c.call("SET", "k", "1") == "OK", what="writes acknowledged")
+        before = self.master.calls("wait")
+        self.assertEqual(c.call("SET", "k", "2"), "OK")
+        self.assertEqual(self.master.calls("wait") - before, 1)
+        self.remote.freeze()  # the local replica alone acknowledges: not enough
+        try:
+            r = c.call("SET", "k", "3")
+            self.assertIsInstance(r, RespError)
+            self.assertTrue(r.startswith("NOREPLICAS the write ran on the master but reached 1 of 2"),
+                            r)
+        finally:
+            self.remote.thaw()
+        wait_until(lambda: c.call("SET", "k", "4") == "OK", what="the remote replica back")
+        self.local.freeze()  # the remote one alone: enough, once the local is seen gone
+        try:
+            wait_until(lambda: "127.0.1.1:%d" % self.local.port not in self.replicas(),
+                       what="the local replica seen unreachable")
+            self.assertEqual(c.call("SET", "k", "5"), "OK")
+        finally:
+            self.local.thaw()
+
+
 if __name__ == "__main__":
     main()
