@@ -11,7 +11,12 @@
 #        THREADS (respgate workers, 2), ROUNDS (3),
 #        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000),
 #        MODE=replicas: the master gets two replicas; respgate reads from them and is
-#        compared with direct Redis (the peers here cannot split reads)
+#        compared with direct Redis (the peers here cannot split reads),
+#        PIN=1 (default when there are 3 cores or more): Redis on CPU 0, the proxy under
+#        test on CPU 1, redis-benchmark on CPU 2, so that they do not trade places
+# Besides rps (median, and the spread: the lowest and highest round as a percentage of
+# the median), it reports each process's CPU time per request (from /proc/PID/stat),
+# the figure that does not depend on how busy the machine is.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 RESPGATE=${RESPGATE:-$repo/build/respgate}
@@ -21,6 +26,12 @@ REQUESTS=${REQUESTS:-400000}
 REQUESTS_P1=${REQUESTS_P1:-100000}
 REQUESTS_C1=${REQUESTS_C1:-20000}
 MODE=${MODE:-single}
+PIN=${PIN:-$([ "$(nproc)" -ge 3 ] && echo 1 || echo 0)}
+pin() { # cpu command...: run pinned when PIN=1; exec, so that $! is the process itself
+    local cpu=$1
+    shift
+    if [ "$PIN" = 1 ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
+}
 out=""
 [ "${1:-}" = "--out" ] && out=$2
 [ "$ROUNDS" -ge 3 ] || { echo "ROUNDS must be at least 3" >&2; exit 2; }
@@ -43,10 +54,12 @@ wait_ping() {
     return 1
 }
 
+declare -A pid # each target's process, for its CPU time
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+pin 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" --daemonize no &
 pids+=($!)
+pid[direct]=$!
 wait_ping "$redis_port" || { echo "redis-server did not start" >&2; exit 1; }
 
 declare -A port
@@ -78,8 +91,9 @@ start_respgate() { # target binary: the config above, on a port of its own
     p=$(free_port)
     sed "s/:$template_port\"/:$p\"/" "$dir/respgate.template.json" >"$dir/$1.json"
     port[$1]=$p
-    "$2" -c "$dir/$1.json" 2>"$dir/$1.log" &
+    pin 1 "$2" -c "$dir/$1.json" 2>"$dir/$1.log" &
     pids+=($!)
+    pid[$1]=$!
     if wait_ping "${port[$1]}"; then targets+=("$1"); else echo "$1 did not start" >&2; fi
 }
 start_respgate respgate "$RESPGATE"
@@ -103,8 +117,9 @@ CFG
 if [ "$peers" = no ]; then
     :
 elif command -v haproxy >/dev/null; then
-    haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
+    pin 1 haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
     pids+=($!)
+    pid[haproxy]=$!
     if wait_ping "${port[haproxy]}"; then targets+=(haproxy); else echo "haproxy did not start (n/a)" >&2; fi
 else
     echo "haproxy not installed (n/a): apt-get install haproxy" >&2
@@ -126,8 +141,9 @@ YML
 if [ "$peers" = no ]; then
     :
 elif command -v nutcracker >/dev/null; then
-    nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" -s "$(free_port)" &
+    pin 1 nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" -s "$(free_port)" &
     pids+=($!)
+    pid[nutcracker]=$!
     if wait_ping "${port[nutcracker]}"; then targets+=(nutcracker); else echo "nutcracker did not start (n/a)" >&2; fi
 else
     echo "nutcracker not installed (n/a): apt-get install nutcracker" >&2
@@ -140,16 +156,26 @@ workloads=(
     "C1|-c 1 -P 1|$REQUESTS_C1"
 )
 [ "$MODE" = replicas ] && workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1")
-results="$dir/results.csv" # target,workload,test,rps,p50_ms
+results="$dir/results.csv" # target,workload,test,rps,p50_ms,p99_ms
+cpu="$dir/cpu.csv"         # target,workload,cpu_us_per_request
 : > "$results"
+: > "$cpu"
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, in clock ticks
+hz=$(getconf CLK_TCK)
 
-# redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+# redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+# "p95_latency_ms","p99_latency_ms","max_latency_ms"
 run() { # target workload opts requests
-    redis-benchmark -p "${port[$1]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
-        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] }' >> "$results"
+    local before after
+    before=$(ticks "${pid[$1]}")
+    pin 2 redis-benchmark -p "${port[$1]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
+        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] "," f[7] }' >> "$results"
+    after=$(ticks "${pid[$1]}")
+    # SET and GET ran: 2 × requests. For a proxy this is its own CPU, not Redis'.
+    echo "$1,$2,$(awk -v d=$((after - before)) -v hz="$hz" -v n="$4" 'BEGIN { printf "%.3f", d / hz / (2 * n) * 1e6 }')" >> "$cpu"
 }
 
-echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores" >&2
+echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores; pinned: $PIN" >&2
 n=${#targets[@]}
 for ((round = 0; round < ROUNDS; round++)); do
     for wl in "${workloads[@]}"; do
@@ -164,14 +190,20 @@ done
 
 report() {
     [ "$MODE" = replicas ] && echo "Mode: a master and two replicas; respgate reads from the replicas, direct is the master alone."
-    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians; $(date -u +%Y-%m-%d)"
+    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians (spread: lowest and highest round against the median); pinned to CPUs: $PIN; $(date -u +%Y-%m-%d)"
     echo
-    python3 - "$results" "${targets[@]}" <<'PY'
+    python3 - "$results" "$cpu" "${targets[@]}" <<'PY'
 import csv, statistics, sys
-path, targets = sys.argv[1], sys.argv[2:]
+path, cpu_path, targets = sys.argv[1], sys.argv[2], sys.argv[3:]
 data = {}
-for t, w, test, rps, p50 in csv.reader(open(path)):
-    data.setdefault((w, test, t), []).append((float(rps), float(p50)))
+for t, w, test, rps, p50, p99 in csv.reader(open(path)):
+    data.setdefault((w, test, t), []).append((float(rps), float(p50), float(p99)))
+def spread(w, test, t):
+    v = [x[0] for x in data.get((w, test, t), [])]
+    if len(v) < 2:
+        return ""
+    m = statistics.median(v)
+    return " %+.0f/%+.0f%%" % ((min(v) - m) / m * 100, (max(v) - m) / m * 100)
 def med(w, test, t, i):
     v = data.get((w, test, t))
     return statistics.median(x[i] for x in v) if v else None
@@ -187,8 +219,9 @@ for w in ("P16", "P1", "C1"):
         cells = []
         for t in peers:
             v = med(w, test, t, 0)
-            cells.append("n/a" if v is None else "%.0f (%.2f×)" % (v, v / d))
-        print("| %s %s | %.0f | %s |" % (test, names[w], d, " | ".join(cells)))
+            cells.append("n/a" if v is None else "%.0f (%.2f×)%s" % (v, v / d, spread(w, test, t)))
+        print("| %s %s | %.0f%s | %s |" % (test, names[w], d, spread(w, test, "direct"),
+                                            " | ".join(cells)))
 if not any(k[0] == "C1" for k in data):
     sys.exit(0)
 print()
@@ -200,9 +233,23 @@ for test in ("SET", "GET"):
         continue
     cells = []
     for t in peers:
-        v = med("C1", test, t, 1)
-        cells.append("n/a" if v is None else "%.3f (+%.0f)" % (v, (v - d) * 1000))
-    print("| %s | %.3f | %s |" % (test, d, " | ".join(cells)))
+        v, v99 = med("C1", test, t, 1), med("C1", test, t, 2)
+        cells.append("n/a" if v is None else "%.3f (+%.0f) / p99 %.3f" % (v, (v - d) * 1000, v99))
+    print("| %s | %.3f / p99 %.3f | %s |" % (test, d, med("C1", test, "direct", 2), " | ".join(cells)))
+cpu = {}
+for t, w, us in csv.reader(open(cpu_path)):
+    cpu.setdefault((w, t), []).append(float(us))
+print()
+print("CPU time per request (SET and GET), µs, median over rounds: the process's own "
+      "(for direct, redis-server's; for a proxy, the proxy's alone).")
+print()
+print("| workload | " + " | ".join(targets) + " |")
+print("|---|" + "---|" * len(targets))
+for w in ("P16", "P1", "C1"):
+    if not any(k[0] == w for k in cpu):
+        continue
+    print("| %s | %s |" % (names[w], " | ".join(
+        "%.2f" % statistics.median(cpu[(w, t)]) if (w, t) in cpu else "n/a" for t in targets)))
 PY
 }
 report | tee ${out:+"$out"}
