@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# TLS side by side (issue 16): one redis-server on loopback; respgate in front of it in
+# plaintext and with its TLS listener, and HAProxy terminating TLS (mode tcp) in front
+# of the same Redis. redis-benchmark --tls against each; every round rotates the order.
+# Prints medians (and the spread) as a markdown table: pipelined and unpipelined SET/GET,
+# and new connections per second (-k 0: a TLS handshake per request).
+#
+#   tests/bench/tls.sh
+#   env: RESPGATE (binary, build/respgate), THREADS (2), ROUNDS (3), REQUESTS (200000),
+#        REQUESTS_P1 (60000), REQUESTS_NEW (5000)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+RESPGATE=${RESPGATE:-$repo/build/respgate}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+REQUESTS=${REQUESTS:-200000}
+REQUESTS_P1=${REQUESTS_P1:-60000}
+REQUESTS_NEW=${REQUESTS_NEW:-5000}
+
+dir=$(mktemp -d -t respgate-tls-bench-XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 100); do
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# A CA and a certificate for 127.0.0.1 (RSA 2048, as most deployments use).
+(cd "$dir" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=bench-ca &&
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >ext &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+        -days 1 -extfile ext &&
+    cat server.crt server.key >server.pem) >/dev/null 2>&1
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --daemonize no &
+pids+=($!)
+wait_port "$redis_port"
+
+declare -A port tls
+port[respgate]=$(free_port)
+port[respgate-tls]=$(free_port)
+port[haproxy-tls]=$(free_port)
+tls[respgate]=no
+tls[respgate-tls]=yes
+tls[haproxy-tls]=yes
+cat >"$dir/respgate.json" <<JSON
+{"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
+ "regions": [{"name": "bench", "nodes": ["127.0.0.1:$redis_port"]}], "admin": {"listen": null},
+ "limits": {"max_clients": 4000},
+ "tls": {"listen": "127.0.0.1:${port[respgate-tls]}", "cert_file": "$dir/server.crt",
+         "key_file": "$dir/server.key"}}
+JSON
+"$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
+pids+=($!)
+wait_port "${port[respgate-tls]}"
+cat >"$dir/haproxy.cfg" <<CFG
+global
+    nbthread $THREADS
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1m
+    timeout server 1m
+listen redis
+    bind 127.0.0.1:${port[haproxy-tls]} ssl crt $dir/server.pem
+    server r1 127.0.0.1:$redis_port
+CFG
+haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
+pids+=($!)
+wait_port "${port[haproxy-tls]}"
+targets=(respgate respgate-tls haproxy-tls)
+
+results="$dir/results.csv" # target,workload,test,rps
+: >"$results"
+run() { # target workload opts requests
+    local t=()
+    [ "${tls[$1]}" = yes ] && t=(--tls --cacert "$dir/ca.crt")
+    redis-benchmark -p "${port[$1]}" "${t[@]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
+        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] }' >>"$results"
+}
+workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1" "NEW|-c 20 -k 0|$REQUESTS_NEW")
+echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores" >&2
+n=${#targets[@]}
+for ((round = 0; round < ROUNDS; round++)); do
+    for wl in "${workloads[@]}"; do
+        IFS='|' read -r name opts reqs <<<"$wl"
+        for ((k = 0; k < n; k++)); do
+            run "${targets[$(((k + round) % n))]}" "$name" "$opts" "$reqs"
+        done
+    done
+    echo "round $((round + 1)) of $ROUNDS done" >&2
+done
+
+echo "Machine: $(nproc) cores; $(openssl version); respgate and HAProxy threads=$THREADS; $ROUNDS rounds, medians (spread); $(date -u +%Y-%m-%d)"
+echo
+python3 - "$results" "${targets[@]}" <<'PY'
+import csv, statistics, sys
+path, targets = sys.argv[1], sys.argv[2:]
+data = {}
+for t, w, test, rps in csv.reader(open(path)):
+    data.setdefault((w, test, t), []).append(float(rps))
+names = {"P16": "-c 50 -P 16", "P1": "-c 50 -P 1", "NEW": "-c 20 -k 0 (a new connection per request)"}
+print("| workload | " + " | ".join("%s rps" % t for t in targets) + " |")
+print("|---|" + "---|" * len(targets))
+for w in ("P16", "P1", "NEW"):
+    for test in ("SET", "GET"):
+        cells = []
+        for t in targets:
+            v = data.get((w, test, t))
+            if not v:
+                cells.append("n/a")
+                continue
+            m = statistics.median(v)
+            cells.append("%.0f (%+.0f/%+.0f%%)" % (m, (min(v) - m) / m * 100, (max(v) - m) / m * 100))
+        print("| %s %s | %s |" % (test, names[w], " | ".join(cells)))
+PY
