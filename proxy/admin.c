@@ -298,10 +298,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     static const struct {
         const char *path;
         enum evhttp_cmd_type method;
-    } routes[] = {{"/healthz", EVHTTP_REQ_GET}, {"/readyz", EVHTTP_REQ_GET},
-                  {"/metrics", EVHTTP_REQ_GET}, {"/topology", EVHTTP_REQ_GET},
-                  {"/status", EVHTTP_REQ_GET},  {"/config", EVHTTP_REQ_GET},
-                  {"/reload", EVHTTP_REQ_POST}, {"/failover", EVHTTP_REQ_POST}};
+    } routes[] = {{"/healthz", EVHTTP_REQ_GET},          {"/readyz", EVHTTP_REQ_GET},
+                  {"/metrics", EVHTTP_REQ_GET},          {"/topology", EVHTTP_REQ_GET},
+                  {"/status", EVHTTP_REQ_GET},           {"/config", EVHTTP_REQ_GET},
+                  {"/reload", EVHTTP_REQ_POST},          {"/failover", EVHTTP_REQ_POST},
+                  {"/backup", EVHTTP_REQ_POST},          {"/backups", EVHTTP_REQ_GET},
+                  {"/backups/*/verify", EVHTTP_REQ_POST}};
     struct admin *a = arg;
     struct evhttp_uri *parsed = evhttp_uri_parse(evhttp_request_get_uri(req));
     const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
@@ -309,14 +311,18 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (method == EVHTTP_REQ_HEAD) method = EVHTTP_REQ_GET;
     int known = -1;
+    char id[64] = "";
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && known < 0; i++)
         if (strcmp(path, routes[i].path) == 0) known = (int)i;
+    if (known < 0 && sscanf(path, "/backups/%63[^/]/verify", id) == 1 &&
+        strlen(path) == strlen("/backups//verify") + strlen(id))
+        known = 10;
     int open = known == 0 || known == 1;
 
     if (known < 0) {
         reply(req, 404, "text/plain",
               "not found: try /healthz, /readyz, /metrics, /topology, /status, /config, "
-              "POST /reload or POST /failover\n");
+              "/backups, POST /reload, /failover, /backup or /backups/ID/verify\n");
     } else if (method != routes[known].method) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           routes[known].method == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
@@ -344,8 +350,18 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (known == 6) {
         json_t *r = a->ops.reload(a->ops.arg);
         reply_json(req, json_is_true(json_object_get(r, "ok")) ? 200 : 422, r);
-    } else {
+    } else if (known == 7) {
         failover(a, req);
+    } else if (known == 9) {
+        reply_json(req, 200, a->ops.backups(a->ops.arg));
+    } else { /* POST /backup, POST /backups/ID/verify: started, answered at once */
+        char why[512], started[64];
+        int rc = known == 8 ? a->ops.backup(a->ops.arg, started, sizeof(started), why, sizeof(why))
+                            : a->ops.verify(a->ops.arg, id, why, sizeof(why));
+        if (known == 10) snprintf(started, sizeof(started), "%s", id);
+        reply_json(req, rc ? 409 : 202,
+                   rc ? json_pack("{s:b, s:s}", "ok", 0, "reply", why)
+                      : json_pack("{s:b, s:s}", "ok", 1, "id", started));
     }
     if (parsed) evhttp_uri_free(parsed);
 }

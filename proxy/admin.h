@@ -38,6 +38,12 @@ struct admin_ops {
      * such region, with why. */
     int (*promote)(void *arg, const char *region, int force, sentinel_reply_fn done, void *done_arg,
                    char *why, size_t whylen);
+    /* POST /backup: starts a snapshot (0, its id), or -1 with why. */
+    int (*backup)(void *arg, char *id, size_t idlen, char *why, size_t whylen);
+    /* POST /backups/ID/verify: starts a restore drill, or -1 with why. */
+    int (*verify)(void *arg, const char *id, char *why, size_t whylen);
+    /* GET /backups. */
+    json_t *(*backups)(void *arg);
     /* Whether every worker holds a ROLE-verified connection to the master now. */
     int (*ready)(void *arg);
 };

@@ -218,6 +218,42 @@ static int parse_durability(json_t *root, struct config *cfg, char *err, size_t 
     return 0;
 }
 
+static int parse_backup(json_t *root, struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"dir",    "interval_ms",  "retention", "source",
+                                       "verify", "redis_server", NULL};
+    static const char *const rkeys[] = {"count", "max_age_ms", NULL};
+    static const char *const sources[] = {"replica", "master", NULL};
+    json_t *obj, *ret;
+    long long count = cfg->backup.retention_count;
+    if (config_json_object(root, "", "backup", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (config_json_keys(obj, "backup", keys, err, errlen) ||
+        config_json_string(obj, "backup", "dir", &cfg->backup.dir, err, errlen) ||
+        config_json_string(obj, "backup", "redis_server", &cfg->backup.redis_server, err, errlen) ||
+        config_json_int(obj, "backup", "interval_ms", 0, 86400000LL * 365, &cfg->backup.interval_ms,
+                        err, errlen) ||
+        config_json_choice(obj, "backup", "source", sources, &cfg->backup.from_master, err,
+                           errlen) ||
+        config_json_object(obj, "backup", "retention", &ret, err, errlen))
+        return -1;
+    if (ret && (config_json_keys(ret, "backup.retention", rkeys, err, errlen) ||
+                config_json_int(ret, "backup.retention", "count", 1, 100000, &count, err, errlen) ||
+                config_json_int(ret, "backup.retention", "max_age_ms", 0, 86400000LL * 3650,
+                                &cfg->backup.retention_max_age_ms, err, errlen)))
+        return -1;
+    cfg->backup.retention_count = (int)count;
+    json_t *v = json_object_get(obj, "verify");
+    if (v && !json_is_boolean(v))
+        return config_json_fail(err, errlen, "backup.verify: expected true or false");
+    if (v) cfg->backup.verify = json_is_true(v);
+    if ((cfg->backup.interval_ms || cfg->backup.verify) && !cfg->backup.dir)
+        return config_json_fail(err, errlen,
+                                "backup.dir: required with backup.interval_ms or "
+                                "backup.verify");
+    return 0;
+}
+
 static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"availability", NULL};
@@ -241,7 +277,7 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                                        "regions",      "upstream", "limits", "probe_interval_ms",
                                        "local_region", "routing",  "auth",   "deny_commands",
                                        "failover",     "admin",    "notify", "slo",
-                                       "durability",   "tls",      NULL};
+                                       "durability",   "tls",      "backup", NULL};
     static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
                                                 "username", "password", NULL};
     static const char *const limits_keys[] = {"max_clients",
@@ -383,7 +419,8 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     }
 
     if (parse_notify(root, cfg, err, errlen) || parse_slo(root, cfg, err, errlen) ||
-        parse_durability(root, cfg, err, errlen) || config_parse_tls(root, cfg, err, errlen))
+        parse_durability(root, cfg, err, errlen) || parse_backup(root, cfg, err, errlen) ||
+        config_parse_tls(root, cfg, err, errlen))
         return -1;
     return config_parse_regions(root, cfg, err, errlen);
 }
@@ -454,6 +491,7 @@ static void set_defaults(struct config *cfg)
     cfg->notify.timeout_ms = 5000;
     cfg->slo.availability = 0.9999;
     cfg->durability.timeout_ms = 1000;
+    cfg->backup.retention_count = 7;
 }
 
 /* Takes root (which may be NULL after a JSON syntax error described in jerr). */
@@ -521,6 +559,8 @@ void config_destroy(struct config **cfgp)
     free(cfg->notify.webhook);
     free(cfg->notify.webhook_path);
     config_tls_free(cfg);
+    free(cfg->backup.dir);
+    free(cfg->backup.redis_server);
     free(cfg);
     *cfgp = NULL;
 }

@@ -139,6 +139,15 @@ struct config {
         long long not_after; /* the certificate's expiry, Unix time */
     } tls;
     struct {
+        char *dir;                      /* where snapshots go; NULL: backups off */
+        long long interval_ms;          /* 0: only on demand (POST /backup) */
+        int retention_count;            /* snapshots kept, newest first */
+        long long retention_max_age_ms; /* 0: no age limit (the newest is always kept) */
+        int from_master;                /* backup.source "master"; else the best replica */
+        int verify;                     /* a restore drill after each scheduled backup */
+        char *redis_server;             /* the binary the drill runs */
+    } backup;
+    struct {
         int min_replicas; /* a write's reply waits for this many replicas' acks; 0: off */
         int min_replicas_in_other_regions; /* ...of which this many outside the master's */
         int timeout_ms;                    /* at most this long (WAIT's timeout) */

@@ -180,6 +180,14 @@ static void add_region_keys(json_t *o, const struct config *cfg)
                   "protocols", protocols, "ciphers", nullable(cfg->tls.ciphers), "ciphersuites",
                   nullable(cfg->tls.ciphersuites)));
     json_object_set_new(
+        o, "backup",
+        json_pack("{s:o, s:I, s:{s:i, s:I}, s:s, s:b, s:o}", "dir", nullable(cfg->backup.dir),
+                  "interval_ms", (json_int_t)cfg->backup.interval_ms, "retention", "count",
+                  cfg->backup.retention_count, "max_age_ms",
+                  (json_int_t)cfg->backup.retention_max_age_ms, "source",
+                  cfg->backup.from_master ? "master" : "replica", "verify", cfg->backup.verify,
+                  "redis_server", nullable(cfg->backup.redis_server)));
+    json_object_set_new(
         o, "durability",
         json_pack("{s:i, s:i, s:s, s:i}", "min_replicas", cfg->durability.min_replicas,
                   "timeout_ms", cfg->durability.timeout_ms, "on_timeout",

@@ -3,6 +3,7 @@
  * join it. */
 #include "control.h"
 #include "admin.h"
+#include "backup.h"
 #include "failback.h"
 #include "log.h"
 #include "metrics.h"
@@ -46,6 +47,9 @@ struct control {
     struct watch *watch;
     struct watch *tls_watch[3]; /* tls.cert_file, key_file, ca_file: a change reloads */
     struct failback *failback;
+    struct backup *backup;
+    struct event *backup_timer;   /* backup.interval_ms */
+    long long backup_interval_ms; /* the interval the timer runs at */
     struct control_counters counters;
     struct reload_result last;
     char restart_pending[128]; /* as of the last good reload: a failed one changes nothing */
@@ -127,6 +131,7 @@ static void changed_keys(const struct config *a, const struct config *b, char *o
 }
 
 static void on_file_changed(void *arg);
+static void arm_backup_timer(struct control *c);
 
 /* The certificate files are watched like the config: cert-manager and Kubernetes
  * secrets replace them by a symlink swap, and a reload rebuilds the TLS context. */
@@ -190,6 +195,7 @@ static void reload(struct control *c, const char *source)
     c->hooks.apply(c->hooks.arg, next);
     probe_set_config(c->probe, next); /* publishes: the workers get it after the config */
     watch_tls_files(c);
+    arm_backup_timer(c);
 }
 
 static void on_reload_ev(evutil_socket_t fd, short what, void *arg)
@@ -230,6 +236,8 @@ static void op_metrics(void *arg, struct evbuffer *out)
     struct route_policy policy = route_policy_of(c->cfg);
     struct topology *t = probe_latest(c->probe);
     struct sentinel *s = probe_sentinel(c->probe);
+    struct backup_stats bs;
+    backup_get_stats(c->backup, &bs);
     struct metrics_input in = {
         .stats = c->sum,
         .topo = t,
@@ -241,6 +249,7 @@ static void op_metrics(void *arg, struct evbuffer *out)
         .counters = &c->counters,
         .failbacks = failback_count(c->failback),
         .region_failovers = probe_region_failovers(c->probe),
+        .backup = &bs,
         .sentinels_known = s ? sentinel_view(s)->npeers : 0,
         .sentinels_reachable = s ? sentinel_view(s)->nreachable : 0,
         .start_time = c->start_time,
@@ -303,6 +312,20 @@ static json_t *op_status(void *arg)
                           window_json(&month), "failovers_total", (json_int_t)totals.failovers,
                           "last_failover_rto_seconds", totals.last_rto_s, "failovers", list);
     topo_release(&t);
+    /* The backup RPO: the age of the newest snapshot a restore drill proved. */
+    json_t *bl = backup_list(c->backup, c->cfg), *item;
+    size_t k;
+    double newest = 0;
+    json_array_foreach(json_object_get(bl, "backups"), k, item)
+    {
+        json_t *v = json_object_get(item, "verified");
+        double at = json_real_value(json_object_get(item, "time"));
+        if (json_is_true(json_object_get(v, "ok")) && at > newest) newest = at;
+    }
+    json_decref(bl);
+    json_object_set_new(j, "backup",
+                        json_pack("{s:o}", "rpo_seconds",
+                                  newest > 0 ? json_real(unix_now() - newest) : json_null()));
     memset(c->sum, 0, sizeof(*c->sum)); /* durability.*: what the workers counted */
     c->hooks.stats(c->hooks.arg, c->sum);
     json_object_set_new(
@@ -342,6 +365,49 @@ static int op_failover(void *arg, sentinel_reply_fn done, void *done_arg, char *
     return s ? sentinel_failover(s, done, done_arg, who, wholen) : -2;
 }
 
+static int op_backup(void *arg, char *id, size_t idlen, char *why, size_t whylen)
+{
+    struct control *c = arg;
+    struct topology *t = probe_latest(c->probe);
+    int rc = backup_start(c->backup, c->cfg, t, id, idlen, why, whylen);
+    topo_release(&t);
+    return rc;
+}
+
+static int op_verify(void *arg, const char *id, char *why, size_t whylen)
+{
+    struct control *c = arg;
+    return backup_verify(c->backup, c->cfg, id, why, whylen);
+}
+
+static json_t *op_backups(void *arg)
+{
+    struct control *c = arg;
+    return backup_list(c->backup, c->cfg);
+}
+
+/* backup.interval_ms: a snapshot now, unless one is running. */
+static void on_backup_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    char id[64], why[512];
+    if (op_backup(arg, id, sizeof(id), why, sizeof(why)))
+        log_warn("scheduled backup not started: %s", why);
+}
+
+/* The timer follows the config: started, stopped or re-armed by a reload. */
+static void arm_backup_timer(struct control *c)
+{
+    long long ms = c->cfg->backup.dir ? c->cfg->backup.interval_ms : 0;
+    if (ms == c->backup_interval_ms) return;
+    c->backup_interval_ms = ms;
+    evtimer_del(c->backup_timer);
+    if (!ms) return;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(c->backup_timer, &tv);
+}
+
 static int op_promote(void *arg, const char *region, int force, sentinel_reply_fn done,
                       void *done_arg, char *why, size_t whylen)
 {
@@ -374,6 +440,8 @@ static void control_free(struct control *c)
     notify_destroy(&c->notify);
     probe_destroy(&c->probe);
     failback_destroy(&c->failback); /* after the Sentinels: an ask still out answers it */
+    if (c->backup_timer) event_free(c->backup_timer);
+    backup_destroy(&c->backup); /* waits for a job still running */
     if (c->stop_ev) event_free(c->stop_ev);
     if (c->reload_ev) event_free(c->reload_ev);
     if (c->base) event_base_free(c->base);
@@ -404,7 +472,9 @@ struct control *control_start(struct config *cfg, const char *path,
     c->avail = avail_create();
     c->sum = calloc(1, sizeof(*c->sum));
     c->failback = failback_create();
-    if (!c->path || !c->base || !c->avail || !c->sum || !c->failback ||
+    c->backup = backup_create();
+    if (!c->path || !c->base || !c->avail || !c->sum || !c->failback || !c->backup ||
+        !(c->backup_timer = event_new(c->base, -1, EV_PERSIST, on_backup_timer, c)) ||
         !(c->notify = notify_create(c->base, &c->counters)) ||
         !(c->stop_ev = event_new(c->base, -1, 0, on_stop, c)) ||
         !(c->reload_ev = event_new(c->base, -1, 0, on_reload_ev, c))) {
@@ -412,8 +482,9 @@ struct control *control_start(struct config *cfg, const char *path,
         control_free(c);
         return NULL;
     }
-    const struct admin_ops ops = {c,         op_snapshot, op_metrics, op_status, op_config,
-                                  op_reload, op_failover, op_promote, op_ready};
+    const struct admin_ops ops = {c,         op_snapshot, op_metrics,  op_status,
+                                  op_config, op_reload,   op_failover, op_promote,
+                                  op_backup, op_verify,   op_backups,  op_ready};
     c->admin = admin_start(c->base, cfg, &ops, err, errlen);
     if ((!c->admin && err[0]) ||
         !(c->probe = probe_create(c->base, cfg, on_snapshot, c, err, errlen))) {
@@ -422,6 +493,7 @@ struct control *control_start(struct config *cfg, const char *path,
     }
     if (path) c->watch = watch_file(c->base, path, on_file_changed, c);
     watch_tls_files(c);
+    arm_backup_timer(c);
     if (pthread_create(&c->thread, NULL, control_main, c)) {
         snprintf(err, errlen, "cannot start the control thread");
         control_free(c);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #define LABELS_MAX 512
@@ -127,6 +128,45 @@ static void histogram(struct evbuffer *b, const char *name, const char *labels,
     }
     sample(b, sum, labels, (double)get(&h->sum_ns) / 1e9);
     sample(b, count, labels, (double)cum);
+}
+
+/* A family of one unlabelled sample. */
+static void single(struct evbuffer *b, const char *name, const char *type, const char *help,
+                   double v)
+{
+    family(b, name, type, help);
+    sample(b, name, NULL, v);
+}
+
+/* Snapshots and restore drills (backup.*). */
+static void backups(struct evbuffer *b, const struct metrics_input *in)
+{
+    const struct backup_stats *s = in->backup;
+    if (!s) return;
+    double now = (double)time(NULL);
+    single(b, "respgate_backup_last_success_timestamp_seconds", "gauge",
+           "Unix time of the newest good snapshot this respgate took; 0: none yet.",
+           s->last_ok_time);
+    single(b, "respgate_backup_age_seconds", "gauge", "Age of that snapshot; -1 before the first.",
+           s->last_ok_time ? now - s->last_ok_time : -1);
+    single(b, "respgate_backup_last_size_bytes", "gauge", "Its size.", (double)s->last_size);
+    single(b, "respgate_backup_last_duration_seconds", "gauge", "How long it took.",
+           s->last_duration_s);
+    single(b, "respgate_backup_drill_last_seconds", "gauge",
+           "The last restore drill's time to load the snapshot; -1 before the first.",
+           s->last_drill_s);
+    single(b, "respgate_backup_drill_last_ok", "gauge",
+           "1 if the last restore drill loaded it with the source's key counts, 0 if not, -1 "
+           "before the first.",
+           s->last_drill_ok);
+    family(b, "respgate_backup_failures_total", "counter",
+           "Snapshots and drills that failed, by reason.");
+    for (int k = 0; k < 6; k++) {
+        char l[LABELS_MAX] = "";
+        label(l, sizeof(l), "reason", backup_failure_name(k));
+        sample(b, "respgate_backup_failures_total", l, (double)s->failures[k]);
+    }
+    single(b, "respgate_backup_running", "gauge", "1 while a snapshot or drill runs.", s->running);
 }
 
 /* The clients' TLS listener. */
@@ -362,6 +402,7 @@ void metrics_render(struct evbuffer *out, const struct metrics_input *in)
     latency(out, in);
     durability(out, in);
     tls(out, in);
+    backups(out, in);
     topology(out, in);
     availability(out, in);
     control(out, in);

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "avail.h"
+#include "backup.h"
 #include "config.h"
 #include "route.h"
 #include "stats.h"
@@ -32,6 +33,7 @@ struct metrics_input {
     const struct control_counters *counters;
     unsigned long long failbacks;        /* failovers asked for by failback.c */
     unsigned long long region_failovers; /* promotions by POST /failover {"region"} */
+    const struct backup_stats *backup;
     int sentinels_known, sentinels_reachable;
     double start_time; /* Unix time */
 };

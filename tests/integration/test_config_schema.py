@@ -142,6 +142,13 @@ CASES = [
     ("tls.protocols TLSv1.1", False, cfg(tls={"protocols": ["TLSv1.1"]})),
     ("tls.client_auth bogus", False, cfg(tls={"client_auth": "maybe"})),
     ("tls.client_auth without ca_file", False, cfg(tls={"client_auth": "required"})),
+    ("backup on demand", True, cfg(backup={"dir": "/var/lib/respgate/backups"})),
+    ("backup full", True, cfg(backup={"dir": "/b", "interval_ms": 3600000, "verify": True,
+                                      "retention": {"count": 3, "max_age_ms": 86400000},
+                                      "source": "master", "redis_server": "/usr/bin/redis-server"})),
+    ("backup.interval_ms without dir", False, cfg(backup={"interval_ms": 1000})),
+    ("backup.source bogus", False, cfg(backup={"dir": "/b", "source": "primary"})),
+    ("backup.retention.count 0", False, cfg(backup={"dir": "/b", "retention": {"count": 0}})),
 ]
 
 

@@ -1,0 +1,747 @@
+/* backup: see backup.h. The job thread does blocking I/O with deadlines; everything
+ * the control thread reads goes through b->mu. */
+#include "backup.h"
+#include "log.h"
+#include "rdb.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT_MS 30000 /* no byte from the source for this long: the stream is dead */
+#define DRILL_LOAD_MS 120000
+#define MAX_DBS 64
+
+struct job {
+    int drill; /* a restore drill of id; else a snapshot */
+    char id[32];
+    char dir[1024];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char source[CONFIG_HOST_MAX + 8], region[64];
+    long long offset;
+    char *user, *pass;
+    int connect_ms;
+    int keep;
+    long long max_age_ms;
+    char redis_server[1024];
+    int verify_after;
+};
+
+struct backup {
+    pthread_mutex_t mu;
+    pthread_t th;
+    int running, joinable;
+    char current[64]; /* what the running job does, for GET /backups */
+    struct backup_stats st;
+};
+
+const char *backup_failure_name(int f)
+{
+    static const char *const names[] = {"connect", "sync", "corrupt", "disk", "drill", "no_source"};
+    return f >= 0 && f < 6 ? names[f] : "unknown";
+}
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A blocking reader with a deadline per read. */
+struct conn {
+    int fd;
+    unsigned char buf[1 << 16];
+    size_t len, pos;
+};
+
+static int wait_fd(int fd, short ev, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = ev};
+    int rc;
+    while ((rc = poll(&p, 1, ms)) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+static int fill(struct conn *c)
+{
+    if (wait_fd(c->fd, POLLIN, IO_TIMEOUT_MS) <= 0) return -1;
+    ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+    if (n <= 0) return -1;
+    c->len = (size_t)n;
+    c->pos = 0;
+    return 0;
+}
+
+/* One line without its CRLF (cut at cap). -1 on EOF, error or timeout. */
+static int read_line(struct conn *c, char *line, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        if (c->pos == c->len && fill(c)) return -1;
+        char ch = (char)c->buf[c->pos++];
+        if (ch == '\n') break;
+        if (ch != '\r' && n + 1 < cap) line[n++] = ch;
+    }
+    line[n] = '\0';
+    return 0;
+}
+
+static int send_all(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* A command as RESP, its first reply line in line. */
+static int command(struct conn *c, char *line, size_t cap, int argc, const char **argv)
+{
+    char head[64];
+    snprintf(head, sizeof(head), "*%d\r\n", argc);
+    if (send_all(c->fd, head, strlen(head))) return -1;
+    for (int i = 0; i < argc; i++) {
+        snprintf(head, sizeof(head), "$%zu\r\n", strlen(argv[i]));
+        if (send_all(c->fd, head, strlen(head)) || send_all(c->fd, argv[i], strlen(argv[i])) ||
+            send_all(c->fd, "\r\n", 2))
+            return -1;
+    }
+    return read_line(c, line, cap);
+}
+
+/* A bulk reply's body (after its "$n" line) into out, NUL-terminated. */
+static int read_bulk(struct conn *c, const char *line, char *out, size_t cap)
+{
+    long long n = line[0] == '$' ? atoll(line + 1) : -1;
+    if (n < 0) return -1;
+    size_t got = 0;
+    while ((long long)got < n + 2) {
+        if (c->pos == c->len && fill(c)) return -1;
+        char ch = (char)c->buf[c->pos++];
+        if ((long long)got < n && got + 1 < cap) out[got] = ch;
+        got++;
+    }
+    out[(size_t)n < cap ? (size_t)n : cap - 1] = '\0';
+    return 0;
+}
+
+/* "db0:keys=3,..." lines into keys[db]; returns the number of databases seen. */
+static void parse_keyspace(const char *text, long long *keys)
+{
+    for (const char *p = text; (p = strstr(p, "db")); p++) {
+        int db;
+        long long k;
+        if (sscanf(p, "db%d:keys=%lld", &db, &k) == 2 && db >= 0 && db < MAX_DBS) keys[db] = k;
+    }
+}
+
+static int connect_to(const struct sockaddr_storage *sa, socklen_t len, int ms)
+{
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (const struct sockaddr *)sa, len) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (wait_fd(fd, POLLOUT, ms) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static void fail(struct backup *b, int reason, const char *id, const char *why)
+{
+    log_error("backup %s failed (%s): %s", id, backup_failure_name(reason), why);
+    pthread_mutex_lock(&b->mu);
+    b->st.failures[reason]++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void path_of(char *out, size_t n, const char *dir, const char *id, const char *ext)
+{
+    snprintf(out, n, "%s/backup-%s.%s", dir, id, ext);
+}
+
+static int write_manifest(const char *dir, const char *id, json_t *m)
+{
+    char path[1200], tmp[1210];
+    path_of(path, sizeof(path), dir, id, "json");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (json_dump_file(m, tmp, JSON_INDENT(2)) || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *read_manifest(const char *dir, const char *id)
+{
+    char path[1200];
+    path_of(path, sizeof(path), dir, id, "json");
+    return json_load_file(path, 0, NULL);
+}
+
+/* The stream after SYNC: "$<len>" then len bytes, or "$EOF:<40 bytes>" then the
+ * bytes and the same 40 bytes (diskless). Into fd, checked as it goes. */
+static int stream_rdb(struct conn *c, int out, struct rdb_check *chk, const char **why)
+{
+    char line[128];
+    do { /* newlines are the source's keepalives while it prepares the snapshot */
+        if (read_line(c, line, sizeof(line))) {
+            *why = "the source closed or went silent before the snapshot";
+            return BACKUP_FAIL_SYNC;
+        }
+    } while (!line[0]);
+    if (line[0] != '$') {
+        *why = "SYNC refused";
+        return BACKUP_FAIL_SYNC;
+    }
+    char mark[41] = "";
+    long long left = -1;
+    if (strncmp(line + 1, "EOF:", 4) == 0 && strlen(line + 5) == 40)
+        memcpy(mark, line + 5, 41);
+    else
+        left = atoll(line + 1);
+    unsigned char win[40 + sizeof(c->buf)];
+    size_t held = 0; /* bytes of the window not written yet (the possible mark) */
+    for (;;) {
+        if (left == 0) break;
+        if (c->pos == c->len && fill(c)) {
+            *why = "the stream broke";
+            return BACKUP_FAIL_SYNC;
+        }
+        size_t n = c->len - c->pos;
+        if (left > 0 && (long long)n > left) n = (size_t)left;
+        memcpy(win + held, c->buf + c->pos, n);
+        c->pos += n;
+        held += n;
+        if (left > 0) left -= (long long)n;
+        int done = left == 0 || (mark[0] && held >= 40 && memcmp(win + held - 40, mark, 40) == 0);
+        size_t keep = left >= 0 ? 0 : done ? 40 : (held < 40 ? held : 40);
+        size_t w = held - keep;
+        if (w && write(out, win, w) != (ssize_t)w) {
+            *why = "write failed";
+            return BACKUP_FAIL_DISK;
+        }
+        rdb_check_feed(chk, win, w);
+        memmove(win, win + w, keep);
+        held = keep;
+        if (done) break;
+    }
+    return -1; /* no failure */
+}
+
+static void retention(const struct job *j)
+{
+    DIR *d = opendir(j->dir);
+    if (!d) return;
+    char ids[1024][32];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 1024) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "backup-", 7) == 0 && len > 12 && len - 12 < 32 &&
+            strcmp(e->d_name + len - 5, ".json") == 0) {
+            memcpy(ids[n], e->d_name + 7, len - 12);
+            ids[n++][len - 12] = '\0';
+        }
+    }
+    closedir(d);
+    qsort(ids, (size_t)n, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
+    double now = unix_now();
+    for (int i = 0; i < n - 1; i++) { /* oldest first; the newest always stays */
+        json_t *m = read_manifest(j->dir, ids[i]);
+        double at = json_real_value(json_object_get(m, "time"));
+        json_decref(m);
+        int too_many = n - i > j->keep,
+            too_old = j->max_age_ms && (now - at) * 1000 > (double)j->max_age_ms;
+        if (!too_many && !too_old) continue;
+        char path[1200];
+        path_of(path, sizeof(path), j->dir, ids[i], "rdb");
+        unlink(path);
+        path_of(path, sizeof(path), j->dir, ids[i], "json");
+        unlink(path);
+        log_info("backup %s removed (backup.retention)", ids[i]);
+    }
+}
+
+static void snapshot(struct backup *b, struct job *j)
+{
+    char line[512], tmp[1200], final[1200];
+    double t0 = unix_now();
+    const char *why = "";
+    int fd = connect_to(&j->sa, j->salen, j->connect_ms);
+    if (fd < 0) {
+        fail(b, BACKUP_FAIL_CONNECT, j->id, "cannot connect to the source");
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    c->fd = fd;
+    long long keys[MAX_DBS];
+    memset(keys, -1, sizeof(keys));
+    char *info = malloc(1 << 16);
+    int rc = BACKUP_FAIL_SYNC;
+    const char *auth[3] = {"AUTH", j->user ? j->user : j->pass, j->pass};
+    if (j->pass && (command(c, line, sizeof(line), j->user ? 3 : 2, auth) || line[0] != '+')) {
+        why = "AUTH refused";
+        goto out;
+    }
+    const char *ks[2] = {"INFO", "keyspace"};
+    if (command(c, line, sizeof(line), 2, ks) || read_bulk(c, line, info, 1 << 16)) {
+        why = "INFO keyspace failed";
+        goto out;
+    }
+    parse_keyspace(info, keys);
+    const char *rdbonly[3] = {"REPLCONF", "rdb-only", "1"}; /* no backlog kept for us */
+    if (command(c, line, sizeof(line), 3, rdbonly)) {
+        why = "REPLCONF failed";
+        goto out;
+    }
+    path_of(final, sizeof(final), j->dir, j->id, "rdb");
+    snprintf(tmp, sizeof(tmp), "%s/.backup-%s.rdb.tmp", j->dir, j->id);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        rc = BACKUP_FAIL_DISK;
+        why = strerror(errno);
+        goto out;
+    }
+    struct rdb_check chk;
+    rdb_check_init(&chk);
+    if (send_all(fd, "SYNC\r\n", 6)) {
+        why = "SYNC not sent";
+    } else if ((rc = stream_rdb(c, out, &chk, &why)) < 0) {
+        int version;
+        rc = -1;
+        if (rdb_check_finish(&chk, &version, &why)) {
+            rc = BACKUP_FAIL_CORRUPT;
+        } else if (fsync(out) || close(out) || rename(tmp, final)) {
+            out = -1;
+            rc = BACKUP_FAIL_DISK;
+            why = strerror(errno);
+        } else {
+            out = -1;
+            json_t *dbs = json_object();
+            for (int i = 0; i < MAX_DBS; i++) {
+                char k[16];
+                snprintf(k, sizeof(k), "db%d", i);
+                if (keys[i] >= 0) json_object_set_new(dbs, k, json_integer(keys[i]));
+            }
+            double dt = unix_now() - t0;
+            json_t *m =
+                json_pack("{s:s, s:f, s:s, s:s, s:I, s:I, s:f, s:i, s:o, s:n}", "id", j->id, "time",
+                          t0, "source", j->source, "region", j->region, "offset",
+                          (json_int_t)j->offset, "size", (json_int_t)chk.total, "duration_seconds",
+                          dt, "rdb_version", version, "keys", dbs, "verified");
+            if (write_manifest(j->dir, j->id, m)) {
+                rc = BACKUP_FAIL_DISK;
+                why = "cannot write the manifest";
+                unlink(final);
+            } else {
+                log_info("backup %s: %llu bytes from %s (%s) in %.2f s", j->id,
+                         (unsigned long long)chk.total, j->source, j->region, dt);
+                pthread_mutex_lock(&b->mu);
+                b->st.last_ok_time = t0;
+                b->st.last_size = (long long)chk.total;
+                b->st.last_duration_s = dt;
+                pthread_mutex_unlock(&b->mu);
+                retention(j);
+            }
+            json_decref(m);
+        }
+    }
+    if (out >= 0) close(out);
+    unlink(tmp); /* gone after the rename; a partial file never stays */
+out:
+    if (rc >= 0) fail(b, rc, j->id, why);
+    free(info);
+    close(fd);
+    free(c);
+}
+
+/* A throw-away redis-server on a copy of the snapshot, on a unix socket only. */
+static void drill(struct backup *b, struct job *j)
+{
+    char rdb[1200], tmpdir[1200], copy[1300], sockdir[] = "/tmp/respgate-drill-XXXXXX", sock[64],
+                                              line[512];
+    const char *why = "";
+    path_of(rdb, sizeof(rdb), j->dir, j->id, "rdb");
+    json_t *m = read_manifest(j->dir, j->id);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/.drill-%s-XXXXXX", j->dir, j->id);
+    /* The snapshot beside the original (a hard link), the socket under /tmp: a unix
+     * socket's path must be short. */
+    if (!m || !mkdtemp(tmpdir) || !mkdtemp(sockdir)) {
+        fail(b, BACKUP_FAIL_DRILL, j->id, m ? "cannot make a directory" : "no manifest");
+        json_decref(m);
+        return;
+    }
+    snprintf(copy, sizeof(copy), "%s/dump.rdb", tmpdir);
+    snprintf(sock, sizeof(sock), "%s/redis.sock", sockdir);
+    int ok = 0;
+    double t0 = unix_now(), dt = 0;
+    pid_t pid = -1;
+    if (link(rdb, copy) != 0) { /* a copy would do too; the same file system is usual */
+        why = "cannot link the snapshot into the drill directory";
+        goto out;
+    }
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR); /* its log is not respgate's */
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execlp(j->redis_server, j->redis_server, "--port", "0", "--unixsocket", sock, "--dir",
+               tmpdir, "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no", "--logfile",
+               "", (char *)NULL);
+        _exit(127);
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    c->fd = -1;
+    for (double until = t0 + DRILL_LOAD_MS / 1000.0; pid > 0 && unix_now() < until;) {
+        struct sockaddr_un un = {.sun_family = AF_UNIX};
+        snprintf(un.sun_path, sizeof(un.sun_path), "%.100s", sock);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof(un)) == 0) {
+            c->fd = fd;
+            c->len = c->pos = 0;
+            const char *ping[1] = {"PING"};
+            if (command(c, line, sizeof(line), 1, ping) == 0 && strcmp(line, "+PONG") == 0) break;
+            close(fd); /* -LOADING: not yet */
+            c->fd = -1;
+        } else if (fd >= 0) {
+            close(fd);
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            pid = -1;
+            why = "redis-server exited: it could not load the snapshot";
+            break;
+        }
+        usleep(20000);
+    }
+    dt = unix_now() - t0;
+    if (c->fd >= 0) {
+        char *info = malloc(1 << 16);
+        long long keys[MAX_DBS];
+        memset(keys, -1, sizeof(keys));
+        const char *ks[2] = {"INFO", "keyspace"};
+        if (info && command(c, line, sizeof(line), 2, ks) == 0 &&
+            read_bulk(c, line, info, 1 << 16) == 0) {
+            parse_keyspace(info, keys);
+            ok = 1;
+            json_t *want = json_object_get(m, "keys");
+            for (int i = 0; i < MAX_DBS && ok; i++) {
+                char k[16];
+                snprintf(k, sizeof(k), "db%d", i);
+                json_t *v = json_object_get(want, k);
+                long long w = v ? json_integer_value(v) : -1;
+                ok = (w < 0 ? 0 : w) == (keys[i] < 0 ? 0 : keys[i]);
+            }
+            if (!ok) why = "the key counts differ from the source's";
+        } else {
+            why = "INFO keyspace failed on the restored server";
+        }
+        free(info);
+        close(c->fd);
+    } else if (!why[0]) {
+        why = "redis-server did not answer in time";
+    }
+    free(c);
+out:
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    unlink(copy);
+    unlink(sock);
+    rmdir(tmpdir);
+    rmdir(sockdir);
+    json_object_set_new(m, "verified",
+                        json_pack("{s:b, s:f, s:f, s:s}", "ok", ok, "restore_seconds", dt, "time",
+                                  t0, "why", ok ? "" : why));
+    write_manifest(j->dir, j->id, m);
+    json_decref(m);
+    pthread_mutex_lock(&b->mu);
+    b->st.last_drill_s = dt;
+    b->st.last_drill_ok = ok;
+    if (ok) b->st.last_verified_time = unix_now();
+    pthread_mutex_unlock(&b->mu);
+    if (!ok)
+        fail(b, BACKUP_FAIL_DRILL, j->id, why);
+    else
+        log_info("backup %s restored by a drill in %.2f s: key counts match", j->id, dt);
+}
+
+struct run {
+    struct backup *b;
+    struct job *j;
+};
+
+static void *run_main(void *arg)
+{
+    struct run *r = arg;
+    log_set_thread_name("backup");
+    if (r->j->drill) {
+        drill(r->b, r->j);
+    } else {
+        snapshot(r->b, r->j);
+        if (r->j->verify_after) {
+            r->j->drill = 1;
+            drill(r->b, r->j);
+        }
+    }
+    pthread_mutex_lock(&r->b->mu);
+    r->b->running = 0;
+    pthread_mutex_unlock(&r->b->mu);
+    free(r->j->user);
+    free(r->j->pass);
+    free(r->j);
+    free(r);
+    return NULL;
+}
+
+struct backup *backup_create(void)
+{
+    struct backup *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    pthread_mutex_init(&b->mu, NULL);
+    b->st.last_drill_s = -1;
+    b->st.last_drill_ok = -1;
+    return b;
+}
+
+static void join_done(struct backup *b)
+{
+    if (b->joinable) {
+        pthread_join(b->th, NULL);
+        b->joinable = 0;
+    }
+}
+
+void backup_destroy(struct backup **bp)
+{
+    struct backup *b = *bp;
+    if (!b) return;
+    join_done(b);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    *bp = NULL;
+}
+
+static int launch(struct backup *b, struct job *j, const char *what, char *why, size_t whylen)
+{
+    struct run *r = malloc(sizeof(*r));
+    if (!r) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    r->b = b;
+    r->j = j;
+    pthread_mutex_lock(&b->mu);
+    b->running = 1;
+    snprintf(b->current, sizeof(b->current), "%s %s", what, j->id);
+    pthread_mutex_unlock(&b->mu);
+    if (pthread_create(&b->th, NULL, run_main, r)) {
+        b->running = 0;
+        free(r);
+        snprintf(why, whylen, "cannot start the backup thread");
+        return -1;
+    }
+    b->joinable = 1;
+    return 0;
+}
+
+/* Control thread: is a job running? Joins one that ended. */
+static int busy(struct backup *b, char *why, size_t whylen)
+{
+    pthread_mutex_lock(&b->mu);
+    int running = b->running;
+    pthread_mutex_unlock(&b->mu);
+    if (running) {
+        snprintf(why, whylen, "a backup job is running (%s)", b->current);
+        return 1;
+    }
+    join_done(b);
+    return 0;
+}
+
+static struct job *new_job(const struct config *cfg)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j) return NULL;
+    snprintf(j->dir, sizeof(j->dir), "%s", cfg->backup.dir);
+    snprintf(j->redis_server, sizeof(j->redis_server), "%s",
+             cfg->backup.redis_server ? cfg->backup.redis_server : "redis-server");
+    j->keep = cfg->backup.retention_count;
+    j->max_age_ms = cfg->backup.retention_max_age_ms;
+    j->connect_ms = cfg->upstream.connect_timeout_ms;
+    return j;
+}
+
+/* The source: the master if asked; else the reachable, linked replica with the least
+ * lag, preferring local_region. */
+static int pick_source(const struct config *cfg, const struct topology *t)
+{
+    if (!t) return -1;
+    if (cfg->backup.from_master) return t->master >= 0 ? t->master : -1;
+    int best = -1;
+    long long best_lag = 0;
+    int best_local = 0;
+    for (size_t i = 0; i < t->nnodes; i++) {
+        const struct topo_node *n = &t->nodes[i];
+        long long lag = topo_lag(t, i);
+        if ((int)i == t->master || !n->listed || !n->reachable || n->role != TOPO_REPLICA ||
+            !n->link_up || lag < 0 || !n->salen)
+            continue;
+        int local = cfg->local_region >= 0 && n->region == cfg->local_region;
+        if (best < 0 || local > best_local || (local == best_local && lag < best_lag)) {
+            best = (int)i;
+            best_lag = lag;
+            best_local = local;
+        }
+    }
+    return best;
+}
+
+int backup_start(struct backup *b, const struct config *cfg, const struct topology *t, char *id,
+                 size_t idlen, char *why, size_t whylen)
+{
+    if (!cfg->backup.dir) {
+        snprintf(why, whylen, "backups are off: backup.dir is not set");
+        return -1;
+    }
+    if (busy(b, why, whylen)) return -1;
+    int src = pick_source(cfg, t);
+    if (src < 0) {
+        snprintf(why, whylen, "no %s to take a snapshot from",
+                 cfg->backup.from_master ? "master" : "reachable, linked replica");
+        pthread_mutex_lock(&b->mu);
+        b->st.failures[BACKUP_FAIL_NO_SOURCE]++;
+        pthread_mutex_unlock(&b->mu);
+        return -1;
+    }
+    struct job *j = new_job(cfg);
+    if (!j) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    const struct topo_node *n = &t->nodes[src];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char stamp[96];
+    snprintf(stamp, sizeof(stamp), "%04d%02d%02dT%02d%02d%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(j->id, sizeof(j->id), "%.31s", stamp);
+    memcpy(&j->sa, &n->sa, n->salen);
+    j->salen = n->salen;
+    snprintf(j->source, sizeof(j->source), "%s", n->name);
+    snprintf(j->region, sizeof(j->region), "%s",
+             n->region >= 0 && (size_t)n->region < cfg->nregions ? cfg->regions[n->region].name
+                                                                 : "");
+    j->offset = n->offset;
+    j->user = cfg->upstream.username ? strdup(cfg->upstream.username) : NULL;
+    j->pass = cfg->upstream.password ? strdup(cfg->upstream.password) : NULL;
+    j->verify_after = cfg->backup.verify;
+    mkdir(j->dir, 0700);
+    snprintf(id, idlen, "%s", j->id);
+    if (launch(b, j, "snapshot", why, whylen)) {
+        free(j->user);
+        free(j->pass);
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
+int backup_verify(struct backup *b, const struct config *cfg, const char *id, char *why,
+                  size_t whylen)
+{
+    if (!cfg->backup.dir) {
+        snprintf(why, whylen, "backups are off: backup.dir is not set");
+        return -1;
+    }
+    for (const char *p = id; *p; p++)
+        if (!strchr("0123456789TZ.", *p) || p - id > 30) {
+            snprintf(why, whylen, "no such backup");
+            return -1;
+        }
+    json_t *m = read_manifest(cfg->backup.dir, id);
+    json_decref(m);
+    if (!m) {
+        snprintf(why, whylen, "no such backup");
+        return -1;
+    }
+    if (busy(b, why, whylen)) return -1;
+    struct job *j = new_job(cfg);
+    if (!j) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    j->drill = 1;
+    snprintf(j->id, sizeof(j->id), "%s", id);
+    if (launch(b, j, "restore drill", why, whylen)) {
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *backup_list(struct backup *b, const struct config *cfg)
+{
+    json_t *list = json_array();
+    DIR *d = cfg->backup.dir ? opendir(cfg->backup.dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "backup-", 7) != 0 || len <= 12 || len - 12 >= 32 ||
+            strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        char id[32];
+        memcpy(id, e->d_name + 7, len - 12);
+        id[len - 12] = '\0';
+        json_t *m = read_manifest(cfg->backup.dir, id);
+        if (!m) continue;
+        json_object_set_new(m, "age_seconds",
+                            json_real(unix_now() - json_real_value(json_object_get(m, "time"))));
+        json_array_append_new(list, m);
+    }
+    if (d) closedir(d);
+    pthread_mutex_lock(&b->mu);
+    json_t *out = json_pack("{s:o, s:o}", "running",
+                            b->running ? json_string(b->current) : json_null(), "backups", list);
+    pthread_mutex_unlock(&b->mu);
+    return out;
+}
+
+void backup_get_stats(struct backup *b, struct backup_stats *out)
+{
+    pthread_mutex_lock(&b->mu);
+    *out = b->st;
+    out->running = b->running;
+    pthread_mutex_unlock(&b->mu);
+}
