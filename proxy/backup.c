@@ -3,6 +3,7 @@
 #include "backup.h"
 #include "log.h"
 #include "rdb.h"
+#include "backup_io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,9 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IO_TIMEOUT_MS 30000 /* no byte from the source for this long: the stream is dead */
 #define DRILL_LOAD_MS 120000
-#define MAX_DBS 64
+#define MAX_DBS BCONN_MAX_DBS
 
 struct job {
     int drill; /* a restore drill of id; else a snapshot */
@@ -62,117 +62,6 @@ static double unix_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A blocking reader with a deadline per read. */
-struct conn {
-    int fd;
-    unsigned char buf[1 << 16];
-    size_t len, pos;
-};
-
-static int wait_fd(int fd, short ev, int ms)
-{
-    struct pollfd p = {.fd = fd, .events = ev};
-    int rc;
-    while ((rc = poll(&p, 1, ms)) < 0 && errno == EINTR)
-        ;
-    return rc;
-}
-
-static int fill(struct conn *c)
-{
-    if (wait_fd(c->fd, POLLIN, IO_TIMEOUT_MS) <= 0) return -1;
-    ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
-    if (n <= 0) return -1;
-    c->len = (size_t)n;
-    c->pos = 0;
-    return 0;
-}
-
-/* One line without its CRLF (cut at cap). -1 on EOF, error or timeout. */
-static int read_line(struct conn *c, char *line, size_t cap)
-{
-    size_t n = 0;
-    for (;;) {
-        if (c->pos == c->len && fill(c)) return -1;
-        char ch = (char)c->buf[c->pos++];
-        if (ch == '\n') break;
-        if (ch != '\r' && n + 1 < cap) line[n++] = ch;
-    }
-    line[n] = '\0';
-    return 0;
-}
-
-static int send_all(int fd, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* A command as RESP, its first reply line in line. */
-static int command(struct conn *c, char *line, size_t cap, int argc, const char **argv)
-{
-    char head[64];
-    snprintf(head, sizeof(head), "*%d\r\n", argc);
-    if (send_all(c->fd, head, strlen(head))) return -1;
-    for (int i = 0; i < argc; i++) {
-        snprintf(head, sizeof(head), "$%zu\r\n", strlen(argv[i]));
-        if (send_all(c->fd, head, strlen(head)) || send_all(c->fd, argv[i], strlen(argv[i])) ||
-            send_all(c->fd, "\r\n", 2))
-            return -1;
-    }
-    return read_line(c, line, cap);
-}
-
-/* A bulk reply's body (after its "$n" line) into out, NUL-terminated. */
-static int read_bulk(struct conn *c, const char *line, char *out, size_t cap)
-{
-    long long n = line[0] == '$' ? atoll(line + 1) : -1;
-    if (n < 0) return -1;
-    size_t got = 0;
-    while ((long long)got < n + 2) {
-        if (c->pos == c->len && fill(c)) return -1;
-        char ch = (char)c->buf[c->pos++];
-        if ((long long)got < n && got + 1 < cap) out[got] = ch;
-        got++;
-    }
-    out[(size_t)n < cap ? (size_t)n : cap - 1] = '\0';
-    return 0;
-}
-
-/* "db0:keys=3,..." lines into keys[db]; returns the number of databases seen. */
-static void parse_keyspace(const char *text, long long *keys)
-{
-    for (const char *p = text; (p = strstr(p, "db")); p++) {
-        int db;
-        long long k;
-        if (sscanf(p, "db%d:keys=%lld", &db, &k) == 2 && db >= 0 && db < MAX_DBS) keys[db] = k;
-    }
-}
-
-static int connect_to(const struct sockaddr_storage *sa, socklen_t len, int ms)
-{
-    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (const struct sockaddr *)sa, len) < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    int err = 0;
-    socklen_t el = sizeof(err);
-    if (wait_fd(fd, POLLOUT, ms) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-}
-
 static void fail(struct backup *b, int reason, const char *id, const char *why)
 {
     log_error("backup %s failed (%s): %s", id, backup_failure_name(reason), why);
@@ -207,11 +96,11 @@ static json_t *read_manifest(const char *dir, const char *id)
 
 /* The stream after SYNC: "$<len>" then len bytes, or "$EOF:<40 bytes>" then the
  * bytes and the same 40 bytes (diskless). Into fd, checked as it goes. */
-static int stream_rdb(struct conn *c, int out, struct rdb_check *chk, const char **why)
+static int stream_rdb(struct bconn *c, int out, struct rdb_check *chk, const char **why)
 {
     char line[128];
     do { /* newlines are the source's keepalives while it prepares the snapshot */
-        if (read_line(c, line, sizeof(line))) {
+        if (bconn_line(c, line, sizeof(line))) {
             *why = "the source closed or went silent before the snapshot";
             return BACKUP_FAIL_SYNC;
         }
@@ -230,7 +119,7 @@ static int stream_rdb(struct conn *c, int out, struct rdb_check *chk, const char
     size_t held = 0; /* bytes of the window not written yet (the possible mark) */
     for (;;) {
         if (left == 0) break;
-        if (c->pos == c->len && fill(c)) {
+        if (c->pos == c->len && bconn_fill(c)) {
             *why = "the stream broke";
             return BACKUP_FAIL_SYNC;
         }
@@ -294,30 +183,31 @@ static void snapshot(struct backup *b, struct job *j)
     char line[512], tmp[1200], final[1200];
     double t0 = unix_now();
     const char *why = "";
-    int fd = connect_to(&j->sa, j->salen, j->connect_ms);
+    int fd = bconn_connect(&j->sa, j->salen, j->connect_ms);
     if (fd < 0) {
         fail(b, BACKUP_FAIL_CONNECT, j->id, "cannot connect to the source");
         return;
     }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct bconn *c = calloc(1, sizeof(*c));
     c->fd = fd;
     long long keys[MAX_DBS];
     memset(keys, -1, sizeof(keys));
     char *info = malloc(1 << 16);
     int rc = BACKUP_FAIL_SYNC;
     const char *auth[3] = {"AUTH", j->user ? j->user : j->pass, j->pass};
-    if (j->pass && (command(c, line, sizeof(line), j->user ? 3 : 2, auth) || line[0] != '+')) {
+    if (j->pass &&
+        (bconn_command(c, line, sizeof(line), j->user ? 3 : 2, auth) || line[0] != '+')) {
         why = "AUTH refused";
         goto out;
     }
     const char *ks[2] = {"INFO", "keyspace"};
-    if (command(c, line, sizeof(line), 2, ks) || read_bulk(c, line, info, 1 << 16)) {
+    if (bconn_command(c, line, sizeof(line), 2, ks) || bconn_bulk(c, line, info, 1 << 16)) {
         why = "INFO keyspace failed";
         goto out;
     }
-    parse_keyspace(info, keys);
+    bconn_keyspace(info, keys);
     const char *rdbonly[3] = {"REPLCONF", "rdb-only", "1"}; /* no backlog kept for us */
-    if (command(c, line, sizeof(line), 3, rdbonly)) {
+    if (bconn_command(c, line, sizeof(line), 3, rdbonly)) {
         why = "REPLCONF failed";
         goto out;
     }
@@ -331,7 +221,7 @@ static void snapshot(struct backup *b, struct job *j)
     }
     struct rdb_check chk;
     rdb_check_init(&chk);
-    if (send_all(fd, "SYNC\r\n", 6)) {
+    if (bconn_send(fd, "SYNC\r\n", 6)) {
         why = "SYNC not sent";
     } else if ((rc = stream_rdb(c, out, &chk, &why)) < 0) {
         int version;
@@ -419,7 +309,7 @@ static void drill(struct backup *b, struct job *j)
                "", (char *)NULL);
         _exit(127);
     }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct bconn *c = calloc(1, sizeof(*c));
     c->fd = -1;
     for (double until = t0 + DRILL_LOAD_MS / 1000.0; pid > 0 && unix_now() < until;) {
         struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -429,7 +319,8 @@ static void drill(struct backup *b, struct job *j)
             c->fd = fd;
             c->len = c->pos = 0;
             const char *ping[1] = {"PING"};
-            if (command(c, line, sizeof(line), 1, ping) == 0 && strcmp(line, "+PONG") == 0) break;
+            if (bconn_command(c, line, sizeof(line), 1, ping) == 0 && strcmp(line, "+PONG") == 0)
+                break;
             close(fd); /* -LOADING: not yet */
             c->fd = -1;
         } else if (fd >= 0) {
@@ -448,9 +339,9 @@ static void drill(struct backup *b, struct job *j)
         long long keys[MAX_DBS];
         memset(keys, -1, sizeof(keys));
         const char *ks[2] = {"INFO", "keyspace"};
-        if (info && command(c, line, sizeof(line), 2, ks) == 0 &&
-            read_bulk(c, line, info, 1 << 16) == 0) {
-            parse_keyspace(info, keys);
+        if (info && bconn_command(c, line, sizeof(line), 2, ks) == 0 &&
+            bconn_bulk(c, line, info, 1 << 16) == 0) {
+            bconn_keyspace(info, keys);
             ok = 1;
             json_t *want = json_object_get(m, "keys");
             for (int i = 0; i < MAX_DBS && ok; i++) {
