@@ -157,12 +157,14 @@ class ClusterTestCase(unittest.TestCase):
     """A Cluster (master, nreplicas replicas, 3 Sentinels) and a respgate following it,
     fresh for every test."""
     nreplicas = 2
+    gate_overrides = {}  # merged into the Cluster's respgate options
 
     def setUp(self):
         self.h = Harness()
         try:
             self.cl = Cluster(self.h, nreplicas=self.nreplicas)
-            self.gate = self.h.respgate(self.cl.master.port, **self.cl.gate_options())
+            self.gate = self.h.respgate(self.cl.master.port,
+                                        **dict(self.cl.gate_options(), **self.gate_overrides))
             wait_until(lambda: "master is 127.0.0.1:%d" % self.cl.master.port
                        in self.gate.output(), what="respgate following the master")
         except BaseException:
