@@ -200,6 +200,9 @@ static int tls_read(struct sock *s, size_t max)
         }
         return 0;
     }
+    /* Stopped at max: the rest of a record OpenSSL holds would not wake the socket
+     * (a paused reader gets it when sock_read resumes it). */
+    if (s->reading && SSL_pending(s->ssl) > 0) event_active(s->rev, EV_READ, 0);
     return 0;
 }
 
