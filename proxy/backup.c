@@ -3,6 +3,7 @@
 #include "backup.h"
 #include "log.h"
 #include "rdb.h"
+#include "backup_int.h"
 #include "backup_io.h"
 
 #include <dirent.h>
@@ -22,32 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRILL_LOAD_MS 120000
 #define MAX_DBS BCONN_MAX_DBS
-
-struct job {
-    int drill; /* a restore drill of id; else a snapshot */
-    char id[32];
-    char dir[1024];
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    char source[CONFIG_HOST_MAX + 8], region[64];
-    long long offset;
-    char *user, *pass;
-    int connect_ms;
-    int keep;
-    long long max_age_ms;
-    char redis_server[1024];
-    int verify_after;
-};
-
-struct backup {
-    pthread_mutex_t mu;
-    pthread_t th;
-    int running, joinable;
-    char current[64]; /* what the running job does, for GET /backups */
-    struct backup_stats st;
-};
 
 const char *backup_failure_name(int f)
 {
@@ -55,14 +31,14 @@ const char *backup_failure_name(int f)
     return f >= 0 && f < 6 ? names[f] : "unknown";
 }
 
-static double unix_now(void)
+double bk_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void fail(struct backup *b, int reason, const char *id, const char *why)
+void bk_fail(struct backup *b, int reason, const char *id, const char *why)
 {
     log_error("backup %s failed (%s): %s", id, backup_failure_name(reason), why);
     pthread_mutex_lock(&b->mu);
@@ -70,15 +46,15 @@ static void fail(struct backup *b, int reason, const char *id, const char *why)
     pthread_mutex_unlock(&b->mu);
 }
 
-static void path_of(char *out, size_t n, const char *dir, const char *id, const char *ext)
+void bk_path(char *out, size_t n, const char *dir, const char *id, const char *ext)
 {
     snprintf(out, n, "%s/backup-%s.%s", dir, id, ext);
 }
 
-static int write_manifest(const char *dir, const char *id, json_t *m)
+int bk_write_manifest(const char *dir, const char *id, json_t *m)
 {
     char path[1200], tmp[1210];
-    path_of(path, sizeof(path), dir, id, "json");
+    bk_path(path, sizeof(path), dir, id, "json");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (json_dump_file(m, tmp, JSON_INDENT(2)) || rename(tmp, path)) {
         unlink(tmp);
@@ -87,10 +63,10 @@ static int write_manifest(const char *dir, const char *id, json_t *m)
     return 0;
 }
 
-static json_t *read_manifest(const char *dir, const char *id)
+json_t *bk_read_manifest(const char *dir, const char *id)
 {
     char path[1200];
-    path_of(path, sizeof(path), dir, id, "json");
+    bk_path(path, sizeof(path), dir, id, "json");
     return json_load_file(path, 0, NULL);
 }
 
@@ -161,18 +137,18 @@ static void retention(const struct job *j)
     }
     closedir(d);
     qsort(ids, (size_t)n, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
-    double now = unix_now();
+    double now = bk_now();
     for (int i = 0; i < n - 1; i++) { /* oldest first; the newest always stays */
-        json_t *m = read_manifest(j->dir, ids[i]);
+        json_t *m = bk_read_manifest(j->dir, ids[i]);
         double at = json_real_value(json_object_get(m, "time"));
         json_decref(m);
         int too_many = n - i > j->keep,
             too_old = j->max_age_ms && (now - at) * 1000 > (double)j->max_age_ms;
         if (!too_many && !too_old) continue;
         char path[1200];
-        path_of(path, sizeof(path), j->dir, ids[i], "rdb");
+        bk_path(path, sizeof(path), j->dir, ids[i], "rdb");
         unlink(path);
-        path_of(path, sizeof(path), j->dir, ids[i], "json");
+        bk_path(path, sizeof(path), j->dir, ids[i], "json");
         unlink(path);
         log_info("backup %s removed (backup.retention)", ids[i]);
     }
@@ -181,11 +157,11 @@ static void retention(const struct job *j)
 static void snapshot(struct backup *b, struct job *j)
 {
     char line[512], tmp[1200], final[1200];
-    double t0 = unix_now();
+    double t0 = bk_now();
     const char *why = "";
     int fd = bconn_connect(&j->sa, j->salen, j->connect_ms);
     if (fd < 0) {
-        fail(b, BACKUP_FAIL_CONNECT, j->id, "cannot connect to the source");
+        bk_fail(b, BACKUP_FAIL_CONNECT, j->id, "cannot connect to the source");
         return;
     }
     struct bconn *c = calloc(1, sizeof(*c));
@@ -211,7 +187,7 @@ static void snapshot(struct backup *b, struct job *j)
         why = "REPLCONF failed";
         goto out;
     }
-    path_of(final, sizeof(final), j->dir, j->id, "rdb");
+    bk_path(final, sizeof(final), j->dir, j->id, "rdb");
     snprintf(tmp, sizeof(tmp), "%s/.backup-%s.rdb.tmp", j->dir, j->id);
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) {
@@ -240,13 +216,13 @@ static void snapshot(struct backup *b, struct job *j)
                 snprintf(k, sizeof(k), "db%d", i);
                 if (keys[i] >= 0) json_object_set_new(dbs, k, json_integer(keys[i]));
             }
-            double dt = unix_now() - t0;
+            double dt = bk_now() - t0;
             json_t *m =
                 json_pack("{s:s, s:f, s:s, s:s, s:I, s:I, s:f, s:i, s:o, s:n}", "id", j->id, "time",
                           t0, "source", j->source, "region", j->region, "offset",
                           (json_int_t)j->offset, "size", (json_int_t)chk.total, "duration_seconds",
                           dt, "rdb_version", version, "keys", dbs, "verified");
-            if (write_manifest(j->dir, j->id, m)) {
+            if (bk_write_manifest(j->dir, j->id, m)) {
                 rc = BACKUP_FAIL_DISK;
                 why = "cannot write the manifest";
                 unlink(final);
@@ -266,124 +242,10 @@ static void snapshot(struct backup *b, struct job *j)
     if (out >= 0) close(out);
     unlink(tmp); /* gone after the rename; a partial file never stays */
 out:
-    if (rc >= 0) fail(b, rc, j->id, why);
+    if (rc >= 0) bk_fail(b, rc, j->id, why);
     free(info);
     close(fd);
     free(c);
-}
-
-/* A throw-away redis-server on a copy of the snapshot, on a unix socket only. */
-static void drill(struct backup *b, struct job *j)
-{
-    char rdb[1200], tmpdir[1200], copy[1300], sockdir[] = "/tmp/respgate-drill-XXXXXX", sock[64],
-                                              line[512];
-    const char *why = "";
-    path_of(rdb, sizeof(rdb), j->dir, j->id, "rdb");
-    json_t *m = read_manifest(j->dir, j->id);
-    snprintf(tmpdir, sizeof(tmpdir), "%s/.drill-%s-XXXXXX", j->dir, j->id);
-    /* The snapshot beside the original (a hard link), the socket under /tmp: a unix
-     * socket's path must be short. */
-    if (!m || !mkdtemp(tmpdir) || !mkdtemp(sockdir)) {
-        fail(b, BACKUP_FAIL_DRILL, j->id, m ? "cannot make a directory" : "no manifest");
-        json_decref(m);
-        return;
-    }
-    snprintf(copy, sizeof(copy), "%s/dump.rdb", tmpdir);
-    snprintf(sock, sizeof(sock), "%s/redis.sock", sockdir);
-    int ok = 0;
-    double t0 = unix_now(), dt = 0;
-    pid_t pid = -1;
-    if (link(rdb, copy) != 0) { /* a copy would do too; the same file system is usual */
-        why = "cannot link the snapshot into the drill directory";
-        goto out;
-    }
-    pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR); /* its log is not respgate's */
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
-        execlp(j->redis_server, j->redis_server, "--port", "0", "--unixsocket", sock, "--dir",
-               tmpdir, "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no", "--logfile",
-               "", (char *)NULL);
-        _exit(127);
-    }
-    struct bconn *c = calloc(1, sizeof(*c));
-    c->fd = -1;
-    for (double until = t0 + DRILL_LOAD_MS / 1000.0; pid > 0 && unix_now() < until;) {
-        struct sockaddr_un un = {.sun_family = AF_UNIX};
-        snprintf(un.sun_path, sizeof(un.sun_path), "%.100s", sock);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof(un)) == 0) {
-            c->fd = fd;
-            c->len = c->pos = 0;
-            const char *ping[1] = {"PING"};
-            if (bconn_command(c, line, sizeof(line), 1, ping) == 0 && strcmp(line, "+PONG") == 0)
-                break;
-            close(fd); /* -LOADING: not yet */
-            c->fd = -1;
-        } else if (fd >= 0) {
-            close(fd);
-        }
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            pid = -1;
-            why = "redis-server exited: it could not load the snapshot";
-            break;
-        }
-        usleep(20000);
-    }
-    dt = unix_now() - t0;
-    if (c->fd >= 0) {
-        char *info = malloc(1 << 16);
-        long long keys[MAX_DBS];
-        memset(keys, -1, sizeof(keys));
-        const char *ks[2] = {"INFO", "keyspace"};
-        if (info && bconn_command(c, line, sizeof(line), 2, ks) == 0 &&
-            bconn_bulk(c, line, info, 1 << 16) == 0) {
-            bconn_keyspace(info, keys);
-            ok = 1;
-            json_t *want = json_object_get(m, "keys");
-            for (int i = 0; i < MAX_DBS && ok; i++) {
-                char k[16];
-                snprintf(k, sizeof(k), "db%d", i);
-                json_t *v = json_object_get(want, k);
-                long long w = v ? json_integer_value(v) : -1;
-                ok = (w < 0 ? 0 : w) == (keys[i] < 0 ? 0 : keys[i]);
-            }
-            if (!ok) why = "the key counts differ from the source's";
-        } else {
-            why = "INFO keyspace failed on the restored server";
-        }
-        free(info);
-        close(c->fd);
-    } else if (!why[0]) {
-        why = "redis-server did not answer in time";
-    }
-    free(c);
-out:
-    if (pid > 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    unlink(copy);
-    unlink(sock);
-    rmdir(tmpdir);
-    rmdir(sockdir);
-    json_object_set_new(m, "verified",
-                        json_pack("{s:b, s:f, s:f, s:s}", "ok", ok, "restore_seconds", dt, "time",
-                                  t0, "why", ok ? "" : why));
-    write_manifest(j->dir, j->id, m);
-    json_decref(m);
-    pthread_mutex_lock(&b->mu);
-    b->st.last_drill_s = dt;
-    b->st.last_drill_ok = ok;
-    if (ok) b->st.last_verified_time = unix_now();
-    pthread_mutex_unlock(&b->mu);
-    if (!ok)
-        fail(b, BACKUP_FAIL_DRILL, j->id, why);
-    else
-        log_info("backup %s restored by a drill in %.2f s: key counts match", j->id, dt);
 }
 
 struct run {
@@ -396,12 +258,12 @@ static void *run_main(void *arg)
     struct run *r = arg;
     log_set_thread_name("backup");
     if (r->j->drill) {
-        drill(r->b, r->j);
+        bk_drill(r->b, r->j);
     } else {
         snapshot(r->b, r->j);
         if (r->j->verify_after) {
             r->j->drill = 1;
-            drill(r->b, r->j);
+            bk_drill(r->b, r->j);
         }
     }
     pthread_mutex_lock(&r->b->mu);
@@ -581,7 +443,7 @@ int backup_verify(struct backup *b, const struct config *cfg, const char *id, ch
             snprintf(why, whylen, "no such backup");
             return -1;
         }
-    json_t *m = read_manifest(cfg->backup.dir, id);
+    json_t *m = bk_read_manifest(cfg->backup.dir, id);
     json_decref(m);
     if (!m) {
         snprintf(why, whylen, "no such backup");
@@ -615,10 +477,10 @@ json_t *backup_list(struct backup *b, const struct config *cfg)
         char id[32];
         memcpy(id, e->d_name + 7, len - 12);
         id[len - 12] = '\0';
-        json_t *m = read_manifest(cfg->backup.dir, id);
+        json_t *m = bk_read_manifest(cfg->backup.dir, id);
         if (!m) continue;
         json_object_set_new(m, "age_seconds",
-                            json_real(unix_now() - json_real_value(json_object_get(m, "time"))));
+                            json_real(bk_now() - json_real_value(json_object_get(m, "time"))));
         json_array_append_new(list, m);
     }
     if (d) closedir(d);
