@@ -36,16 +36,8 @@ out=""
 [ "${1:-}" = "--out" ] && out=$2
 [ "$ROUNDS" -ge 3 ] || { echo "ROUNDS must be at least 3" >&2; exit 2; }
 
-dir=$(mktemp -d -t respgate-bench-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
+bench_setup bench
 wait_ping() {
     for _ in $(seq 100); do
         [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ] && return 0

@@ -17,22 +17,8 @@ REQUESTS=${REQUESTS:-200000}
 REQUESTS_P1=${REQUESTS_P1:-60000}
 REQUESTS_NEW=${REQUESTS_NEW:-5000}
 
-dir=$(mktemp -d -t respgate-tls-bench-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "$0")/lib.sh"
+bench_setup tls-bench
 
 # A CA and a certificate for 127.0.0.1 (RSA 2048, as most deployments use).
 (cd "$dir" &&
