@@ -6,6 +6,8 @@
 #include "backup_int.h"
 #include "backup_io.h"
 
+#include <openssl/ssl.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +168,14 @@ static void snapshot(struct backup *b, struct job *j)
     }
     struct bconn *c = calloc(1, sizeof(*c));
     c->fd = fd;
+    char tls_why[200];
+    if (j->tls_ctx &&
+        bconn_tls(c, j->tls_ctx, j->tls_name, j->tls_verify, tls_why, sizeof(tls_why))) {
+        bk_fail(b, BACKUP_FAIL_CONNECT, j->id, tls_why);
+        bconn_close(c);
+        free(c);
+        return;
+    }
     long long keys[MAX_DBS];
     memset(keys, -1, sizeof(keys));
     char *info = malloc(1 << 16);
@@ -197,7 +207,7 @@ static void snapshot(struct backup *b, struct job *j)
     }
     struct rdb_check chk;
     rdb_check_init(&chk);
-    if (bconn_send(fd, "SYNC\r\n", 6)) {
+    if (bconn_send(c, "SYNC\r\n", 6)) {
         why = "SYNC not sent";
     } else if ((rc = stream_rdb(c, out, &chk, &why)) < 0) {
         int version;
@@ -244,8 +254,16 @@ static void snapshot(struct backup *b, struct job *j)
 out:
     if (rc >= 0) bk_fail(b, rc, j->id, why);
     free(info);
-    close(fd);
+    bconn_close(c);
     free(c);
+}
+
+static void job_free(struct job *j)
+{
+    free(j->user);
+    free(j->pass);
+    SSL_CTX_free(j->tls_ctx);
+    free(j);
 }
 
 struct run {
@@ -269,9 +287,7 @@ static void *run_main(void *arg)
     pthread_mutex_lock(&r->b->mu);
     r->b->running = 0;
     pthread_mutex_unlock(&r->b->mu);
-    free(r->j->user);
-    free(r->j->pass);
-    free(r->j);
+    job_free(r->j);
     free(r);
     return NULL;
 }
@@ -419,13 +435,18 @@ int backup_start(struct backup *b, const struct config *cfg, const struct topolo
     j->offset = n->offset;
     j->user = cfg->upstream.username ? strdup(cfg->upstream.username) : NULL;
     j->pass = cfg->upstream.password ? strdup(cfg->upstream.password) : NULL;
+    const struct config_tls_out *tls = &cfg->upstream.tls;
+    if (tls->enabled && SSL_CTX_up_ref(tls->ctx) == 1) { /* the job may outlive cfg */
+        j->tls_ctx = tls->ctx;
+        j->tls_verify = tls->verify;
+        snprintf(j->tls_name, sizeof(j->tls_name), "%s",
+                 tls->server_name ? tls->server_name : n->addr.host);
+    }
     j->verify_after = cfg->backup.verify;
     mkdir(j->dir, 0700);
     snprintf(id, idlen, "%s", j->id);
     if (launch(b, j, "snapshot", why, whylen)) {
-        free(j->user);
-        free(j->pass);
-        free(j);
+        job_free(j);
         return -1;
     }
     return 0;

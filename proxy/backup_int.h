@@ -18,6 +18,9 @@ struct job {
     char source[CONFIG_HOST_MAX + 8], region[64];
     long long offset;
     char *user, *pass;
+    void *tls_ctx; /* upstream.tls: a reference to its SSL_CTX; NULL: plaintext */
+    char tls_name[CONFIG_HOST_MAX];
+    int tls_verify;
     int connect_ms;
     int keep;
     long long max_age_ms;

@@ -1,5 +1,10 @@
 /* backup_io: see backup_io.h. */
 #include "backup_io.h"
+#include "sock.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int bconn_wait(int fd, short ev, int ms)
@@ -20,8 +26,15 @@ static int bconn_wait(int fd, short ev, int ms)
 
 int bconn_fill(struct bconn *c)
 {
-    if (bconn_wait(c->fd, POLLIN, BCONN_TIMEOUT_MS) <= 0) return -1;
-    ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+    ssize_t n;
+    if (c->ssl) { /* the socket's SO_RCVTIMEO is the deadline: OpenSSL may hold bytes */
+        ERR_clear_error();
+        n = SSL_read(c->ssl, c->buf, sizeof(c->buf));
+        ERR_clear_error();
+    } else {
+        if (bconn_wait(c->fd, POLLIN, BCONN_TIMEOUT_MS) <= 0) return -1;
+        n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+    }
     if (n <= 0) return -1;
     c->len = (size_t)n;
     c->pos = 0;
@@ -42,10 +55,12 @@ int bconn_line(struct bconn *c, char *line, size_t cap)
     return 0;
 }
 
-int bconn_send(int fd, const char *s, size_t n)
+int bconn_send(struct bconn *c, const char *s, size_t n)
 {
     while (n) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        ssize_t w = c->ssl ? SSL_write(c->ssl, s, (int)(n > (1u << 30) ? 1u << 30 : n))
+                           : send(c->fd, s, n, MSG_NOSIGNAL);
+        if (c->ssl) ERR_clear_error();
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return -1;
         s += w;
@@ -59,11 +74,11 @@ int bconn_command(struct bconn *c, char *line, size_t cap, int argc, const char 
 {
     char head[64];
     snprintf(head, sizeof(head), "*%d\r\n", argc);
-    if (bconn_send(c->fd, head, strlen(head))) return -1;
+    if (bconn_send(c, head, strlen(head))) return -1;
     for (int i = 0; i < argc; i++) {
         snprintf(head, sizeof(head), "$%zu\r\n", strlen(argv[i]));
-        if (bconn_send(c->fd, head, strlen(head)) || bconn_send(c->fd, argv[i], strlen(argv[i])) ||
-            bconn_send(c->fd, "\r\n", 2))
+        if (bconn_send(c, head, strlen(head)) || bconn_send(c, argv[i], strlen(argv[i])) ||
+            bconn_send(c, "\r\n", 2))
             return -1;
     }
     return bconn_line(c, line, cap);
@@ -113,4 +128,38 @@ int bconn_connect(const struct sockaddr_storage *sa, socklen_t len, int ms)
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
+}
+
+int bconn_tls(struct bconn *c, void *ctx, const char *name, int verify, char *why, size_t whylen)
+{
+    struct timeval tv = {BCONN_TIMEOUT_MS / 1000, 0}; /* the handshake's deadline too */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    SSL *ssl = SSL_new(ctx);
+    ERR_clear_error();
+    if (!ssl || SSL_set_fd(ssl, c->fd) != 1 || sock_tls_peer(ssl, name, verify) ||
+        SSL_connect(ssl) != 1) {
+        long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        unsigned long e = ERR_peek_last_error();
+        char err[160] = "the handshake did not complete";
+        if (v != X509_V_OK)
+            snprintf(err, sizeof(err), "certificate verify failed: %s",
+                     X509_verify_cert_error_string(v));
+        else if (e)
+            ERR_error_string_n(e, err, sizeof(err));
+        snprintf(why, whylen, "TLS: %s", err);
+        ERR_clear_error();
+        SSL_free(ssl);
+        return -1;
+    }
+    c->ssl = ssl;
+    return 0;
+}
+
+void bconn_close(struct bconn *c)
+{
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
 }

@@ -278,8 +278,8 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
                                        "local_region", "routing",  "auth",   "deny_commands",
                                        "failover",     "admin",    "notify", "slo",
                                        "durability",   "tls",      "backup", NULL};
-    static const char *const upstream_keys[] = {"connections_per_node", "connect_timeout_ms",
-                                                "username", "password", NULL};
+    static const char *const upstream_keys[] = {
+        "connections_per_node", "connect_timeout_ms", "username", "password", "tls", NULL};
     static const char *const limits_keys[] = {"max_clients",
                                               "max_query_buffer_bytes",
                                               "max_pending_per_client",
@@ -343,7 +343,8 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
             return -1;
         cfg->upstream.connect_timeout_ms = (int)v;
         if (config_json_string(obj, "upstream", "username", &cfg->upstream.username, err, errlen) ||
-            config_json_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen))
+            config_json_string(obj, "upstream", "password", &cfg->upstream.password, err, errlen) ||
+            config_parse_tls_out(obj, "upstream", &cfg->upstream.tls, err, errlen))
             return -1;
     }
     if (parse_auth(root, cfg, err, errlen) || parse_deny(root, cfg, err, errlen)) return -1;
@@ -539,6 +540,7 @@ void config_destroy(struct config **cfgp)
         free(cfg->regions[i].master_name);
         free(cfg->regions[i].sentinel_username);
         free(cfg->regions[i].sentinel_password);
+        config_tls_out_free(&cfg->regions[i].sentinel_tls);
     }
     free(cfg->regions);
     for (size_t i = 0; i < cfg->ndeny; i++)

@@ -26,6 +26,17 @@ struct config_match {
     char suffix[CONFIG_HOST_MAX]; /* lowercased, without a leading dot */
 };
 
+/* TLS towards Redis (upstream.tls) or Sentinel (regions[].sentinel.tls). */
+struct config_tls_out {
+    int enabled;
+    char *ca_file;   /* NULL: the system's CAs */
+    char *cert_file; /* with key_file: a client certificate (mutual TLS); NULL: none */
+    char *key_file;
+    char *server_name; /* SNI and the name verified; NULL: each node's own host */
+    int verify;        /* the server's chain and name are checked (the default) */
+    void *ctx;         /* the SSL_CTX built from these at load; owned here */
+};
+
 struct config_region {
     char *name;
     long long priority; /* lower is preferred */
@@ -37,6 +48,7 @@ struct config_region {
     struct config_addr *sentinels;
     char *master_name; /* the name Sentinel monitors; the same in every region */
     char *sentinel_username, *sentinel_password;
+    struct config_tls_out sentinel_tls;
 };
 
 struct config_user {
@@ -78,6 +90,7 @@ struct config {
         int connect_timeout_ms;
         char *username; /* AUTH towards Redis; NULL: none (or the default user) */
         char *password; /* NULL: no AUTH */
+        struct config_tls_out tls;
     } upstream;
     size_t ndeny;
     char **deny; /* lowercased command names ("client|kill" for subcommands) refused here */

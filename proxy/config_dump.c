@@ -87,6 +87,14 @@ static json_t *match_list(const struct config_region *r)
     return list;
 }
 
+static json_t *tls_out_json(const struct config_tls_out *t)
+{
+    return json_pack("{s:b, s:o, s:o, s:o, s:o, s:b}", "enabled", t->enabled, "ca_file",
+                     nullable(t->ca_file), "cert_file", nullable(t->cert_file), "key_file",
+                     nullable(t->key_file), "server_name", nullable(t->server_name), "verify",
+                     t->verify);
+}
+
 static json_t *region_json(const struct config_region *r, int redact)
 {
     json_t *o =
@@ -94,10 +102,11 @@ static json_t *region_json(const struct config_region *r, int redact)
                   "nodes", addr_list(r->nodes, r->nnodes), "match", match_list(r));
     if (r->nsentinels)
         json_object_set_new(o, "sentinel",
-                            json_pack("{s:o, s:s, s:o, s:o}", "addresses",
+                            json_pack("{s:o, s:s, s:o, s:o, s:o}", "addresses",
                                       addr_list(r->sentinels, r->nsentinels), "master_name",
                                       r->master_name, "username", nullable(r->sentinel_username),
-                                      "password", secret(r->sentinel_password, redact)));
+                                      "password", secret(r->sentinel_password, redact), "tls",
+                                      tls_out_json(&r->sentinel_tls)));
     return o;
 }
 
@@ -167,6 +176,7 @@ static void add_region_keys(json_t *o, const struct config *cfg)
     json_object_set_new(f, "failback_after_ms", json_integer(cfg->failover.failback_after_ms));
     json_object_set_new(f, "failback_min_interval_ms",
                         json_integer(cfg->failover.failback_min_interval_ms));
+    json_object_set_new(json_object_get(o, "upstream"), "tls", tls_out_json(&cfg->upstream.tls));
     static const char *const auth[] = {"none", "optional", "required"};
     json_t *protocols = json_array();
     if (cfg->tls.min_version != 0x0304) json_array_append_new(protocols, json_string("TLSv1.2"));

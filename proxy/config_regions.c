@@ -2,6 +2,7 @@
  * addresses in them. Part of the config module (config.c reads the rest). */
 #include "config.h"
 #include "config_json.h"
+#include "config_tls.h"
 #include "config_regions.h"
 
 #include <arpa/inet.h>
@@ -75,7 +76,8 @@ static int parse_addr_list(json_t *list, const char *path, struct config_addr **
 static int parse_sentinel(json_t *s, const char *rpath, struct config_region *reg, char *err,
                           size_t errlen)
 {
-    static const char *const keys[] = {"addresses", "master_name", "username", "password", NULL};
+    static const char *const keys[] = {"addresses", "master_name", "username",
+                                       "password",  "tls",         NULL};
     char path[80];
     snprintf(path, sizeof(path), "%s.sentinel", rpath);
     if (!json_is_object(s)) return config_json_fail(err, errlen, "%s: expected an object", path);
@@ -89,7 +91,8 @@ static int parse_sentinel(json_t *s, const char *rpath, struct config_region *re
     if (parse_addr_list(list, lpath, &reg->sentinels, &reg->nsentinels, err, errlen) ||
         config_json_string(s, path, "master_name", &reg->master_name, err, errlen) ||
         config_json_string(s, path, "username", &reg->sentinel_username, err, errlen) ||
-        config_json_string(s, path, "password", &reg->sentinel_password, err, errlen))
+        config_json_string(s, path, "password", &reg->sentinel_password, err, errlen) ||
+        config_parse_tls_out(s, path, &reg->sentinel_tls, err, errlen))
         return -1;
     if (!reg->master_name)
         return config_json_fail(err, errlen,

@@ -128,6 +128,80 @@ int config_parse_tls(json_t *root, struct config *cfg, char *err, size_t errlen)
     return build_ctx(cfg, err, errlen);
 }
 
+/* The context every connection to a Redis or Sentinel of this config starts from. */
+static int build_out_ctx(struct config_tls_out *t, const char *path, char *err, size_t errlen)
+{
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return config_json_fail(err, errlen, "%s: cannot create a TLS context", path);
+    t->ctx = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (t->ca_file ? SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != 1
+                   : SSL_CTX_set_default_verify_paths(ctx) != 1)
+        return config_json_fail(err, errlen, "%s.ca_file: %s: %s", path,
+                                t->ca_file ? t->ca_file : "(the system's CAs)",
+                                ssl_why(why, sizeof(why)));
+    if (t->cert_file && SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1)
+        return config_json_fail(err, errlen, "%s.cert_file: %s: %s", path, t->cert_file,
+                                ssl_why(why, sizeof(why)));
+    if (t->key_file && SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1)
+        return config_json_fail(err, errlen, "%s.key_file: %s: %s", path, t->key_file,
+                                ssl_why(why, sizeof(why)));
+    if (t->cert_file && SSL_CTX_check_private_key(ctx) != 1)
+        return config_json_fail(err, errlen, "%s.key_file: does not match %s.cert_file", path,
+                                path);
+    /* The chain and the name are checked per connection (sock_tls_connect), where
+     * the name is known; a failure ends the handshake with the reason logged. */
+    SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    ERR_clear_error();
+    return 0;
+}
+
+int config_parse_tls_out(json_t *parent, const char *ppath, struct config_tls_out *t, char *err,
+                         size_t errlen)
+{
+    static const char *const keys[] = {"enabled",     "ca_file", "cert_file", "key_file",
+                                       "server_name", "verify",  NULL};
+    char path[96];
+    json_t *obj;
+    snprintf(path, sizeof(path), "%s.tls", ppath);
+    t->verify = 1;
+    if (config_json_object(parent, ppath, "tls", &obj, err, errlen)) return -1;
+    if (!obj) return 0;
+    if (config_json_keys(obj, path, keys, err, errlen) ||
+        config_json_string(obj, path, "ca_file", &t->ca_file, err, errlen) ||
+        config_json_string(obj, path, "cert_file", &t->cert_file, err, errlen) ||
+        config_json_string(obj, path, "key_file", &t->key_file, err, errlen) ||
+        config_json_string(obj, path, "server_name", &t->server_name, err, errlen))
+        return -1;
+    json_t *en = json_object_get(obj, "enabled"), *ver = json_object_get(obj, "verify");
+    if (en && !json_is_boolean(en))
+        return config_json_fail(err, errlen, "%s.enabled: expected true or false", path);
+    if (ver && !json_is_boolean(ver))
+        return config_json_fail(err, errlen, "%s.verify: expected true or false", path);
+    t->enabled = en ? json_is_true(en) : 1; /* a "tls" object means TLS unless it says not */
+    t->verify = ver ? json_is_true(ver) : 1;
+    if (!t->cert_file != !t->key_file)
+        return config_json_fail(err, errlen, "%s.cert_file and %s.key_file: give both or neither",
+                                path, path);
+    if (t->server_name && (!*t->server_name || strlen(t->server_name) > 253))
+        return config_json_fail(err, errlen, "%s.server_name: expected a host name", path);
+    return t->enabled ? build_out_ctx(t, path, err, errlen) : 0;
+}
+
+void config_tls_out_free(struct config_tls_out *t)
+{
+    SSL_CTX_free(t->ctx); /* connections still open hold their own reference */
+    free(t->ca_file);
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->server_name);
+    memset(t, 0, sizeof(*t));
+}
+
 void config_tls_free(struct config *cfg)
 {
     SSL_CTX_free(cfg->tls.ctx); /* connections still open hold their own reference */
@@ -137,4 +211,5 @@ void config_tls_free(struct config *cfg)
     free(cfg->tls.ca_file);
     free(cfg->tls.ciphers);
     free(cfg->tls.ciphersuites);
+    config_tls_out_free(&cfg->upstream.tls); /* the regions' go with each region */
 }

@@ -33,6 +33,9 @@ struct reload_result {
     char restart[128]; /* changed keys that need a restart */
 };
 
+/* certificate files watched: the listener's, upstream's, and six regions' Sentinels' */
+#define CONTROL_TLS_WATCH_MAX 24
+
 struct control {
     struct event_base *base;
     pthread_t thread;
@@ -45,7 +48,8 @@ struct control {
     struct avail *avail;
     struct notify *notify;
     struct watch *watch;
-    struct watch *tls_watch[3]; /* tls.cert_file, key_file, ca_file: a change reloads */
+    struct watch *tls_watch[CONTROL_TLS_WATCH_MAX]; /* certificate files: a change reloads */
+    struct sock_loop *io; /* the loop's connections: probes and Sentinels (rconn.c) */
     struct failback *failback;
     struct backup *backup;
     struct event *backup_timer;   /* backup.interval_ms */
@@ -137,12 +141,41 @@ static void arm_backup_timer(struct control *c);
  * secrets replace them by a symlink swap, and a reload rebuilds the TLS context. */
 static void watch_tls_files(struct control *c)
 {
-    const char *files[3] = {c->cfg->tls.cert_file, c->cfg->tls.key_file, c->cfg->tls.ca_file};
-    for (int i = 0; i < 3; i++) {
-        watch_destroy(&c->tls_watch[i]);
-        if (c->cfg->tls.enabled && files[i])
-            c->tls_watch[i] = watch_file(c->base, files[i], on_file_changed, c);
+    const struct config *cfg = c->cfg;
+    const char *files[CONTROL_TLS_WATCH_MAX] = {0};
+    int n = 0;
+    if (cfg->tls.enabled) {
+        files[n++] = cfg->tls.cert_file;
+        files[n++] = cfg->tls.key_file;
+        files[n++] = cfg->tls.ca_file;
     }
+    const struct config_tls_out *out[1 + CONTROL_TLS_WATCH_MAX / 3] = {&cfg->upstream.tls};
+    int nout = 1;
+    for (size_t r = 0; r < cfg->nregions && nout < (int)(sizeof(out) / sizeof(out[0])); r++)
+        out[nout++] = &cfg->regions[r].sentinel_tls;
+    for (int k = 0; k < nout && n + 3 <= CONTROL_TLS_WATCH_MAX; k++)
+        if (out[k]->enabled) {
+            files[n++] = out[k]->cert_file;
+            files[n++] = out[k]->key_file;
+            files[n++] = out[k]->ca_file;
+        }
+    for (int i = 0; i < CONTROL_TLS_WATCH_MAX; i++) {
+        watch_destroy(&c->tls_watch[i]);
+        if (files[i]) c->tls_watch[i] = watch_file(c->base, files[i], on_file_changed, c);
+    }
+}
+
+/* Turning verification off is allowed, and said each time the config is read. */
+static void warn_unverified(const struct config *cfg)
+{
+    if (cfg->upstream.tls.enabled && !cfg->upstream.tls.verify)
+        log_warn("upstream.tls.verify is false: Redis' certificate is not verified; anyone on "
+                 "the path can pose as Redis");
+    for (size_t r = 0; r < cfg->nregions; r++)
+        if (cfg->regions[r].sentinel_tls.enabled && !cfg->regions[r].sentinel_tls.verify)
+            log_warn("regions[%zu].sentinel.tls.verify is false: the Sentinels' certificates "
+                     "are not verified",
+                     r);
 }
 
 /* Reads and checks the whole file; only a config that passes replaces the running
@@ -195,6 +228,7 @@ static void reload(struct control *c, const char *source)
     c->hooks.apply(c->hooks.arg, next);
     probe_set_config(c->probe, next); /* publishes: the workers get it after the config */
     watch_tls_files(c);
+    warn_unverified(c->cfg);
     arm_backup_timer(c);
 }
 
@@ -254,6 +288,7 @@ static void op_metrics(void *arg, struct evbuffer *out)
         .sentinels_reachable = s ? sentinel_view(s)->nreachable : 0,
         .start_time = c->start_time,
     };
+    sock_loop_tls_counts(c->io, &in.control_tls);
     metrics_render(out, &in);
     topo_release(&t);
 }
@@ -427,7 +462,7 @@ static void *control_main(void *arg)
     struct control *c = arg;
     log_set_thread_name("control");
     probe_begin(c->probe);
-    event_base_dispatch(c->base);
+    sock_loop_run(c->io);
     return NULL;
 }
 
@@ -435,7 +470,7 @@ static void control_free(struct control *c)
 {
     admin_stop(&c->admin);
     watch_destroy(&c->watch);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < CONTROL_TLS_WATCH_MAX; i++)
         watch_destroy(&c->tls_watch[i]);
     notify_destroy(&c->notify);
     probe_destroy(&c->probe);
@@ -444,6 +479,7 @@ static void control_free(struct control *c)
     backup_destroy(&c->backup); /* waits for a job still running */
     if (c->stop_ev) event_free(c->stop_ev);
     if (c->reload_ev) event_free(c->reload_ev);
+    sock_loop_destroy(&c->io); /* after the probe: its connections are gone */
     if (c->base) event_base_free(c->base);
     avail_destroy(&c->avail);
     config_release(&c->cfg);
@@ -469,11 +505,12 @@ struct control *control_start(struct config *cfg, const char *path,
     strcpy(c->last.message, "loaded at start");
     c->path = strdup(path ? path : "");
     c->base = event_base_new();
+    c->io = c->base ? sock_loop_create(c->base) : NULL;
     c->avail = avail_create();
     c->sum = calloc(1, sizeof(*c->sum));
     c->failback = failback_create();
     c->backup = backup_create();
-    if (!c->path || !c->base || !c->avail || !c->sum || !c->failback || !c->backup ||
+    if (!c->path || !c->io || !c->avail || !c->sum || !c->failback || !c->backup ||
         !(c->backup_timer = event_new(c->base, -1, EV_PERSIST, on_backup_timer, c)) ||
         !(c->notify = notify_create(c->base, &c->counters)) ||
         !(c->stop_ev = event_new(c->base, -1, 0, on_stop, c)) ||
@@ -487,12 +524,13 @@ struct control *control_start(struct config *cfg, const char *path,
                                   op_backup, op_verify,   op_backups,  op_ready};
     c->admin = admin_start(c->base, cfg, &ops, err, errlen);
     if ((!c->admin && err[0]) ||
-        !(c->probe = probe_create(c->base, cfg, on_snapshot, c, err, errlen))) {
+        !(c->probe = probe_create(c->io, cfg, on_snapshot, c, err, errlen))) {
         control_free(c);
         return NULL;
     }
     if (path) c->watch = watch_file(c->base, path, on_file_changed, c);
     watch_tls_files(c);
+    warn_unverified(cfg);
     arm_backup_timer(c);
     if (pthread_create(&c->thread, NULL, control_main, c)) {
         snprintf(err, errlen, "cannot start the control thread");

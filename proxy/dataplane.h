@@ -151,6 +151,7 @@ struct pool {
     struct sockaddr_storage sa; /* the node's address, as the control thread resolved it */
     socklen_t salen;
     char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
+    char host[CONFIG_HOST_MAX];     /* the name TLS verifies, without upstream.tls.server_name */
     struct upconn *conns; /* cfg->upstream.connections_per_node of them; NULL until used */
     int n;
     unsigned next;           /* round-robin */

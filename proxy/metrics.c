@@ -175,12 +175,20 @@ static void tls(struct evbuffer *b, const struct metrics_input *in)
     const struct stats *s = in->stats;
     family(b, "respgate_tls_clients", "gauge", "Client connections over TLS open now.");
     sample(b, "respgate_tls_clients", NULL, (double)get(&s->tls_clients));
+    static const char *const sides[] = {"client", "upstream"};
+    static const char *const results[] = {
+        "result=\"ok\"", "result=\"failed\",reason=\"certificate\"",
+        "result=\"failed\",reason=\"protocol\"", "result=\"failed\",reason=\"closed\""};
     family(b, "respgate_tls_handshakes_total", "counter",
-           "TLS handshakes with clients: completed, or failed (protocol, certificate, or the "
-           "client left) - as of the last second.");
-    sample(b, "respgate_tls_handshakes_total", "result=\"ok\"", (double)get(&s->tls_handshakes[0]));
-    sample(b, "respgate_tls_handshakes_total", "result=\"failed\"",
-           (double)get(&s->tls_handshakes[1]));
+           "TLS handshakes with clients (side=\"client\") and with Redis and Sentinel "
+           "(side=\"upstream\"): completed, or failed by reason - as of the last second.");
+    for (int side = 0; side < SOCK_TLS_SIDES; side++)
+        for (int k = 0; k < SOCK_TLS_RESULTS; k++) {
+            char l[LABELS_MAX];
+            snprintf(l, sizeof(l), "side=\"%s\",%s", sides[side], results[k]);
+            sample(b, "respgate_tls_handshakes_total", l,
+                   (double)get(&s->tls_handshakes[side][k]) + (double)in->control_tls.n[side][k]);
+        }
     family(b, "respgate_tls_cert_expiry_seconds", "gauge",
            "Unix time the listener's certificate expires (tls.cert_file, as loaded); 0 without.");
     sample(b, "respgate_tls_cert_expiry_seconds", NULL, (double)in->cfg->tls.not_after);

@@ -35,7 +35,8 @@ struct metrics_input {
     unsigned long long region_failovers; /* promotions by POST /failover {"region"} */
     const struct backup_stats *backup;
     int sentinels_known, sentinels_reachable;
-    double start_time; /* Unix time */
+    struct sock_tls_counts control_tls; /* the control plane's handshakes (probes, Sentinel) */
+    double start_time;                  /* Unix time */
 };
 
 void metrics_render(struct evbuffer *out, const struct metrics_input *in);

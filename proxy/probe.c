@@ -9,10 +9,6 @@
 #include "region.h"
 #include "sentinel.h"
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -215,11 +211,10 @@ void pr_publish(struct probe *p)
     p->publish(p->arg, t);
 }
 
-static void on_command(redisAsyncContext *ac, void *r, void *privdata)
+static void on_command(struct rconn *rc, redisReply *reply, void *arg)
 {
-    (void)ac;
-    struct probe *p = privdata;
-    redisReply *reply = r;
+    (void)rc;
+    struct probe *p = arg;
     p->commands_pending = 0;
     struct cmd_overlay *o = overlay_from_command(reply);
     if (!o) return;
@@ -236,8 +231,7 @@ static void on_command(redisAsyncContext *ac, void *r, void *privdata)
 static void fetch_commands(struct probe *p, int master)
 {
     struct probe_node *n = &p->nodes[master];
-    if (!n->ac) return;
-    if (redisAsyncCommand(n->ac, on_command, p, "COMMAND") == REDIS_OK) p->commands_pending = 1;
+    if (n->rc && rconn_command(n->rc, on_command, p, "COMMAND") == 0) p->commands_pending = 1;
 }
 
 static void set_unreachable(struct probe_node *n, const char *why)
@@ -250,14 +244,13 @@ static void set_unreachable(struct probe_node *n, const char *why)
     n->answered = 1;
 }
 
-static void on_info(redisAsyncContext *ac, void *r, void *privdata)
+static void on_info(struct rconn *rc, redisReply *reply, void *arg)
 {
-    (void)ac;
-    struct probe_node *n = privdata;
-    redisReply *reply = r;
+    (void)rc;
+    struct probe_node *n = arg;
     int64_t sent = n->sent_ns;
     n->sent_ns = 0;
-    if (!reply) return; /* disconnected: on_disconnect handles it */
+    if (!reply) return; /* disconnected: on_down handles it */
 
     struct info_replication info;
     if (reply->type != REDIS_REPLY_STRING) {
@@ -293,65 +286,53 @@ static void on_info(redisAsyncContext *ac, void *r, void *privdata)
     pr_publish(n->p);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void on_down(struct rconn *rc, void *ctx, const char *why)
 {
-    struct probe_node *n = ac->data;
-    if (status != REDIS_OK) { /* hiredis frees the context after this */
-        n->ac = NULL;
-        n->sent_ns = 0;
-        set_unreachable(n, ac->errstr);
-        pr_publish(n->p);
-    }
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct probe_node *n = ac->data;
-    n->ac = NULL;
+    (void)rc;
+    struct probe_node *n = ctx;
+    int was_up = rconn_connected(n->rc);
+    n->rc = NULL;
     n->sent_ns = 0;
-    if (status == REDIS_OK) return;
     /* Sentinel kills the client connections of every node it reconfigures: one drop
      * is not an outage. Ask again at once; a node that is gone refuses the connect. */
-    if (n->state.reachable && !n->redialed) {
+    if (was_up && n->state.reachable && !n->redialed) {
         n->redialed = 1;
         pr_probe_now(n);
         return;
     }
-    set_unreachable(n, ac->errstr);
+    set_unreachable(n, why);
     pr_publish(n->p);
 }
 
 static void node_connect(struct probe_node *n)
 {
-    n->ac = redisAsyncConnect(n->addr.host, n->addr.port);
-    if (!n->ac) {
-        set_unreachable(n, "out of memory");
-        return;
-    }
-    if (n->ac->err) {
-        set_unreachable(n, n->ac->errstr);
-        redisAsyncFree(n->ac);
-        n->ac = NULL;
-        return;
-    }
-    n->ac->data = n;
-    redisLibeventAttach(n->ac, n->p->base);
-    redisAsyncSetConnectCallback(n->ac, on_connect);
-    redisAsyncSetDisconnectCallback(n->ac, on_disconnect);
+    char err[sizeof(n->err)];
     const struct config *cfg = n->p->cfg; /* the credentials at the time of connecting */
+    n->rc = rconn_open(n->p->io, &n->addr, &cfg->upstream.tls, on_down, n, err, sizeof(err));
+    if (!n->rc) {
+        set_unreachable(n, err);
+        return;
+    }
     if (cfg->upstream.password && cfg->upstream.username)
-        redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s %s", cfg->upstream.username,
-                          cfg->upstream.password);
+        rconn_command(n->rc, NULL, NULL, "AUTH %s %s", cfg->upstream.username,
+                      cfg->upstream.password);
     else if (cfg->upstream.password)
-        redisAsyncCommand(n->ac, NULL, NULL, "AUTH %s", cfg->upstream.password);
+        rconn_command(n->rc, NULL, NULL, "AUTH %s", cfg->upstream.password);
+}
+
+/* Lets go of the connection (the INFO in flight, if any, is forgotten). */
+static void node_disconnect(struct probe_node *n)
+{
+    rconn_close(&n->rc);
+    n->sent_ns = 0;
 }
 
 /* Sends INFO now, connecting first if needed (nothing if one is in flight). */
 void pr_probe_now(struct probe_node *n)
 {
     if (n->sent_ns) return;
-    if (!n->ac) node_connect(n);
-    if (n->ac && redisAsyncCommand(n->ac, on_info, n, "INFO replication persistence") == REDIS_OK)
+    if (!n->rc) node_connect(n);
+    if (n->rc && rconn_command(n->rc, on_info, n, "INFO replication persistence") == 0)
         n->sent_ns = topo_now_ns();
 }
 
@@ -365,7 +346,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < p->nnodes; i++) {
         struct probe_node *n = &p->nodes[i];
         if (!n->state.listed && n->answered) { /* no longer part of the set */
-            if (n->ac) redisAsyncDisconnect(n->ac);
+            node_disconnect(n);
             n->state.reachable = 0;
             continue;
         }
@@ -375,10 +356,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                 set_unreachable(n, "no answer to INFO in time");
                 pr_publish(p);
             }
-            if (waited > interval * PROBE_RESET_FACTOR && n->ac) {
-                redisAsyncDisconnect(n->ac); /* reconnect on a later tick */
-                n->sent_ns = 0;
-            }
+            if (waited > interval * PROBE_RESET_FACTOR && n->rc)
+                node_disconnect(n); /* reconnect on a later tick */
             continue;
         }
         pr_probe_now(n);
@@ -415,7 +394,7 @@ static void on_sentinel(void *arg, const char *why)
 
 void probe_begin(struct probe *p)
 {
-    p->sentinel = sentinel_create(p->base, p->cfg, on_sentinel, p);
+    p->sentinel = sentinel_create(p->io, p->cfg, on_sentinel, p);
     on_tick(-1, 0, p);
 }
 
@@ -455,10 +434,7 @@ void probe_destroy(struct probe **pp)
     sentinel_destroy(&p->sentinel);
     sentinel_destroy(&p->next);
     for (size_t i = 0; p->nodes && i < p->nnodes; i++)
-        if (p->nodes[i].ac) {
-            p->nodes[i].ac->data = &p->nodes[i];
-            redisAsyncFree(p->nodes[i].ac); /* calls on_disconnect with REDIS_OK */
-        }
+        rconn_close(&p->nodes[i].rc); /* the callbacks see NULL and p->destroying */
     if (p->tick) event_free(p->tick);
     if (p->poke_ev) event_free(p->poke_ev);
     topo_release(&p->latest);
@@ -491,7 +467,7 @@ static void add_configured(struct probe *p)
         }
 }
 
-struct probe *probe_create(struct event_base *base, struct config *cfg, probe_publish_fn publish_fn,
+struct probe *probe_create(struct sock_loop *io, struct config *cfg, probe_publish_fn publish_fn,
                            void *arg, char *err, size_t errlen)
 {
     struct probe *p = calloc(1, sizeof(*p));
@@ -502,14 +478,15 @@ struct probe *probe_create(struct event_base *base, struct config *cfg, probe_pu
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->cfg = config_acquire(cfg);
-    p->base = base;
+    p->io = io;
+    p->base = sock_loop_base(io);
     p->publish = publish_fn;
     p->arg = arg;
     p->master = p->reference = -1;
     p->promoted.node = -1;
     p->nodes = calloc(TOPO_MAX_NODES, sizeof(*p->nodes));
-    p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
-    p->poke_ev = event_new(base, -1, 0, on_poke, p);
+    p->tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
+    p->poke_ev = event_new(p->base, -1, 0, on_poke, p);
     if (!p->nodes || !p->tick || !p->poke_ev) {
         snprintf(err, errlen, "out of memory");
         probe_destroy(&p);
@@ -530,9 +507,15 @@ static int same_sentinels(const struct config *a, const struct config *b)
             (x->nsentinels &&
              memcmp(x->sentinels, y->sentinels, x->nsentinels * sizeof(*x->sentinels)) != 0))
             return 0;
-        const char *xs[3] = {x->master_name, x->sentinel_username, x->sentinel_password};
-        const char *ys[3] = {y->master_name, y->sentinel_username, y->sentinel_password};
-        for (int i = 0; i < 3; i++)
+        const struct config_tls_out *xt = &x->sentinel_tls, *yt = &y->sentinel_tls;
+        if (xt->enabled != yt->enabled || xt->verify != yt->verify) return 0;
+        const char *xs[7] = {x->master_name, x->sentinel_username, x->sentinel_password,
+                             xt->ca_file,    xt->cert_file,        xt->key_file,
+                             xt->server_name};
+        const char *ys[7] = {y->master_name, y->sentinel_username, y->sentinel_password,
+                             yt->ca_file,    yt->cert_file,        yt->key_file,
+                             yt->server_name};
+        for (int i = 0; i < 7; i++)
             if ((xs[i] == NULL) != (ys[i] == NULL) || (xs[i] && strcmp(xs[i], ys[i]) != 0))
                 return 0;
     }
@@ -574,12 +557,15 @@ void probe_set_config(struct probe *p, struct config *cfg)
     if (!same_sentinels(old, cfg)) {
         sentinel_destroy(&p->next);
         if (!p->sentinel) {
-            p->sentinel = sentinel_create(p->base, cfg, on_sentinel, p);
-        } else if (!(p->next = sentinel_create(p->base, cfg, on_next_sentinel, p))) {
+            p->sentinel = sentinel_create(p->io, cfg, on_sentinel, p);
+        } else if (!(p->next = sentinel_create(p->io, cfg, on_next_sentinel, p))) {
             log_info("config reload: no Sentinel configured any more; the nodes' roles decide");
             sentinel_destroy(&p->sentinel);
         }
         p->next_since = now;
+    } else { /* the same Sentinels: their new connections get cfg's TLS contexts */
+        if (p->sentinel) sentinel_set_config(p->sentinel, cfg);
+        if (p->next) sentinel_set_config(p->next, cfg);
     }
     if (old->probe_interval_ms != cfg->probe_interval_ms) set_interval(p);
     config_release(&old);

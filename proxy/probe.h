@@ -1,6 +1,6 @@
 /* probe: finds out what each node is, on the control thread's event_base. Every
  * probe_interval_ms it sends INFO (replication, persistence) to every node over
- * hiredis' async API, and after every answer (or silence) builds a new topology
+ * an rconn (plaintext or upstream.tls), and after every answer (or silence) builds a new topology
  * snapshot and hands it to publish(). A node that has not answered within 1.5
  * intervals is unreachable. The nodes are the configured ones plus those Sentinel
  * (sentinel.c) or the master's replica list name; with Sentinel, the master is the
@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "sentinel.h"
+#include "sock.h"
 #include "topology.h"
 
 struct probe;
@@ -20,8 +21,8 @@ struct probe;
 /* publish() runs on the control thread and takes a reference to t (release it). */
 typedef void (*probe_publish_fn)(void *arg, struct topology *t);
 
-/* Sets up the nodes of cfg (a reference is kept) on base. NULL with a message in err. */
-struct probe *probe_create(struct event_base *base, struct config *cfg, probe_publish_fn publish,
+/* Sets up the nodes of cfg (a reference is kept) on io's loop. NULL with a message in err. */
+struct probe *probe_create(struct sock_loop *io, struct config *cfg, probe_publish_fn publish,
                            void *arg, char *err, size_t errlen);
 /* On the control thread, once its loop runs: connects the Sentinels, first round. */
 void probe_begin(struct probe *p);

@@ -5,11 +5,13 @@
 #ifndef RG_PROBE_INT_H
 #define RG_PROBE_INT_H
 
-#include <hiredis/async.h>
 #include <netinet/in.h>
 #include <pthread.h>
 
 #include "probe.h"
+#include "rconn.h"
+
+#include <hiredis/hiredis.h>
 
 struct probe_node {
     struct probe *p;
@@ -18,10 +20,10 @@ struct probe_node {
     char numeric[INET6_ADDRSTRLEN]; /* the address resolved once, to match INFO's master_host */
     int configured;                 /* from the config file: always part of the set */
     int64_t seen_ns;                /* discovered: when Sentinel or the master last listed it */
-    redisAsyncContext *ac;
-    int64_t sent_ns; /* when the INFO in flight was sent; 0: none in flight */
-    int answered;    /* has answered (or failed) at least once */
-    int redialed;    /* reconnected once after a drop, before calling it unreachable */
+    struct rconn *rc;               /* NULL: not connected */
+    int64_t sent_ns;                /* when the INFO in flight was sent; 0: none in flight */
+    int answered;                   /* has answered (or failed) at least once */
+    int redialed; /* reconnected once after a drop, before calling it unreachable */
     struct topo_node state;
     char err[128];
     int64_t priority_sent_ns; /* the last CONFIG SET replica-priority sent */
@@ -33,6 +35,7 @@ struct probe_node {
 struct probe {
     struct config *cfg; /* a reference */
     struct event_base *base;
+    struct sock_loop *io; /* the control thread's: connections to the nodes */
     struct event *tick;
     struct event *poke_ev; /* a worker saw a node contradict the topology */
     size_t nnodes;

@@ -59,11 +59,10 @@ static int sentinel_master(struct probe *p, const struct topology *t, const char
     return i;
 }
 
-static void on_priority_set(redisAsyncContext *ac, void *r, void *privdata)
+static void on_priority_set(struct rconn *rc, redisReply *reply, void *arg)
 {
-    (void)ac;
-    struct probe_node *n = privdata;
-    redisReply *reply = r;
+    (void)rc;
+    struct probe_node *n = arg;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_warn("node %s: CONFIG SET replica-priority refused: %s", n->state.name, reply->str);
 }
@@ -91,12 +90,11 @@ void pr_fit_priority(struct probe_node *n)
         return;
     }
     int64_t now = topo_now_ns();
-    if (!n->ac || (n->priority_sent_ns && now - n->priority_sent_ns < PRIORITY_RETRY_NS)) return;
+    if (!n->rc || (n->priority_sent_ns && now - n->priority_sent_ns < PRIORITY_RETRY_NS)) return;
     n->priority_sent_ns = now;
     log_info("node %s (region %s): replica-priority %d -> %d (failover.region_priority apply)",
              s->name, cfg->regions[s->region].name, s->priority, s->priority_want);
-    redisAsyncCommand(n->ac, on_priority_set, n, "CONFIG SET replica-priority %d",
-                      s->priority_want);
+    rconn_command(n->rc, on_priority_set, n, "CONFIG SET replica-priority %d", s->priority_want);
 }
 
 /* POST /failover {"region"} made p->promoted.node the master: it stays the master
@@ -146,22 +144,20 @@ int pr_choose_master(struct probe *p, const struct topology *t, const char **why
     return p->promoted.node >= 0 ? promoted_master(p, t, m, why, reason) : m;
 }
 
-static void on_repointed(redisAsyncContext *ac, void *r, void *privdata)
+static void on_repointed(struct rconn *rc, redisReply *reply, void *arg)
 {
-    (void)ac;
-    struct probe_node *n = privdata;
-    redisReply *reply = r;
+    (void)rc;
+    struct probe_node *n = arg;
     if (!reply || reply->type == REDIS_REPLY_ERROR)
         log_warn("region failover: REPLICAOF on %s failed: %s", n->state.name,
                  reply ? reply->str : "connection lost");
 }
 
-static void on_promoted(redisAsyncContext *ac, void *r, void *privdata)
+static void on_promoted(struct rconn *rc, redisReply *reply, void *arg)
 {
-    (void)ac;
-    struct probe_node *n = privdata;
+    (void)rc;
+    struct probe_node *n = arg;
     struct probe *p = n->p;
-    redisReply *reply = r;
     char msg[CONFIG_HOST_MAX + 160];
     p->promoted.pending = 0;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
@@ -180,11 +176,10 @@ static void on_promoted(redisAsyncContext *ac, void *r, void *privdata)
     for (size_t k = 0; k < p->nnodes; k++) {
         struct probe_node *o = &p->nodes[k];
         int old = (int)k == p->promoted.old && p->promoted.force;
-        if (o == n || !o->ac || !o->state.listed || !o->state.reachable ||
+        if (o == n || !o->rc || !o->state.listed || !o->state.reachable ||
             (o->state.region != p->promoted.region && !old))
             continue;
-        if (redisAsyncCommand(o->ac, on_repointed, o, "REPLICAOF %s %d", host, n->addr.port) ==
-            REDIS_OK)
+        if (rconn_command(o->rc, on_repointed, o, "REPLICAOF %s %d", host, n->addr.port) == 0)
             repointed++;
     }
     p->promoted.count++;
@@ -227,7 +222,7 @@ int probe_promote_region(struct probe *p, const char *name, int force, sentinel_
     for (size_t i = 0; i < t->nnodes && i < p->nnodes; i++) {
         const struct topo_node *n = &t->nodes[i];
         if (n->region != region || !n->listed || !n->reachable || n->role != TOPO_REPLICA ||
-            !p->nodes[i].ac)
+            !p->nodes[i].rc)
             continue;
         if (best < 0 || n->offset > t->nodes[best].offset) best = (int)i;
     }
@@ -236,7 +231,7 @@ int probe_promote_region(struct probe *p, const char *name, int force, sentinel_
         return -1;
     }
     struct probe_node *n = &p->nodes[best];
-    if (redisAsyncCommand(n->ac, on_promoted, n, "REPLICAOF NO ONE") != REDIS_OK) {
+    if (rconn_command(n->rc, on_promoted, n, "REPLICAOF NO ONE") != 0) {
         snprintf(why, whylen, "cannot send REPLICAOF NO ONE to %s", n->state.name);
         return -1;
     }

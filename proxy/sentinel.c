@@ -1,11 +1,11 @@
-/* sentinel: see sentinel.h. Two hiredis async connections per Sentinel: one for
+/* sentinel: see sentinel.h. Two connections (rconn.c) per Sentinel: one for
  * queries, one subscribed to every event. */
 #include "sentinel.h"
 #include "log.h"
 #include "topology.h"
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
+#include "rconn.h"
+
 #include <hiredis/hiredis.h>
 
 #include <stdio.h>
@@ -28,7 +28,8 @@
 struct peer {
     struct sentinel *s;
     struct config_addr addr;
-    redisAsyncContext *cmd, *sub;
+    int region; /* whose sentinel.tls it is reached with */
+    struct rconn *cmd, *sub;
     int64_t cmd_since, sub_since; /* when each was opened */
     int inflight;                 /* replies of the current round still to come */
     int64_t round_ns;             /* when the current round was sent */
@@ -44,7 +45,8 @@ struct peer {
 
 struct sentinel {
     struct config *cfg; /* a reference: name and credentials point into it */
-    struct event_base *base;
+    struct sock_loop *io;
+    int region; /* the first region with Sentinels: name, credentials */
     const char *name, *username, *password;
     struct peer peers[SENTINEL_PEERS_MAX];
     int npeers;
@@ -96,7 +98,8 @@ static int has_flag(const char *flags, const char *flag)
     return 0;
 }
 
-static int add_peer(struct sentinel *s, const struct config_addr *a)
+/* A Sentinel discovered (SENTINEL SENTINELS) is reached as the first region's are. */
+static int add_peer(struct sentinel *s, const struct config_addr *a, int region)
 {
     for (int i = 0; i < s->npeers; i++)
         if (same_addr(&s->peers[i].addr, a)) return 0;
@@ -105,6 +108,7 @@ static int add_peer(struct sentinel *s, const struct config_addr *a)
     memset(p, 0, sizeof(*p));
     p->s = s;
     p->addr = *a;
+    p->region = region;
     return 1;
 }
 
@@ -186,16 +190,15 @@ static void round_done(struct peer *p)
 }
 
 /* Replies on a context that has since been replaced or freed are ignored. */
-static struct peer *current(redisAsyncContext *ac, void *privdata)
+static struct peer *current(struct rconn *rc, void *arg)
 {
-    struct peer *p = privdata;
-    return p->cmd == ac ? p : NULL;
+    struct peer *p = arg;
+    return p->cmd == rc ? p : NULL;
 }
 
-static void on_master(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_master(struct rconn *rc, redisReply *r, void *arg)
 {
-    struct peer *p = current(ac, privdata);
-    const redisReply *r = reply;
+    struct peer *p = current(rc, arg);
     if (!p || !r) return;
     const char *ip = field(r, "ip"), *port = field(r, "port"), *epoch = field(r, "config-epoch");
     p->has_master = ip && port && set_addr(&p->master, ip, port) == 0;
@@ -207,10 +210,9 @@ static void on_master(redisAsyncContext *ac, void *reply, void *privdata)
     round_done(p);
 }
 
-static void on_replicas(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_replicas(struct rconn *rc, redisReply *r, void *arg)
 {
-    struct peer *p = current(ac, privdata);
-    const redisReply *r = reply;
+    struct peer *p = current(rc, arg);
     if (!p || !r) return;
     p->nreplicas = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -227,15 +229,14 @@ static void on_replicas(redisAsyncContext *ac, void *reply, void *privdata)
     round_done(p);
 }
 
-static void on_sentinels(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_sentinels(struct rconn *rc, redisReply *r, void *arg)
 {
-    struct peer *p = current(ac, privdata);
-    const redisReply *r = reply;
+    struct peer *p = current(rc, arg);
     if (!p || !r) return;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const char *ip = field(r->element[i], "ip"), *port = field(r->element[i], "port");
         struct config_addr a;
-        if (ip && port && set_addr(&a, ip, port) == 0 && add_peer(p->s, &a))
+        if (ip && port && set_addr(&a, ip, port) == 0 && add_peer(p->s, &a, p->s->region))
             log_info("sentinel: discovered Sentinel %s:%d", a.host, a.port);
     }
     round_done(p);
@@ -243,11 +244,10 @@ static void on_sentinels(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* "+switch-master name oldip oldport newip newport", instance events "slave ip:port ip
  * port @ name mip mport", master events "master name ip port". */
-static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_event(struct rconn *rc, redisReply *r, void *arg)
 {
-    struct peer *p = privdata;
-    const redisReply *r = reply;
-    if (!r || p->sub != ac || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+    struct peer *p = arg;
+    if (!r || p->sub != rc || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[2]->type != REDIS_REPLY_STRING || r->element[3]->type != REDIS_REPLY_STRING)
         return;
     struct sentinel *s = p->s;
@@ -299,57 +299,42 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
     sentinel_refresh(s);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void on_down(struct rconn *rc, void *ctx, const char *why)
 {
-    struct peer *p = ac->data;
-    if (status == REDIS_OK) return;
-    if (p->cmd == ac) p->cmd = NULL; /* hiredis frees it after this */
-    if (p->sub == ac) p->sub = NULL;
-    p->inflight = 0;
-    if (!p->down)
-        log_warn("sentinel %s:%d unreachable: %s", p->addr.host, p->addr.port, ac->errstr);
-    p->down = 1;
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct peer *p = ac->data;
-    if (p->cmd == ac) {
+    struct peer *p = ctx;
+    int was_up = rconn_connected(rc);
+    if (p->cmd == rc) {
         p->cmd = NULL;
         p->inflight = 0;
     }
-    if (p->sub == ac) p->sub = NULL;
-    if (status != REDIS_OK && !p->down) {
-        log_warn("sentinel %s:%d: connection lost: %s", p->addr.host, p->addr.port, ac->errstr);
-        p->down = 1;
-    }
+    if (p->sub == rc) p->sub = NULL;
+    if (!p->down)
+        log_warn("sentinel %s:%d %s: %s", p->addr.host, p->addr.port,
+                 was_up ? "connection lost" : "unreachable", why);
+    p->down = 1;
 }
 
-static redisAsyncContext *open_ctx(struct peer *p)
+static struct rconn *open_conn(struct peer *p)
 {
     struct sentinel *s = p->s;
-    redisAsyncContext *ac = redisAsyncConnect(p->addr.host, p->addr.port);
-    if (!ac) return NULL;
-    if (ac->err) {
-        if (!p->down) log_warn("sentinel %s:%d: %s", p->addr.host, p->addr.port, ac->errstr);
+    char err[160];
+    struct rconn *rc = rconn_open(s->io, &p->addr, &s->cfg->regions[p->region].sentinel_tls,
+                                  on_down, p, err, sizeof(err));
+    if (!rc) {
+        if (!p->down) log_warn("sentinel %s:%d: %s", p->addr.host, p->addr.port, err);
         p->down = 1;
-        redisAsyncFree(ac);
         return NULL;
     }
-    ac->data = p;
-    redisLibeventAttach(ac, s->base);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (s->password && s->username)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->username, s->password);
+        rconn_command(rc, NULL, NULL, "AUTH %s %s", s->username, s->password);
     else if (s->password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
-    return ac;
+        rconn_command(rc, NULL, NULL, "AUTH %s", s->password);
+    return rc;
 }
 
-static int connected(const redisAsyncContext *ac)
+static int connected(const struct rconn *rc)
 {
-    return ac && (ac->c.flags & REDIS_CONNECTED);
+    return rc && rconn_connected(rc);
 }
 
 static void query_round(struct sentinel *s)
@@ -363,27 +348,21 @@ static void query_round(struct sentinel *s)
                        (!connected(p->cmd) && now - p->cmd_since > STUCK_NS))) {
             if (!p->down) log_warn("sentinel %s:%d does not answer", p->addr.host, p->addr.port);
             p->down = 1;
-            redisAsyncContext *ac = p->cmd;
-            p->cmd = NULL;
             p->inflight = 0;
-            redisAsyncFree(ac);
+            rconn_close(&p->cmd); /* its callbacks see NULL: no longer current */
         }
-        if (p->sub && !connected(p->sub) && now - p->sub_since > STUCK_NS) {
-            redisAsyncContext *ac = p->sub;
-            p->sub = NULL;
-            redisAsyncFree(ac);
-        }
-        if (!p->sub && (p->sub = open_ctx(p))) {
+        if (p->sub && !connected(p->sub) && now - p->sub_since > STUCK_NS) rconn_close(&p->sub);
+        if (!p->sub && (p->sub = open_conn(p))) {
             p->sub_since = now;
-            redisAsyncCommand(p->sub, on_event, p, "PSUBSCRIBE *");
+            rconn_subscribe(p->sub, on_event, p, "PSUBSCRIBE *");
         }
-        if (!p->cmd && (p->cmd = open_ctx(p))) p->cmd_since = now;
+        if (!p->cmd && (p->cmd = open_conn(p))) p->cmd_since = now;
         if (!p->cmd || p->inflight) continue;
         p->inflight = QUERIES_PER_ROUND;
         p->round_ns = now;
-        redisAsyncCommand(p->cmd, on_master, p, "SENTINEL MASTER %s", s->name);
-        redisAsyncCommand(p->cmd, on_replicas, p, "SENTINEL REPLICAS %s", s->name);
-        redisAsyncCommand(p->cmd, on_sentinels, p, "SENTINEL SENTINELS %s", s->name);
+        rconn_command(p->cmd, on_master, p, "SENTINEL MASTER %s", s->name);
+        rconn_command(p->cmd, on_replicas, p, "SENTINEL REPLICAS %s", s->name);
+        rconn_command(p->cmd, on_sentinels, p, "SENTINEL SENTINELS %s", s->name);
     }
     recompute(s, "query");
 }
@@ -423,26 +402,36 @@ const struct sentinel_view *sentinel_view(const struct sentinel *s)
     return &s->view;
 }
 
-struct sentinel *sentinel_create(struct event_base *base, struct config *cfg,
-                                 sentinel_changed_fn changed, void *arg)
+void sentinel_set_config(struct sentinel *s, struct config *cfg)
 {
-    const struct config_region *with = NULL;
-    for (size_t r = 0; r < cfg->nregions && !with; r++)
-        if (cfg->regions[r].nsentinels) with = &cfg->regions[r];
-    if (!with) return NULL;
-    struct sentinel *s = calloc(1, sizeof(*s));
-    if (!s) return NULL;
+    struct config *old = s->cfg;
     s->cfg = config_acquire(cfg);
-    s->base = base;
-    s->created_ns = topo_now_ns();
+    const struct config_region *with = &cfg->regions[s->region];
     s->name = with->master_name;
     s->username = with->sentinel_username;
     s->password = with->sentinel_password;
+    config_release(&old);
+}
+
+struct sentinel *sentinel_create(struct sock_loop *io, struct config *cfg,
+                                 sentinel_changed_fn changed, void *arg)
+{
+    int with = -1;
+    for (size_t r = 0; r < cfg->nregions && with < 0; r++)
+        if (cfg->regions[r].nsentinels) with = (int)r;
+    if (with < 0) return NULL;
+    struct sentinel *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->region = with;
+    sentinel_set_config(s, cfg);
+    s->io = io;
+    s->created_ns = topo_now_ns();
     s->changed = changed;
     s->arg = arg;
     for (size_t r = 0; r < cfg->nregions; r++)
         for (size_t k = 0; k < cfg->regions[r].nsentinels; k++)
-            add_peer(s, &cfg->regions[r].sentinels[k]);
+            add_peer(s, &cfg->regions[r].sentinels[k], (int)r);
+    struct event_base *base = sock_loop_base(io);
     struct timeval tv = {QUERY_INTERVAL_MS / 1000, (QUERY_INTERVAL_MS % 1000) * 1000};
     s->tick = event_new(base, -1, EV_PERSIST, on_tick, s);
     s->soon = evtimer_new(base, on_soon, s);
@@ -460,10 +449,8 @@ void sentinel_destroy(struct sentinel **sp)
     if (!s) return;
     for (int i = 0; i < s->npeers; i++) {
         struct peer *p = &s->peers[i];
-        redisAsyncContext *cmd = p->cmd, *sub = p->sub;
-        p->cmd = p->sub = NULL; /* so the callbacks freeing calls make ignore them */
-        if (cmd) redisAsyncFree(cmd);
-        if (sub) redisAsyncFree(sub);
+        rconn_close(&p->cmd); /* NULL first: the callbacks this makes ignore them */
+        rconn_close(&p->sub);
     }
     if (s->tick) event_free(s->tick);
     if (s->soon) event_free(s->soon);
@@ -479,11 +466,10 @@ struct failover_call {
     char who[CONFIG_HOST_MAX + 8]; /* the Sentinel asked */
 };
 
-static void on_failover(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_failover(struct rconn *rc, redisReply *r, void *arg)
 {
-    (void)ac;
-    struct failover_call *call = privdata;
-    const redisReply *r = reply;
+    (void)rc;
+    struct failover_call *call = arg;
     if (!r) { /* also while the sentinel is destroyed: nothing else is touched */
         call->done(call->arg, 0, "the Sentinel connection closed before it answered");
     } else if (r->type == REDIS_REPLY_ERROR) {
@@ -514,8 +500,7 @@ int sentinel_failover(struct sentinel *s, sentinel_reply_fn done, void *arg, cha
     if (!call) return -1;
     *call = (struct failover_call){.s = s, .done = done, .arg = arg};
     snprintf(call->who, sizeof(call->who), "%s:%d", best->addr.host, best->addr.port);
-    if (redisAsyncCommand(best->cmd, on_failover, call, "SENTINEL FAILOVER %s", s->name) !=
-        REDIS_OK) {
+    if (rconn_command(best->cmd, on_failover, call, "SENTINEL FAILOVER %s", s->name) != 0) {
         free(call);
         return -1;
     }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "sock.h"
 
 #define SENTINEL_REPLICAS_MAX 32
 #define SENTINEL_PEERS_MAX 16
@@ -45,8 +46,11 @@ struct sentinel;
 typedef void (*sentinel_changed_fn)(void *arg, const char *why);
 
 /* NULL if the config names no Sentinel (or out of memory). Holds a reference to cfg. */
-struct sentinel *sentinel_create(struct event_base *base, struct config *cfg,
+struct sentinel *sentinel_create(struct sock_loop *io, struct config *cfg,
                                  sentinel_changed_fn changed, void *arg);
+/* A reload that names the same Sentinels (and TLS settings): their connections from
+ * now on use cfg's credentials and TLS contexts (rotated certificates). */
+void sentinel_set_config(struct sentinel *s, struct config *cfg);
 /* Asks every Sentinel again soon (at most every 100 ms): a node contradicted the view. */
 void sentinel_refresh(struct sentinel *s);
 const struct sentinel_view *sentinel_view(const struct sentinel *s);

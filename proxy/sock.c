@@ -5,8 +5,11 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -29,12 +32,13 @@ struct sock {
     int tls_done;           /* the handshake completed */
     int read_wants_write;   /* SSL_read asked for the socket to be writable */
     int write_wants_read;   /* SSL_write asked for input first (mid-handshake) */
+    char *tls_why;          /* why the TLS session failed, for the owner's log */
 };
 
 struct sock_loop {
     struct event_base *base;
     TAILQ_HEAD(, sock) dirty;
-    unsigned long tls_ok, tls_failed; /* handshakes, for the worker's counters */
+    struct sock_tls_counts tls; /* handshakes, for the owner's counters */
     int (*pass_end)(void *arg);
     void *pass_arg;
     char rbuf[SOCK_READ_MAX];
@@ -48,6 +52,11 @@ struct sock_loop *sock_loop_create(struct event_base *base)
     l->pass_end = NULL;
     TAILQ_INIT(&l->dirty);
     return l;
+}
+
+struct event_base *sock_loop_base(const struct sock_loop *l)
+{
+    return l->base;
 }
 
 void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg)
@@ -74,12 +83,46 @@ static void arm_read(struct sock *s)
 /* After an SSL call that failed: 0 to wait (for readability, or for writability
  * when *want_write is set), or an errno (EPROTO: the TLS session failed) that closes
  * the connection; ECONNRESET-like errors are EOF (-1). */
+static int tls_side(const struct sock *s)
+{
+    return SSL_is_server(s->ssl) ? SOCK_TLS_ACCEPTED : SOCK_TLS_CONNECTED;
+}
+
+/* Keeps why the session failed, and counts a failed handshake by its reason. */
+static void tls_failed(struct sock *s, int e)
+{
+    char why[256] = "";
+    long v = SSL_get_verify_result(s->ssl);
+    int reason = SOCK_TLS_FAIL_PROTOCOL;
+    if (v != X509_V_OK && !s->tls_done) {
+        snprintf(why, sizeof(why), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+        reason = SOCK_TLS_FAIL_CERTIFICATE;
+    } else if (e == SSL_ERROR_SSL && ERR_peek_last_error()) {
+        unsigned long code = ERR_peek_last_error();
+        ERR_error_string_n(code, why, sizeof(why));
+        /* The peer refused ours: an alert about a certificate. */
+        if (ERR_GET_REASON(code) >= SSL_R_SSLV3_ALERT_BAD_CERTIFICATE &&
+            ERR_GET_REASON(code) <= SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN)
+            reason = SOCK_TLS_FAIL_CERTIFICATE;
+        else if (ERR_GET_REASON(code) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+                 ERR_GET_REASON(code) == SSL_R_TLSV1_ALERT_UNKNOWN_CA)
+            reason = SOCK_TLS_FAIL_CERTIFICATE;
+    } else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+        snprintf(why, sizeof(why), "the peer closed the connection%s",
+                 s->tls_done ? "" : " during the TLS handshake");
+        reason = SOCK_TLS_FAIL_CLOSED;
+    }
+    if (!s->tls_why && why[0]) s->tls_why = strdup(why);
+    if (!s->tls_done) s->loop->tls.n[tls_side(s)][reason]++;
+}
+
 static int tls_wait(struct sock *s, int rc, int *want_write)
 {
     int e = SSL_get_error(s->ssl, rc);
     *want_write = e == SSL_ERROR_WANT_WRITE;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
-    if (!s->tls_done) s->loop->tls_failed++;
+    if (!s->tls_done || e == SSL_ERROR_SSL) tls_failed(s, e);
     s->tls_done = 1;   /* counted once */
     ERR_clear_error(); /* the queue is per thread: the next connection's must be clean */
     if (e == SSL_ERROR_ZERO_RETURN) return -1;
@@ -91,7 +134,8 @@ static void tls_note_done(struct sock *s)
 {
     if (!s->tls_done && SSL_is_init_finished(s->ssl)) {
         s->tls_done = 1;
-        s->loop->tls_ok++;
+        s->loop->tls.n[tls_side(s)][SOCK_TLS_OK]++;
+        if (!SSL_is_server(s->ssl)) s->h->on_connected(s->ctx); /* must not destroy s */
     }
 }
 
@@ -100,6 +144,18 @@ static void tls_note_done(struct sock *s)
  * needs to read first), or an errno. */
 static int tls_write(struct sock *s)
 {
+    if (!s->tls_done && !SSL_is_server(s->ssl) && !evbuffer_get_length(s->out)) {
+        ERR_clear_error(); /* a client speaks first, with or without bytes of its own */
+        int n = SSL_do_handshake(s->ssl);
+        if (n == 1) {
+            tls_note_done(s);
+            return 0;
+        }
+        int want_write, rc = tls_wait(s, n, &want_write);
+        if (rc) return rc < 0 ? EPIPE : rc;
+        s->write_wants_read = !want_write;
+        return 0;
+    }
     while (evbuffer_get_length(s->out)) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1) break;
@@ -274,7 +330,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         }
         s->connecting = 0;
         arm_read(s);
-        s->h->on_connected(s->ctx);
+        if (!s->ssl) s->h->on_connected(s->ctx); /* TLS: once the handshake is done */
     }
     if (s->read_wants_write) { /* the handshake goes on: read again, now it can write */
         s->read_wants_write = 0;
@@ -355,6 +411,7 @@ void sock_destroy(struct sock **sp)
     if (s->wev) event_free(s->wev);
     if (s->deadline) event_free(s->deadline);
     if (s->ssl) SSL_free(s->ssl);
+    free(s->tls_why);
     if (s->in) evbuffer_free(s->in);
     if (s->out) evbuffer_free(s->out);
     if (s->fd >= 0) close(s->fd);
@@ -428,13 +485,48 @@ int sock_tls_accept(struct sock *s, void *ssl_ctx)
     return 0;
 }
 
+static int is_address(const char *name)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+int sock_tls_peer(void *ssl_obj, const char *server_name, int verify)
+{
+    SSL *ssl = ssl_obj;
+    int ip = is_address(server_name);
+    SSL_set_connect_state(ssl);
+    if (!ip && SSL_set_tlsext_host_name(ssl, server_name) != 1) return -1;
+    if (!verify) return 0;
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return (ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name)
+               : SSL_set1_host(ssl, server_name)) == 1
+               ? 0
+               : -1;
+}
+
+int sock_tls_connect(struct sock *s, void *ssl_ctx, const char *server_name, int verify)
+{
+    if (!(s->ssl = SSL_new(ssl_ctx)) || SSL_set_fd(s->ssl, s->fd) != 1 ||
+        sock_tls_peer(s->ssl, server_name, verify)) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+const char *sock_tls_error(const struct sock *s)
+{
+    return s->tls_why;
+}
+
 int sock_is_tls(const struct sock *s)
 {
     return s->ssl != NULL;
 }
 
-void sock_loop_tls_counts(const struct sock_loop *l, unsigned long *ok, unsigned long *failed)
+void sock_loop_tls_counts(const struct sock_loop *l, struct sock_tls_counts *out)
 {
-    *ok = l->tls_ok;
-    *failed = l->tls_failed;
+    *out = l->tls;
 }

@@ -20,12 +20,13 @@ struct sock_loop;
 struct sock_handlers {
     void (*on_read)(void *ctx);           /* new bytes in the input */
     void (*on_drained)(void *ctx);        /* everything queued was written */
-    void (*on_connected)(void *ctx);      /* sock_connect() completed; must not destroy */
+    void (*on_connected)(void *ctx);      /* sock_connect() (and TLS) done; must not destroy */
     void (*on_close)(void *ctx, int err); /* EOF (0), an errno, or ETIMEDOUT (read timeout) */
 };
 
 struct sock_loop *sock_loop_create(struct event_base *base);
 void sock_loop_destroy(struct sock_loop **l);
+struct event_base *sock_loop_base(const struct sock_loop *l);
 /* fn runs after each pass of the loop, before the writes, and again after them
  * until it returns 0 and nothing was written: the worker's end of the pass. */
 void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg);
@@ -57,8 +58,32 @@ void sock_shutdown_write(struct sock *s);
  * which the SSL object keeps its own reference to): the handshake runs inside the
  * first reads, and every byte after goes through OpenSSL. -1 if it cannot start. */
 int sock_tls_accept(struct sock *s, void *ssl_ctx);
+/* Right after sock_connect: the connection is TLS, as the client side. The
+ * handshake starts once the connect completes, and on_connected waits for its end. server_name goes
+ * out as SNI (unless it is an address); with verify, the server's chain must check against
+ * ssl_ctx's CAs and its certificate must name server_name (a DNS name, or an IP address). -1 if it
+ * cannot start. */
+int sock_tls_connect(struct sock *s, void *ssl_ctx, const char *server_name, int verify);
+/* The same for any client SSL object (the backup thread's blocking one). */
+int sock_tls_peer(void *ssl, const char *server_name, int verify);
 int sock_is_tls(const struct sock *s);
-/* Handshakes completed and failed on this loop's connections so far. */
-void sock_loop_tls_counts(const struct sock_loop *l, unsigned long *ok, unsigned long *failed);
+/* Why the TLS session failed ("certificate verify failed: ..."), once on_close was
+ * called for it; NULL if it did not fail in TLS. */
+const char *sock_tls_error(const struct sock *s);
+
+/* Handshakes on this loop's connections so far: n[side][0] completed, n[side][1 +
+ * reason] failed. Sides: accepted (clients) and connected (Redis, Sentinel). */
+enum sock_tls_side { SOCK_TLS_ACCEPTED = 0, SOCK_TLS_CONNECTED, SOCK_TLS_SIDES };
+enum sock_tls_result {
+    SOCK_TLS_OK = 0,
+    SOCK_TLS_FAIL_CERTIFICATE, /* the peer's certificate was refused */
+    SOCK_TLS_FAIL_PROTOCOL,    /* no common version or cipher, an alert, not TLS at all */
+    SOCK_TLS_FAIL_CLOSED,      /* the peer closed or reset mid-handshake */
+    SOCK_TLS_RESULTS
+};
+struct sock_tls_counts {
+    unsigned long n[SOCK_TLS_SIDES][SOCK_TLS_RESULTS];
+};
+void sock_loop_tls_counts(const struct sock_loop *l, struct sock_tls_counts *out);
 
 #endif

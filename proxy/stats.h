@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "sock.h"
 #include "topology.h"
 
 /* Where a request went: the master, a replica, or answered by respgate itself. */
@@ -73,8 +74,9 @@ struct stats {
      * waiting, those released short (on_timeout reply) or failed (error, or the
      * connection lost first), and the WAIT round trip. */
     _Atomic uint64_t durable_held, durable_waiting, durable_short_released, durable_failed;
-    _Atomic uint64_t tls_clients;       /* TLS client connections open now */
-    _Atomic uint64_t tls_handshakes[2]; /* completed, failed (as of the last second) */
+    _Atomic uint64_t tls_clients; /* TLS client connections open now */
+    /* by side and result, as sock_loop_tls_counts (as of the last second) */
+    _Atomic uint64_t tls_handshakes[SOCK_TLS_SIDES][SOCK_TLS_RESULTS];
     struct stats_hist durable_wait;
 };
 

@@ -379,7 +379,9 @@ static void up_connectedcb(void *arg)
 
 static void up_closecb(void *arg, int err)
 {
-    up_failed(arg, err ? strerror(err) : "connection closed by the server");
+    struct upconn *u = arg;
+    const char *tls = sock_tls_error(u->sock);
+    up_failed(u, tls ? tls : err ? strerror(err) : "connection closed by the server");
 }
 
 static const struct sock_handlers up_handlers = {
@@ -479,6 +481,15 @@ void up_connect(struct upconn *u)
         snprintf(u->err, sizeof(u->err), "connect: %s",
                  p->salen ? strerror(err) : "the address did not resolve");
         up_arm_timer(u, 0); /* fail from the loop, not from inside our caller */
+        return;
+    }
+    const struct config_tls_out *tls = &w->cfg->upstream.tls;
+    if (tls->enabled &&
+        sock_tls_connect(u->sock, tls->ctx, tls->server_name ? tls->server_name : p->host,
+                         tls->verify)) {
+        sock_destroy(&u->sock);
+        snprintf(u->err, sizeof(u->err), "connect: cannot start TLS");
+        up_arm_timer(u, 0);
         return;
     }
     up_arm_timer(u, w->cfg->upstream.connect_timeout_ms);

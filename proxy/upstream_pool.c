@@ -49,6 +49,7 @@ static void pool_open(struct worker *w, int node, const struct topo_node *tn)
     memcpy(&p->sa, &tn->sa, sizeof(p->sa));
     p->salen = tn->salen;
     snprintf(p->name, sizeof(p->name), "%s", tn->name);
+    snprintf(p->host, sizeof(p->host), "%s", tn->addr.host);
     /* n speaking RESP2, connected now; n speaking RESP3, once a RESP3 client needs one. */
     if (!(p->conns = calloc((size_t)n * 2, sizeof(*p->conns)))) return;
     for (; p->n < n * 2; p->n++) {

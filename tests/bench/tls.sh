@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # TLS side by side (issue 16): one redis-server on loopback; respgate in front of it in
 # plaintext and with its TLS listener, and HAProxy terminating TLS (mode tcp) in front
-# of the same Redis. redis-benchmark --tls against each; every round rotates the order.
+# of the same Redis; then TLS on both hops (client to proxy, proxy to Redis' tls-port)
+# through respgate (upstream.tls) and HAProxy (server ... ssl verify required).
+# redis-benchmark --tls against each; every round rotates the order.
 # Prints medians (and the spread) as a markdown table: pipelined and unpipelined SET/GET,
 # and new connections per second (-k 0: a TLS handshake per request).
 #
@@ -30,8 +32,11 @@ bench_setup tls-bench
     cat server.crt server.key >server.pem) >/dev/null 2>&1
 
 redis_port=$(free_port)
+redis_tls=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --logfile "$dir/redis.log" --daemonize no &
+    --logfile "$dir/redis.log" --daemonize no --tls-port "$redis_tls" \
+    --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+    --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no &
 pids+=($!)
 wait_port "$redis_port"
 
@@ -39,19 +44,28 @@ declare -A port tls
 port[respgate]=$(free_port)
 port[respgate-tls]=$(free_port)
 port[haproxy-tls]=$(free_port)
+port[respgate-tls2]=$(free_port)
+port[haproxy-tls2]=$(free_port)
 tls[respgate]=no
 tls[respgate-tls]=yes
 tls[haproxy-tls]=yes
-cat >"$dir/respgate.json" <<JSON
-{"listen": "127.0.0.1:${port[respgate]}", "threads": $THREADS, "log": {"level": "warn"},
- "regions": [{"name": "bench", "nodes": ["127.0.0.1:$redis_port"]}], "admin": {"listen": null},
- "limits": {"max_clients": 4000},
- "tls": {"listen": "127.0.0.1:${port[respgate-tls]}", "cert_file": "$dir/server.crt",
-         "key_file": "$dir/server.key"}}
+tls[respgate-tls2]=yes
+tls[haproxy-tls2]=yes
+# respgate_start NAME TLS_PORT NODE_PORT PLAIN_PORT UPSTREAM: a respgate with a TLS listener.
+respgate_start() {
+    cat >"$dir/$1.json" <<JSON
+{"listen": "127.0.0.1:$4", "threads": $THREADS, "log": {"level": "warn"},
+ "regions": [{"name": "bench", "nodes": ["127.0.0.1:$3"]}], "admin": {"listen": null},
+ "limits": {"max_clients": 4000}, "upstream": {$5},
+ "tls": {"listen": "127.0.0.1:$2", "cert_file": "$dir/server.crt", "key_file": "$dir/server.key"}}
 JSON
-"$RESPGATE" -c "$dir/respgate.json" 2>"$dir/respgate.log" &
-pids+=($!)
-wait_port "${port[respgate-tls]}"
+    "$RESPGATE" -c "$dir/$1.json" 2>"$dir/$1.log" &
+    pids+=($!)
+    wait_port "$2"
+}
+respgate_start respgate "${port[respgate-tls]}" "$redis_port" "${port[respgate]}" ""
+respgate_start respgate2 "${port[respgate-tls2]}" "$redis_tls" "$(free_port)" \
+    "\"tls\": {\"ca_file\": \"$dir/ca.crt\"}"
 cat >"$dir/haproxy.cfg" <<CFG
 global
     nbthread $THREADS
@@ -64,11 +78,14 @@ defaults
 listen redis
     bind 127.0.0.1:${port[haproxy-tls]} ssl crt $dir/server.pem
     server r1 127.0.0.1:$redis_port
+listen redis-tls
+    bind 127.0.0.1:${port[haproxy-tls2]} ssl crt $dir/server.pem
+    server r1 127.0.0.1:$redis_tls ssl verify required ca-file $dir/ca.crt
 CFG
 haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
 wait_port "${port[haproxy-tls]}"
-targets=(respgate respgate-tls haproxy-tls)
+targets=(respgate respgate-tls haproxy-tls respgate-tls2 haproxy-tls2)
 
 results="$dir/results.csv" # target,workload,test,rps
 : >"$results"
@@ -91,6 +108,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     echo "round $((round + 1)) of $ROUNDS done" >&2
 done
 
+echo "Targets: respgate (plaintext), respgate-tls and haproxy-tls (TLS from the client), respgate-tls2 and haproxy-tls2 (TLS on both hops)"
 echo "Machine: $(nproc) cores; $(openssl version); respgate and HAProxy threads=$THREADS; $ROUNDS rounds, medians (spread); $(date -u +%Y-%m-%d)"
 echo
 python3 - "$results" "${targets[@]}" <<'PY'
