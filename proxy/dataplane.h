@@ -112,6 +112,7 @@ struct upconn {
     struct event *timer; /* connect timeout, reconnect backoff */
     int backoff_ms;
     int got_data;     /* tunnel: bytes were relayed to the client */
+    int replied;      /* a reply came on this connection (TLS: it was accepted) */
     int verified;     /* ROLE said master on this connection since the master last changed */
     int role_pending; /* a ROLE is in flight */
     int nwaiting;     /* clients paused until this connection's output drains */

@@ -88,7 +88,11 @@ void up_fail_inflight(struct upconn *u, const char *msg)
 void up_failed(struct upconn *u, const char *why)
 {
     struct worker *w = u->w;
-    int was_ready = u->state == UP_READY, had_inflight = !TAILQ_EMPTY(&u->inflight);
+    /* Over TLS 1.3 a server that refuses respgate's certificate says so after the
+     * handshake, at the first read: until a reply came, it is a failed connect
+     * (backoff), not a lost connection (at once). */
+    int was_ready = u->state == UP_READY && (u->replied || !u->sock || !sock_is_tls(u->sock)),
+        had_inflight = !TAILQ_EMPTY(&u->inflight);
     char msg[512];
     if (u->dead) return;
     w->now_ns = topo_now_ns(); /* a close callback is a callback too */
@@ -269,6 +273,12 @@ static int keep_push(struct upconn *u, const struct req *r, struct evbuffer *in,
     return 1;
 }
 
+static void restored(struct upconn *u)
+{
+    if (u->backoff_ms) log_info("upstream %s: connection restored", node_name(u));
+    u->backoff_ms = 0;
+}
+
 /* Reads every complete reply; each goes up through w->ops, which only records it
  * (a reply fills its request and wakes its client). The connection cannot be freed
  * before this returns, but it may be let go or fail: then the loop stops. */
@@ -300,6 +310,10 @@ static void up_readcb(void *arg)
         size_t len = u->rp.len;
         char type = u->rp.type;
         resp_reset(&u->rp);
+        if (!u->replied) {
+            u->replied = 1;
+            restored(u);
+        }
         u->scanned = 0;
         if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
             u->got_data = 1;
@@ -372,9 +386,8 @@ static void up_connectedcb(void *arg)
     struct upconn *u = arg;
     evtimer_del(u->timer);
     set_sockopts(u->sock);
-    if (u->backoff_ms) log_info("upstream %s: connection restored", node_name(u));
     u->state = UP_READY;
-    u->backoff_ms = 0;
+    if (!sock_is_tls(u->sock)) restored(u); /* TLS: once Redis has answered (up_failed) */
 }
 
 static void up_closecb(void *arg, int err)
@@ -473,6 +486,7 @@ void up_connect(struct upconn *u)
     int err = EADDRNOTAVAIL;
 
     u->state = UP_CONNECTING;
+    u->replied = 0;
     u->id = ++w->next_conn_id;
     u->sock = p->salen ? sock_connect(w->io, (const struct sockaddr *)&p->sa, p->salen,
                                       &up_handlers, u, &err)

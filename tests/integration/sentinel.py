@@ -26,17 +26,27 @@ class Sentinel:
         self.proc = None
 
     def start(self, master, replicas, peers, down_after_ms, failover_timeout_ms, quorum=2):
+        self.launch(self.monitor_lines(master, replicas, peers, down_after_ms,
+                                       failover_timeout_ms, quorum))
+
+    def monitor_lines(self, master, replicas, peers, down_after_ms, failover_timeout_ms, quorum,
+                      port_of=lambda node: node.port):
+        """sentinel.conf: this Sentinel, the master, its replicas and the other
+        Sentinels, each named by port_of (a TLS setup names the TLS ports)."""
         lines = ["port %d" % self.port, "bind %s" % self.host, "dir %s" % self.dir,
                  "logfile %s" % os.path.join(self.dir, "sentinel.log"),
                  "sentinel myid %s" % self.myid,
                  "sentinel announce-ip %s" % self.host,
-                 "sentinel monitor %s %s %d %d" % (NAME, master.host, master.port, quorum),
+                 "sentinel monitor %s %s %d %d" % (NAME, master.host, port_of(master), quorum),
                  "sentinel down-after-milliseconds %s %d" % (NAME, down_after_ms),
                  "sentinel failover-timeout %s %d" % (NAME, failover_timeout_ms),
                  "sentinel parallel-syncs %s 1" % NAME]
-        lines += ["sentinel known-replica %s %s %d" % (NAME, r.host, r.port) for r in replicas]
-        lines += ["sentinel known-sentinel %s %s %d %s" % (NAME, p.host, p.port, p.myid)
+        lines += ["sentinel known-replica %s %s %d" % (NAME, r.host, port_of(r)) for r in replicas]
+        lines += ["sentinel known-sentinel %s %s %d %s" % (NAME, p.host, port_of(p), p.myid)
                   for p in peers if p is not self]
+        return lines
+
+    def launch(self, lines):
         conf = os.path.join(self.dir, "sentinel.conf")
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
