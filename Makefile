@@ -28,7 +28,7 @@ DEPS := build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-
         redis-redisearch python3-jsonschema python3-prometheus-client
 # Node.js for the client tests (make node-deps), when none is on PATH.
 NODE_DEPS := nodejs npm
-BENCH_DEPS := nutcracker haproxy
+BENCH_DEPS := nutcracker haproxy valgrind
 # libFuzzer: clang, and its runtime, which Debian ships apart (clang only recommends it).
 FUZZ_DEPS := clang libclang-rt-14-dev
 

@@ -1,5 +1,7 @@
-/* command: the generated table, searched with bsearch (gen_commands.py sorts it; a
- * unit test checks every row is found), plus respgate's policy flags. */
+/* command: the generated table, found through a hash index built when the program
+ * loads (every request looks its command up: a hash and one compare, where a
+ * bsearch took eight; a unit test checks every row is found), plus respgate's
+ * policy flags. */
 #include "command.h"
 
 #include <stdatomic.h>
@@ -19,6 +21,41 @@ static const struct cmd_info cmd_table[] = {
 static const char *const session_commands[] = {"auth",      "multi",  "readonly",
                                                "readwrite", "select", "watch"};
 
+#define CMD_SLOTS 1024 /* a power of two, well over twice the rows */
+
+/* Slot -> 1 + row, 0 for empty; open addressing, linear probing. Written once,
+ * before main, and only read after. */
+static unsigned short cmd_index_of[CMD_SLOTS];
+
+static unsigned cmd_hash(const char *name, size_t len)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return h & (CMD_SLOTS - 1);
+}
+
+__attribute__((constructor)) static void cmd_build_index(void)
+{
+    _Static_assert(CMD_COUNT * 2 < CMD_SLOTS, "the command index is too small");
+    for (size_t i = 0; i < CMD_COUNT; i++) {
+        unsigned h = cmd_hash(cmd_table[i].name, cmd_table[i].len);
+        while (cmd_index_of[h])
+            h = (h + 1) & (CMD_SLOTS - 1);
+        cmd_index_of[h] = (unsigned short)(i + 1);
+    }
+}
+
+const struct cmd_info *cmd_lookup(const char *name, size_t len)
+{
+    for (unsigned h = cmd_hash(name, len); cmd_index_of[h]; h = (h + 1) & (CMD_SLOTS - 1)) {
+        const struct cmd_info *c = &cmd_table[cmd_index_of[h] - 1];
+        if (c->len == len && memcmp(c->name, name, len) == 0) return c;
+    }
+    return NULL;
+}
+
+/* The overlay (below) is small, sorted and searched with bsearch. */
 struct cmd_key {
     const char *name;
     size_t len;
@@ -31,12 +68,6 @@ static int cmd_compare(const void *k, const void *e)
     int c = memcmp(key->name, entry->name, key->len < entry->len ? key->len : entry->len);
     if (c) return c;
     return key->len < entry->len ? -1 : key->len > entry->len;
-}
-
-const struct cmd_info *cmd_lookup(const char *name, size_t len)
-{
-    struct cmd_key key = {name, len};
-    return bsearch(&key, cmd_table, CMD_COUNT, sizeof(cmd_table[0]), cmd_compare);
 }
 
 /* Commands whose replies are not one per request (pushes, MONITOR's stream, RESP3

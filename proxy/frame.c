@@ -18,8 +18,10 @@ int frame_next(struct resp_parser *p, struct evbuffer *buf, size_t *scanned)
 
         struct evbuffer_ptr pos;
         struct evbuffer_iovec v[FRAME_VECS];
-        if (evbuffer_ptr_set(buf, &pos, *scanned, EVBUFFER_PTR_SET) < 0) return RESP_MORE;
-        int n = evbuffer_peek(buf, -1, &pos, v, FRAME_VECS);
+        /* Most messages start the buffer (the one before was taken out): no seek. */
+        if (*scanned && evbuffer_ptr_set(buf, &pos, *scanned, EVBUFFER_PTR_SET) < 0)
+            return RESP_MORE;
+        int n = evbuffer_peek(buf, -1, *scanned ? &pos : NULL, v, FRAME_VECS);
         if (n > FRAME_VECS) n = FRAME_VECS;
         for (int i = 0; i < n; i++) {
             size_t used;

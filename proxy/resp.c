@@ -47,6 +47,7 @@
  *    multibulk length"). respgate's shared connections are authenticated, and its own
  *    auth answers such a client -NOAUTH before anything is sent. */
 #include "resp.h"
+#include "resp_fast.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -313,7 +314,8 @@ static int too_big(struct resp_parser *p)
  * nothing. name is lowercased and NUL-terminated. */
 static int is_http_command(const struct resp_parser *p)
 {
-    return strcmp(p->name, "post") == 0 || strcmp(p->name, "host:") == 0;
+    return (p->name[0] == 'p' && strcmp(p->name, "post") == 0) ||
+           (p->name[0] == 'h' && strcmp(p->name, "host:") == 0);
 }
 
 static int cross_protocol(struct resp_parser *p)
@@ -720,6 +722,12 @@ int resp_feed(struct resp_parser *p, const char *buf, size_t n, size_t *used)
     int rc = RESP_MORE;
     size_t base = p->len;
 
+    if (p->state == S_START && (p->kind == RESP_REQUEST ? resp_fast_request(p, buf, n, &i)
+                                                        : resp_fast_reply(p, buf, n, &i))) {
+        p->len = base + i;
+        *used = i;
+        return p->kind == RESP_REQUEST ? command_done(p) : RESP_DONE;
+    }
     if (p->kind == RESP_REQUEST) {
         while (i < n && (rc = step_request(p, buf, n, &i)) == RESP_MORE)
             ;
