@@ -152,8 +152,6 @@ results="$dir/results.csv" # target,workload,test,rps,p50_ms,p99_ms
 cpu="$dir/cpu.csv"         # target,workload,cpu_us_per_request
 : > "$results"
 : > "$cpu"
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, in clock ticks
-hz=$(getconf CLK_TCK)
 
 # redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
 # "p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -164,7 +162,7 @@ run() { # target workload opts requests
         awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] "," f[7] }' >> "$results"
     after=$(ticks "${pid[$1]}")
     # SET and GET ran: 2 × requests. For a proxy this is its own CPU, not Redis'.
-    echo "$1,$2,$(awk -v d=$((after - before)) -v hz="$hz" -v n="$4" 'BEGIN { printf "%.3f", d / hz / (2 * n) * 1e6 }')" >> "$cpu"
+    echo "$1,$2,$(cpu_per_request "$before" "$after" $((2 * $4)))" >> "$cpu"
 }
 
 echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores; pinned: $PIN" >&2

@@ -63,9 +63,13 @@ JSON
     pids+=($!)
     wait_port "$2"
 }
+declare -A proc # the process whose CPU each target costs
 respgate_start respgate "${port[respgate-tls]}" "$redis_port" "${port[respgate]}" ""
+proc[respgate]=${pids[-1]}
+proc[respgate-tls]=${pids[-1]}
 respgate_start respgate2 "${port[respgate-tls2]}" "$redis_tls" "$(free_port)" \
     "\"tls\": {\"ca_file\": \"$dir/ca.crt\"}"
+proc[respgate-tls2]=${pids[-1]}
 cat >"$dir/haproxy.cfg" <<CFG
 global
     nbthread $THREADS
@@ -84,16 +88,23 @@ listen redis-tls
 CFG
 haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
+proc[haproxy-tls]=$!
+proc[haproxy-tls2]=$!
 wait_port "${port[haproxy-tls]}"
 targets=(respgate respgate-tls haproxy-tls respgate-tls2 haproxy-tls2)
 
 results="$dir/results.csv" # target,workload,test,rps
+cpu="$dir/cpu.csv"         # target,workload,cpu_us_per_request
 : >"$results"
+: >"$cpu"
 run() { # target workload opts requests
-    local t=()
+    local t=() before after
     [ "${tls[$1]}" = yes ] && t=(--tls --cacert "$dir/ca.crt")
+    before=$(ticks "${proc[$1]}")
     redis-benchmark -p "${port[$1]}" "${t[@]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
         awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] }' >>"$results"
+    after=$(ticks "${proc[$1]}")
+    echo "$1,$2,$(cpu_per_request "$before" "$after" $((2 * $4)))" >>"$cpu" # SET and GET
 }
 workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1" "NEW|-c 20 -k 0|$REQUESTS_NEW")
 echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores" >&2
@@ -111,9 +122,9 @@ done
 echo "Targets: respgate (plaintext), respgate-tls and haproxy-tls (TLS from the client), respgate-tls2 and haproxy-tls2 (TLS on both hops)"
 echo "Machine: $(nproc) cores; $(openssl version); respgate and HAProxy threads=$THREADS; $ROUNDS rounds, medians (spread); $(date -u +%Y-%m-%d)"
 echo
-python3 - "$results" "${targets[@]}" <<'PY'
+python3 - "$results" "$cpu" "${targets[@]}" <<'PY'
 import csv, statistics, sys
-path, targets = sys.argv[1], sys.argv[2:]
+path, cpu_path, targets = sys.argv[1], sys.argv[2], sys.argv[3:]
 data = {}
 for t, w, test, rps in csv.reader(open(path)):
     data.setdefault((w, test, t), []).append(float(rps))
@@ -131,4 +142,15 @@ for w in ("P16", "P1", "NEW"):
             m = statistics.median(v)
             cells.append("%.0f (%+.0f/%+.0f%%)" % (m, (min(v) - m) / m * 100, (max(v) - m) / m * 100))
         print("| %s %s | %s |" % (test, names[w], " | ".join(cells)))
+cpu = {}
+for t, w, us in csv.reader(open(cpu_path)):
+    cpu.setdefault((w, t), []).append(float(us))
+print()
+print("The proxy's own CPU per request (utime + stime over SET and GET), median of the rounds:")
+print()
+print("| workload | " + " | ".join("%s µs" % t for t in targets) + " |")
+print("|---|" + "---|" * len(targets))
+for w in ("P16", "P1", "NEW"):
+    cells = ["%.2f" % statistics.median(cpu[(w, t)]) if cpu.get((w, t)) else "n/a" for t in targets]
+    print("| %s | %s |" % (names[w], " | ".join(cells)))
 PY
