@@ -29,14 +29,14 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
 import urllib.request
 
 import redis
 
+from adminhttp import admin_port, get_json
 from failover_load import Load
 from harness import Harness, Redis, RespError, encode, free_port, main, wait_until
-from sentinel import NAME, Sentinel
+from sentinel import NAME, Cluster, Sentinel
 from test_tls import Certs, TLSClient
 
 HOLD_MS = 1000  # failover.hold_ms where no master can be reached: errors come fast
@@ -408,14 +408,7 @@ class UpstreamBackup(UpstreamTestCase):
     sign Redis' certificate fails the backup with the reason, writing nothing."""
 
     def admin(self, gate, path, post=False):
-        port = json.load(open(gate.config_path))["admin"]["listen"].rsplit(":", 1)[1]
-        req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path),
-                                     method="POST" if post else "GET", data=b"" if post else None)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return get_json(admin_port(gate), path, "POST" if post else "GET")
 
     def backup(self, g):
         """POST /backup (409 until the probe has seen a source), then waits for it."""
@@ -557,18 +550,9 @@ class TLSCluster:
                    what="replica %d streaming" % r.tls_port)
         return r
 
-    def _agreed(self):
-        for s in self.sentinels:
-            if len(s.call("SENTINEL", "SENTINELS", NAME)) != len(self.sentinels) - 1:
-                return False
-            healthy = [r for r in s.call("SENTINEL", "REPLICAS", NAME)
-                       if dict(zip(r[::2], r[1::2]))[b"flags"] == b"slave"]
-            if len(healthy) != len(self.replicas):
-                return False
-        return True
-
-    def live_sentinels(self):
-        return [s for s in self.sentinels if s.proc.poll() is None]
+    # The same checks as sentinel.Cluster's, on these Sentinels and replicas.
+    _agreed = Cluster._agreed
+    live_sentinels = Cluster.live_sentinels
 
     def master_tls_port(self, s):
         return int(s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)[1])
