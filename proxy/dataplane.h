@@ -153,6 +153,8 @@ struct pool {
     socklen_t salen;
     char name[CONFIG_HOST_MAX + 8]; /* "host:port", for messages */
     char host[CONFIG_HOST_MAX];     /* the name TLS verifies, without upstream.tls.server_name */
+    void *tls_session;              /* upstream.tls: resumed by the next connect (SSL_SESSION) */
+    const void *tls_session_ctx;    /* the SSL_CTX it came from: a reload drops it */
     struct upconn *conns; /* cfg->upstream.connections_per_node of them; NULL until used */
     int n;
     unsigned next;           /* round-robin */

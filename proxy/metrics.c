@@ -189,6 +189,15 @@ static void tls(struct evbuffer *b, const struct metrics_input *in)
             sample(b, "respgate_tls_handshakes_total", l,
                    (double)get(&s->tls_handshakes[side][k]) + (double)in->control_tls.n[side][k]);
         }
+    family(b, "respgate_tls_handshakes_resumed_total", "counter",
+           "Of the completed TLS handshakes, those that resumed an earlier session (no "
+           "certificate exchange) - as of the last second.");
+    for (int side = 0; side < SOCK_TLS_SIDES; side++) {
+        char l[LABELS_MAX];
+        snprintf(l, sizeof(l), "side=\"%s\"", sides[side]);
+        sample(b, "respgate_tls_handshakes_resumed_total", l,
+               (double)get(&s->tls_resumed[side]) + (double)in->control_tls.resumed[side]);
+    }
     family(b, "respgate_tls_cert_expiry_seconds", "gauge",
            "Unix time the listener's certificate expires (tls.cert_file, as loaded); 0 without.");
     sample(b, "respgate_tls_cert_expiry_seconds", NULL, (double)in->cfg->tls.not_after);

@@ -135,6 +135,7 @@ static void tls_note_done(struct sock *s)
     if (!s->tls_done && SSL_is_init_finished(s->ssl)) {
         s->tls_done = 1;
         s->loop->tls.n[tls_side(s)][SOCK_TLS_OK]++;
+        if (SSL_session_reused(s->ssl)) s->loop->tls.resumed[tls_side(s)]++;
         if (!SSL_is_server(s->ssl)) s->h->on_connected(s->ctx); /* must not destroy s */
     }
 }
@@ -514,6 +515,22 @@ int sock_tls_connect(struct sock *s, void *ssl_ctx, const char *server_name, int
         return -1;
     }
     return 0;
+}
+
+void sock_tls_resume(struct sock *s, void *session)
+{
+    if (s->ssl && session) SSL_set_session(s->ssl, session);
+}
+
+void *sock_tls_session(const struct sock *s, const void *ssl_ctx)
+{
+    if (!s->ssl || !s->tls_done || !SSL_is_init_finished(s->ssl) ||
+        SSL_get_SSL_CTX(s->ssl) != ssl_ctx)
+        return NULL;
+    /* A copy: OpenSSL marks a connection's own session unresumable when that
+     * connection ends without close_notify, as a killed or reset one does. */
+    SSL_SESSION *live = SSL_get0_session(s->ssl);
+    return live && SSL_SESSION_is_resumable(live) ? SSL_SESSION_dup(live) : NULL;
 }
 
 const char *sock_tls_error(const struct sock *s)

@@ -64,6 +64,13 @@ int sock_tls_accept(struct sock *s, void *ssl_ctx);
  * ssl_ctx's CAs and its certificate must name server_name (a DNS name, or an IP address). -1 if it
  * cannot start. */
 int sock_tls_connect(struct sock *s, void *ssl_ctx, const char *server_name, int verify);
+/* Resumes session (an SSL_SESSION of the same ssl_ctx and server) if the server
+ * agrees: no certificate exchange, no key signature. Call after sock_tls_connect. */
+void sock_tls_resume(struct sock *s, void *session);
+/* The session to resume next time (a reference: SSL_SESSION_free it), once the
+ * handshake is done and the server gave a resumable one, if the connection started
+ * from ssl_ctx (a session is only resumed under the context that verified it). */
+void *sock_tls_session(const struct sock *s, const void *ssl_ctx);
 /* The same for any client SSL object (the backup thread's blocking one). */
 int sock_tls_peer(void *ssl, const char *server_name, int verify);
 int sock_is_tls(const struct sock *s);
@@ -83,6 +90,7 @@ enum sock_tls_result {
 };
 struct sock_tls_counts {
     unsigned long n[SOCK_TLS_SIDES][SOCK_TLS_RESULTS];
+    unsigned long resumed[SOCK_TLS_SIDES]; /* of the completed, those that resumed a session */
 };
 void sock_loop_tls_counts(const struct sock_loop *l, struct sock_tls_counts *out);
 

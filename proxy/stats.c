@@ -57,9 +57,11 @@ void stats_sum(struct stats *into, const struct stats *from)
     stats_add(&into->durable_short_released, get(&from->durable_short_released));
     stats_add(&into->durable_failed, get(&from->durable_failed));
     stats_add(&into->tls_clients, get(&from->tls_clients));
-    for (int side = 0; side < SOCK_TLS_SIDES; side++)
+    for (int side = 0; side < SOCK_TLS_SIDES; side++) {
         for (int k = 0; k < SOCK_TLS_RESULTS; k++)
             stats_add(&into->tls_handshakes[side][k], get(&from->tls_handshakes[side][k]));
+        stats_add(&into->tls_resumed[side], get(&from->tls_resumed[side]));
+    }
     for (int b = 0; b < STATS_BUCKETS; b++)
         stats_add(&into->durable_wait.bucket[b], get(&from->durable_wait.bucket[b]));
     stats_add(&into->durable_wait.sum_ns, get(&from->durable_wait.sum_ns));

@@ -77,6 +77,7 @@ struct stats {
     _Atomic uint64_t tls_clients; /* TLS client connections open now */
     /* by side and result, as sock_loop_tls_counts (as of the last second) */
     _Atomic uint64_t tls_handshakes[SOCK_TLS_SIDES][SOCK_TLS_RESULTS];
+    _Atomic uint64_t tls_resumed[SOCK_TLS_SIDES];
     struct stats_hist durable_wait;
 };
 

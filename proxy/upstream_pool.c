@@ -8,6 +8,7 @@
 #include "outage.h"
 #include "probe.h"
 
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,7 @@ void upstream_pool_deinit(struct worker *w)
         for (int k = 0; k < w->pools[i].n; k++)
             up_deinit(&w->pools[i].conns[k]);
         free(w->pools[i].conns);
+        SSL_SESSION_free(w->pools[i].tls_session);
     }
     struct upconn *u;
     while ((u = TAILQ_FIRST(&w->dead_ups))) {

@@ -185,9 +185,11 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
     fit_fd_cap(w);
     client_cron(w);
     sock_loop_tls_counts(w->io, &tls); /* counted by sock.c, published once a second */
-    for (int side = 0; side < SOCK_TLS_SIDES; side++)
+    for (int side = 0; side < SOCK_TLS_SIDES; side++) {
         for (int k = 0; k < SOCK_TLS_RESULTS; k++)
             stats_set(&w->stats->tls_handshakes[side][k], tls.n[side][k]);
+        stats_set(&w->stats->tls_resumed[side], tls.resumed[side]);
+    }
 }
 
 /* shutdown_timeout_ms passed: requests still waiting for a master get -TRYAGAIN,

@@ -326,6 +326,9 @@ class UpstreamTLS(UpstreamTestCase):
         self.assert_works(self.g, "after")
         wait_until(lambda: handshakes(self.g, side="upstream", result="ok") > before,
                    what="new upstream handshakes counted")
+        # The reconnects resumed the sessions of the connections before them.
+        wait_until(lambda: metric(self.g, "respgate_tls_handshakes_resumed_total",
+                                  side="upstream") >= 1, what="a resumed upstream session")
         self.redis.check_commands_came_over_tls(self, {"set", "get"})
 
 
