@@ -288,9 +288,8 @@ static void on_info(struct rconn *rc, redisReply *reply, void *arg)
 
 static void on_down(struct rconn *rc, void *ctx, const char *why)
 {
-    (void)rc;
     struct probe_node *n = ctx;
-    int was_up = rconn_connected(n->rc);
+    int was_up = rconn_connected(rc);
     n->rc = NULL;
     n->sent_ns = 0;
     /* Sentinel kills the client connections of every node it reconfigures: one drop

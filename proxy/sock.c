@@ -1,6 +1,7 @@
 /* sock: see sock.h. */
 #include "sock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -80,9 +80,6 @@ static void arm_read(struct sock *s)
         event_del(s->rev);
 }
 
-/* After an SSL call that failed: 0 to wait (for readability, or for writability
- * when *want_write is set), or an errno (EPROTO: the TLS session failed) that closes
- * the connection; ECONNRESET-like errors are EOF (-1). */
 static int tls_side(const struct sock *s)
 {
     return SSL_is_server(s->ssl) ? SOCK_TLS_ACCEPTED : SOCK_TLS_CONNECTED;
@@ -117,6 +114,9 @@ static void tls_failed(struct sock *s, int e)
     if (!s->tls_done) s->loop->tls.n[tls_side(s)][reason]++;
 }
 
+/* After an SSL call that failed: 0 to wait (for readability, or for writability
+ * when *want_write is set), or an errno (EPROTO: the TLS session failed) that closes
+ * the connection; ECONNRESET-like errors are EOF (-1). */
 static int tls_wait(struct sock *s, int rc, int *want_write)
 {
     int e = SSL_get_error(s->ssl, rc);

@@ -15,8 +15,6 @@
 #include "probe.h"
 #include "req.h"
 
-#include <openssl/ssl.h>
-
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -275,20 +273,6 @@ static int keep_push(struct upconn *u, const struct req *r, struct evbuffer *in,
     return 1;
 }
 
-/* The node's newest TLS session, for the next connect to it to resume: a reconnect
- * wave (Redis restarted, a failover) costs no certificate checks or signatures. A
- * session is kept only once Redis has answered, so a refused one never is. */
-static void keep_tls_session(struct upconn *u)
-{
-    struct pool *p = &u->w->pools[u->node];
-    const void *ctx = u->w->cfg->upstream.tls.ctx;
-    void *session = ctx ? sock_tls_session(u->sock, ctx) : NULL;
-    if (!session) return;
-    SSL_SESSION_free(p->tls_session);
-    p->tls_session = session;
-    p->tls_session_ctx = ctx;
-}
-
 static void restored(struct upconn *u)
 {
     if (u->backoff_ms) log_info("upstream %s: connection restored", node_name(u));
@@ -329,7 +313,7 @@ static void up_readcb(void *arg)
         if (!u->replied) {
             u->replied = 1;
             restored(u);
-            keep_tls_session(u);
+            up_pool_keep_tls_session(u);
         }
         u->scanned = 0;
         if (u->kind == UP_TUNNEL && TAILQ_EMPTY(&u->inflight)) {
@@ -514,16 +498,12 @@ void up_connect(struct upconn *u)
         up_arm_timer(u, 0); /* fail from the loop, not from inside our caller */
         return;
     }
-    const struct config_tls_out *tls = &w->cfg->upstream.tls;
-    if (tls->enabled &&
-        sock_tls_connect(u->sock, tls->ctx, tls->server_name ? tls->server_name : p->host,
-                         tls->verify)) {
+    if (up_pool_start_tls(u)) {
         sock_destroy(&u->sock);
         snprintf(u->err, sizeof(u->err), "connect: cannot start TLS");
         up_arm_timer(u, 0);
         return;
     }
-    if (tls->enabled && p->tls_session_ctx == tls->ctx) sock_tls_resume(u->sock, p->tls_session);
     up_arm_timer(u, w->cfg->upstream.connect_timeout_ms);
     u->lazy = 0;
     if (w->cfg->upstream.password) send_auth(u);

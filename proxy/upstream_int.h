@@ -19,6 +19,12 @@ int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind, str
             int proto);
 void up_deinit(struct upconn *u);
 void up_connect(struct upconn *u);
+/* upstream.tls (upstream_pool.c): makes a connecting u TLS, offering the session its
+ * node last gave (-1 if TLS cannot start); after Redis first answers, keeps u's
+ * session for the node's next connect, so a wave of reconnects (a restart, a
+ * failover) skips the certificate exchange. */
+int up_pool_start_tls(struct upconn *u);
+void up_pool_keep_tls_session(struct upconn *u);
 void up_failed(struct upconn *u, const char *why);
 /* Every request in flight on u gets msg (or is sent again elsewhere: ops->lost). */
 void up_fail_inflight(struct upconn *u, const char *msg);

@@ -112,6 +112,31 @@ void upstream_topology_changed(struct worker *w, const struct topology *old,
     up_note_master(w);
 }
 
+int up_pool_start_tls(struct upconn *u)
+{
+    const struct config_tls_out *tls = &u->w->cfg->upstream.tls;
+    struct pool *p = &u->w->pools[u->node];
+    if (!tls->enabled) return 0;
+    if (sock_tls_connect(u->sock, tls->ctx, tls->server_name ? tls->server_name : p->host,
+                         tls->verify))
+        return -1;
+    if (p->tls_session_ctx == tls->ctx) sock_tls_resume(u->sock, p->tls_session);
+    return 0;
+}
+
+/* A session is kept only once Redis has answered, so a refused one never is; and
+ * tagged with the context that verified it, so a reload's new files start afresh. */
+void up_pool_keep_tls_session(struct upconn *u)
+{
+    struct pool *p = &u->w->pools[u->node];
+    const void *ctx = u->w->cfg->upstream.tls.ctx;
+    void *session = ctx ? sock_tls_session(u->sock, ctx) : NULL;
+    if (!session) return;
+    SSL_SESSION_free(p->tls_session);
+    p->tls_session = session;
+    p->tls_session_ctx = ctx;
+}
+
 void upstream_pool_deinit(struct worker *w)
 {
     for (size_t i = 0; w->pools && i < TOPO_MAX_NODES; i++) {
