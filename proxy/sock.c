@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define SOCK_READ_MAX (64 * 1024)
+#define TLS_RECORD_MAX (16 * 1024) /* the most one TLS record carries */
 
 struct sock {
     struct sock_loop *loop;
@@ -157,9 +158,17 @@ static int tls_write(struct sock *s)
         s->write_wants_read = !want_write;
         return 0;
     }
-    while (evbuffer_get_length(s->out)) {
+    size_t left;
+    while ((left = evbuffer_get_length(s->out))) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1) break;
+        /* Requests queued one by one leave many small chunks, and each SSL_write is a
+         * record and a send(): gather up to a full record first. */
+        size_t record = left < TLS_RECORD_MAX ? left : TLS_RECORD_MAX;
+        if (v.iov_len < record) {
+            if (!(v.iov_base = evbuffer_pullup(s->out, (ev_ssize_t)record))) return ENOMEM;
+            v.iov_len = record;
+        }
         ERR_clear_error();
         int n = SSL_write(s->ssl, v.iov_base, (int)(v.iov_len > (1 << 20) ? 1 << 20 : v.iov_len));
         if (n > 0) {
