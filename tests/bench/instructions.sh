@@ -36,9 +36,9 @@ JSON
     pid=$!
     wait_port "$port"
     redis-benchmark -p "$port" -c 20 -P 16 -n 2000 -t set -q >/dev/null # warm up, not counted
-    callgrind_control -i on "$pid" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
     redis-benchmark -p "$port" $2 -n "$3" -r 100000 -t set,get -q >/dev/null
-    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -i off "$pid" >/dev/null 2>&1
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
     ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
