@@ -11,9 +11,12 @@
 #        THREADS (respgate workers, 2), ROUNDS (3),
 #        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000),
 #        MODE=replicas: the master gets two replicas; respgate reads from them and is
-#        compared with direct Redis (the peers here cannot split reads),
+#        compared with direct Redis (the peers here cannot split reads), and a second
+#        respgate ("durable") adds durability.min_replicas 1,
 #        PIN=1 (default when there are 3 cores or more): Redis on CPU 0, the proxy under
 #        test on CPU 1, redis-benchmark on CPU 2, so that they do not trade places
+# Workloads: -c 50 -P 16, -c 50 -P 1, -c 1, and -c 50 -P 16 in RESP3 (redis-benchmark
+# -3: HELLO 3 first; nutcracker has no HELLO and sits that one out).
 # Besides rps (median, and the spread: the lowest and highest round as a percentage of
 # the median), it reports each process's CPU time per request (from /proc/PID/stat),
 # the figure that does not depend on how busy the machine is.
@@ -81,7 +84,7 @@ JSON
 start_respgate() { # target binary: the config above, on a port of its own
     local p
     p=$(free_port)
-    sed "s/:$template_port\"/:$p\"/" "$dir/respgate.template.json" >"$dir/$1.json"
+    sed "s/:$template_port\"/:$p\"/" "${template:-$dir/respgate.template.json}" >"$dir/$1.json"
     port[$1]=$p
     pin 1 "$2" -c "$dir/$1.json" 2>"$dir/$1.log" &
     pids+=($!)
@@ -90,6 +93,11 @@ start_respgate() { # target binary: the config above, on a port of its own
 }
 start_respgate respgate "$RESPGATE"
 [ -n "${RESPGATE_BASE:-}" ] && start_respgate base "$RESPGATE_BASE"
+if [ "$MODE" = replicas ]; then # the cost of durability.min_replicas 1 (a WAIT per pass)
+    sed 's/"admin": {"listen": null}/"admin": {"listen": null}, "durability": {"min_replicas": 1}/' \
+        "$dir/respgate.template.json" >"$dir/durable.template.json"
+    template="$dir/durable.template.json" start_respgate durable "$RESPGATE"
+fi
 
 [ "$MODE" = replicas ] && peers=no || peers=yes
 port[haproxy]=$(free_port)
@@ -146,6 +154,7 @@ workloads=(
     "P16|-c 50 -P 16|$REQUESTS"
     "P1|-c 50 -P 1|$REQUESTS_P1"
     "C1|-c 1 -P 1|$REQUESTS_C1"
+    "R3|-c 50 -P 16 -3|$REQUESTS"
 )
 [ "$MODE" = replicas ] && workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1")
 results="$dir/results.csv" # target,workload,test,rps,p50_ms,p99_ms
@@ -172,6 +181,7 @@ for ((round = 0; round < ROUNDS; round++)); do
         IFS='|' read -r name opts reqs <<<"$wl"
         for ((k = 0; k < n; k++)); do
             t=${targets[$(((k + round) % n))]}
+            [ "$name" = R3 ] && [ "$t" = nutcracker ] && continue # it has no HELLO
             run "$t" "$name" "$opts" "$reqs"
         done
     done
@@ -200,8 +210,9 @@ def med(w, test, t, i):
 peers = [t for t in targets if t != "direct"]
 print("| workload | direct rps | " + " | ".join("%s rps (× direct)" % t for t in peers) + " |")
 print("|---|---|" + "---|" * len(peers))
-names = {"P16": "-c 50 -P 16", "P1": "-c 50 -P 1", "C1": "-c 1"}
-for w in ("P16", "P1", "C1"):
+names = {"P16": "-c 50 -P 16", "P1": "-c 50 -P 1", "C1": "-c 1",
+         "R3": "-c 50 -P 16, RESP3 (-3)"}
+for w in ("P16", "P1", "C1", "R3"):
     for test in ("SET", "GET"):
         d = med(w, test, "direct", 0)
         if d is None:
@@ -235,7 +246,7 @@ print("CPU time per request (SET and GET), µs, median over rounds: the process'
 print()
 print("| workload | " + " | ".join(targets) + " |")
 print("|---|" + "---|" * len(targets))
-for w in ("P16", "P1", "C1"):
+for w in ("P16", "P1", "C1", "R3"):
     if not any(k[0] == w for k in cpu):
         continue
     print("| %s | %s |" % (names[w], " | ".join(
