@@ -130,14 +130,16 @@ static void take_reply(const struct req *r, struct evbuffer *src, size_t len, st
 }
 
 /* A write answered (or failed, so it may have run): the read-your-writes horizon
- * moves. A read answered by a replica no longer holds the client's writes back. */
-static void answered(struct client *c, const struct req *r)
+ * moves to now_ns, which must not be earlier than the moment Redis ran it (only
+ * probes sent after it count). A read answered by a replica no longer holds the
+ * client's writes back. */
+static void answered(struct client *c, const struct req *r, int64_t now_ns)
 {
     c->ninflight--;
     if (r->replica_read) c->replica_reads--;
     if (!r->write) return;
     c->writes_inflight--;
-    c->horizon.write_done_ns = topo_now_ns();
+    c->horizon.write_done_ns = now_ns;
 }
 
 static int type_is_array(struct evbuffer *src)
@@ -183,7 +185,9 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
         req_put(w->reqs, r);
         return;
     }
-    answered(c, r);
+    /* The pass's clock: read when the reply's bytes were already in, so after Redis
+     * ran the write (a reply comes only through a read callback, which sets it). */
+    answered(c, r, w->now_ns);
     if (r->scan && type_is_array(src)) scan_note(c, src, len, r->node);
     if (r->redirect) src = redirect_ids(c, src, &len, &tmp);
     if (r == TAILQ_FIRST(&c->pending)) { /* the common case: straight to the output */
@@ -211,7 +215,7 @@ void replyq_fail(struct worker *w, struct req *r, const char *msg)
         return;
     }
     stats_add(&w->stats->errors[STATS_ERR_UPSTREAM], 1);
-    answered(c, r);
+    answered(c, r, topo_now_ns()); /* failures come from anywhere: a fresh clock */
     if (!r->reply) r->reply = evbuffer_new();
     evbuffer_add(r->reply, msg, strlen(msg));
     r->done = 1;
