@@ -557,27 +557,12 @@ class TLSCluster:
     _agreed = Cluster._agreed
     live_sentinels = Cluster.live_sentinels
 
-    def master_tls_port(self, s):
-        return int(s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)[1])
+    # Sentinel.master_port() is the port the Sentinels name: here the TLS port, which
+    # nodes is keyed by.
+    settled_master = Cluster.settled_master
 
     def wait_switched(self, old_tls_port, timeout=20):
-        wait_until(lambda: all(self.master_tls_port(s) != old_tls_port
-                               for s in self.live_sentinels()),
-                   timeout=timeout, what="the Sentinels switching masters")
-        return self.nodes[self.master_tls_port(self.live_sentinels()[0])]
-
-    def settled_master(self, timeout=20):
-        """The master once every live Sentinel has named the same one for a second."""
-        seen = {"port": None, "since": 0}
-
-        def stable():
-            ports = {self.master_tls_port(s) for s in self.live_sentinels()}
-            port = ports.pop() if len(ports) == 1 else None
-            if port != seen["port"]:
-                seen.update(port=port, since=time.monotonic())
-            return port is not None and time.monotonic() - seen["since"] > 1.0
-        wait_until(stable, timeout=timeout, interval=0.1, what="the Sentinels settling")
-        return self.nodes[seen["port"]]
+        return self.nodes[Cluster.wait_switched(self, old_tls_port, timeout)]
 
 
 def sentinel_clients(s, cmd=None):
