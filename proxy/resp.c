@@ -1,6 +1,6 @@
 /* resp: see resp.h. Replies and requests have a state machine each; they share
- * the parser struct, the capture of the name and first argument, and the inline
- * re-encoding.
+ * the parser struct and the capture of the name and first argument. Inline
+ * requests are read by resp_inline.c, common whole messages by resp_fast.c.
  *
  * Requests follow Redis 7.0.15 (src/networking.c processInputBuffer,
  * processMultibulkBuffer, processInlineBuffer; src/util.c string2ll; src/sds.c
@@ -48,6 +48,7 @@
  *    auth answers such a client -NOAUTH before anything is sent. */
 #include "resp.h"
 #include "resp_fast.h"
+#include "resp_int.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -59,28 +60,6 @@
 #define REPLY_LINE_MAX (64u << 20) /* a status or error line from Redis */
 #define REPLY_AGG_MAX (1LL << 40)  /* elements in one reply aggregate */
 #define LONG_STR_SIZE 21           /* Redis' util.h: string2ll refuses this many characters */
-
-enum {
-    S_START, /* first byte of a message */
-    /* replies */
-    S_TYPE, /* type byte of the next element */
-    S_NUM,  /* digits of a count or length, up to CR */
-    S_NUM_LF,
-    S_LINE, /* a simple line, up to CR */
-    S_LINE_LF,
-    S_BULK, /* payload bytes */
-    S_BULK_CR,
-    S_BULK_LF,
-    /* requests */
-    S_INLINE,    /* an inline line, up to LF */
-    S_RQ_TYPE,   /* first byte of a bulk length line ('$' expected) */
-    S_RQ_NUM,    /* the rest of a count or length line, up to CR */
-    S_RQ_END,    /* the byte after that CR, whatever it is */
-    S_RQ_NUL,    /* a line with a NUL before its end: Redis never finds the end */
-    S_RQ_BULK,   /* payload bytes */
-    S_RQ_TRAIL1, /* the two bytes after a payload, whatever they are */
-    S_RQ_TRAIL2,
-};
 
 void resp_init(struct resp_parser *p, enum resp_kind kind, long long max_bulk)
 {
@@ -120,7 +99,7 @@ void resp_deinit(struct resp_parser *p)
     p->line_cap = p->enc_cap = 0;
 }
 
-static int proto_error(struct resp_parser *p, const char *msg)
+int resp_proto_error(struct resp_parser *p, const char *msg)
 {
     p->err = msg;
     return RESP_EPROTO;
@@ -157,13 +136,14 @@ static int reply_count(struct resp_parser *p, long long n)
     case '!':
     case '=':
         if (n == -1 && p->elem == '$') return element_done(p); /* RESP2 null bulk */
-        if (n < 0) return proto_error(p, "invalid bulk length in reply");
+        if (n < 0) return resp_proto_error(p, "invalid bulk length in reply");
         p->skip = (unsigned long long)n;
         p->state = n ? S_BULK : S_BULK_CR;
         return RESP_MORE;
     default:                                                   /* aggregates: * ~ > % | */
         if (n == -1 && p->elem == '*') return element_done(p); /* RESP2 null array */
-        if (n < 0 || n > REPLY_AGG_MAX) return proto_error(p, "invalid aggregate length in reply");
+        if (n < 0 || n > REPLY_AGG_MAX)
+            return resp_proto_error(p, "invalid aggregate length in reply");
         if (p->elem == '%' || p->elem == '|') n *= 2;
         /* An attribute precedes the value it describes, which still fills the slot. */
         p->remaining += (uint64_t)n;
@@ -178,7 +158,8 @@ static int reply_count(struct resp_parser *p, long long n)
 static int number_done(struct resp_parser *p)
 {
     if (p->num_digits == 0)
-        return proto_error(p, p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
+        return resp_proto_error(p, p->elem == '*' ? "invalid multibulk length"
+                                                  : "invalid bulk length");
     return reply_count(p, p->num_neg ? -p->num : p->num);
 }
 
@@ -186,8 +167,8 @@ static int number_byte(struct resp_parser *p, char c)
 {
     if (c >= '0' && c <= '9') {
         if (++p->num_digits > NUM_DIGITS_MAX || p->num > (LLONG_MAX - (c - '0')) / 10)
-            return proto_error(p,
-                               p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
+            return resp_proto_error(p, p->elem == '*' ? "invalid multibulk length"
+                                                      : "invalid bulk length");
         p->num = p->num * 10 + (c - '0');
         return RESP_MORE;
     }
@@ -199,7 +180,7 @@ static int number_byte(struct resp_parser *p, char c)
         p->state = S_NUM_LF;
         return RESP_MORE;
     }
-    return proto_error(p, p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
+    return resp_proto_error(p, p->elem == '*' ? "invalid multibulk length" : "invalid bulk length");
 }
 
 static void start_number(struct resp_parser *p, char elem)
@@ -236,7 +217,7 @@ static int type_byte(struct resp_parser *p, char c)
         start_number(p, c);
         return RESP_MORE;
     default:
-        return proto_error(p, "invalid type byte in reply");
+        return resp_proto_error(p, "invalid type byte in reply");
     }
 }
 
@@ -262,20 +243,20 @@ static int step_reply(struct resp_parser *p, const char *b, size_t n, size_t *i)
         }
     case S_NUM_LF:
         (*i)++;
-        if (c != '\n') return proto_error(p, "expected LF after a length");
+        if (c != '\n') return resp_proto_error(p, "expected LF after a length");
         return number_done(p);
     case S_LINE: {
         const char *cr = memchr(b + *i, '\r', n - *i);
         size_t take = cr ? (size_t)(cr - (b + *i)) + 1 : n - *i;
         p->line_len += take;
         *i += take;
-        if (p->line_len > REPLY_LINE_MAX) return proto_error(p, "too long line in reply");
+        if (p->line_len > REPLY_LINE_MAX) return resp_proto_error(p, "too long line in reply");
         if (cr) p->state = S_LINE_LF;
         return RESP_MORE;
     }
     case S_LINE_LF:
         (*i)++;
-        if (c != '\n') return proto_error(p, "expected LF in reply");
+        if (c != '\n') return resp_proto_error(p, "expected LF in reply");
         return element_done(p);
     case S_BULK: {
         size_t avail = n - *i;
@@ -287,41 +268,41 @@ static int step_reply(struct resp_parser *p, const char *b, size_t n, size_t *i)
     }
     case S_BULK_CR:
         (*i)++;
-        if (c != '\r') return proto_error(p, "expected CRLF after bulk data");
+        if (c != '\r') return resp_proto_error(p, "expected CRLF after bulk data");
         p->state = S_BULK_LF;
         return RESP_MORE;
     case S_BULK_LF:
         (*i)++;
-        if (c != '\n') return proto_error(p, "expected CRLF after bulk data");
+        if (c != '\n') return resp_proto_error(p, "expected CRLF after bulk data");
         return element_done(p);
     }
-    return proto_error(p, "internal parser state");
+    return resp_proto_error(p, "internal parser state");
 }
 
 /* --- requests: what makes Redis refuse or close -------------------------- */
 
 /* The error Redis gives when a line has gone on for more than 64 KiB with no end
  * found (no CR, or a NUL before it). */
-static int too_big(struct resp_parser *p)
+int resp_too_big(struct resp_parser *p)
 {
-    if (p->type == 'i') return proto_error(p, "too big inline request");
-    return proto_error(p,
-                       p->argc == 0 ? "too big mbulk count string" : "too big bulk count string");
+    if (p->type == 'i') return resp_proto_error(p, "too big inline request");
+    return resp_proto_error(p, p->argc == 0 ? "too big mbulk count string"
+                                            : "too big bulk count string");
 }
 
 /* processCommand: a command named POST or Host: (strcasecmp, so up to a NUL in the
  * name) is an HTTP request sent to Redis; it closes the connection, answering
  * nothing. name is lowercased and NUL-terminated. */
-static int is_http_command(const struct resp_parser *p)
+int resp_is_http_command(const struct resp_parser *p)
 {
     return (p->name[0] == 'p' && strcmp(p->name, "post") == 0) ||
            (p->name[0] == 'h' && strcmp(p->name, "host:") == 0);
 }
 
-static int cross_protocol(struct resp_parser *p)
+int resp_cross_protocol(struct resp_parser *p)
 {
     p->http = 1;
-    return proto_error(p, "cross-protocol request (HTTP)");
+    return resp_proto_error(p, "cross-protocol request (HTTP)");
 }
 
 /* --- requests: multibulk ------------------------------------------------- */
@@ -380,8 +361,8 @@ static int number_value(const struct resp_parser *p, long long *out)
 /* The command's last argument is in. */
 static int command_done(struct resp_parser *p)
 {
-    if (is_http_command(p)) return cross_protocol(p);
-    if (p->tainted) return proto_error(p, "CR without LF ending a length line");
+    if (resp_is_http_command(p)) return resp_cross_protocol(p);
+    if (p->tainted) return resp_proto_error(p, "CR without LF ending a length line");
     return RESP_DONE;
 }
 
@@ -393,7 +374,7 @@ static int line_end(struct resp_parser *p, unsigned char x, size_t at)
     int ok = number_value(p, &n);
     if (x != '\n') p->tainted = 1;
     if (p->argc == 0) { /* the count */
-        if (!ok || n > RESP_MAX_ARGS) return proto_error(p, "invalid multibulk length");
+        if (!ok || n > RESP_MAX_ARGS) return resp_proto_error(p, "invalid multibulk length");
         if (n <= 0) return RESP_DONE; /* an empty command: Redis runs and answers nothing */
         p->argc = n;
         p->argi = 0;
@@ -403,9 +384,9 @@ static int line_end(struct resp_parser *p, unsigned char x, size_t at)
     if (p->elem != '$') {
         char got = p->elem == '\r' || p->elem == '\n' ? ' ' : p->elem;
         snprintf(p->errbuf, sizeof(p->errbuf), "expected '$', got '%c'", got);
-        return proto_error(p, p->errbuf);
+        return resp_proto_error(p, p->errbuf);
     }
-    if (!ok || n < 0 || n > p->max_bulk) return proto_error(p, "invalid bulk length");
+    if (!ok || n < 0 || n > p->max_bulk) return resp_proto_error(p, "invalid bulk length");
     p->cap = 0;
     if (p->argi == 0) p->name_len = (size_t)n;
     if (p->argi == 1) {
@@ -430,209 +411,6 @@ static void capture(struct resp_parser *p, const char *b, size_t n)
         p->cap += take;
         p->arg1[p->cap] = '\0';
     }
-}
-
-/* --- requests: inline ---------------------------------------------------- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* isspace() in the C locale, which Redis runs in for LC_CTYPE. */
-static int blank(int c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-/* s[k] of a line of n bytes with no NUL in it, the end read as the NUL that ends
- * the C string sdssplitargs walks. */
-static int at(const char *s, size_t n, size_t k)
-{
-    return k < n ? (unsigned char)s[k] : 0;
-}
-
-/* One argument starting at s[*i] (not a blank, not the end), split as sdssplitargs
- * (sds.c) does, into out (room for n bytes). Returns its length, or -1 where
- * sdssplitargs fails: unbalanced quotes, or a closing quote not followed by a blank
- * or the end. A quote opens anywhere in an argument (a"b c" is one argument, ab c);
- * an unquoted argument ends only at space, tab, CR, LF or the end (a \v or \f is
- * part of it, though blanks between arguments are skipped by isspace). */
-static long inline_arg(const char *s, size_t n, size_t *i, char *out)
-{
-    size_t o = 0, k = *i;
-    int inq = 0, insq = 0;
-    for (;;) {
-        int c = at(s, n, k);
-        if (inq) {
-            if (c == '\\' && at(s, n, k + 1) == 'x' && hexval(at(s, n, k + 2)) >= 0 &&
-                hexval(at(s, n, k + 3)) >= 0) {
-                out[o++] = (char)(hexval(at(s, n, k + 2)) * 16 + hexval(at(s, n, k + 3)));
-                k += 4;
-            } else if (c == '\\' && at(s, n, k + 1)) {
-                int e = at(s, n, k + 1);
-                out[o++] = (char)(e == 'n'   ? '\n'
-                                  : e == 'r' ? '\r'
-                                  : e == 't' ? '\t'
-                                  : e == 'b' ? '\b'
-                                  : e == 'a' ? '\a'
-                                             : e);
-                k += 2;
-            } else if (c == '"') {
-                if (at(s, n, k + 1) && !blank(at(s, n, k + 1))) return -1;
-                k++;
-                break;
-            } else if (!c) {
-                return -1;
-            } else {
-                out[o++] = (char)c;
-                k++;
-            }
-        } else if (insq) {
-            if (c == '\\' && at(s, n, k + 1) == '\'') {
-                out[o++] = '\'';
-                k += 2;
-            } else if (c == '\'') {
-                if (at(s, n, k + 1) && !blank(at(s, n, k + 1))) return -1;
-                k++;
-                break;
-            } else if (!c) {
-                return -1;
-            } else {
-                out[o++] = (char)c;
-                k++;
-            }
-        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || !c) {
-            if (c) k++;
-            break;
-        } else if (c == '"') {
-            inq = 1;
-            k++;
-        } else if (c == '\'') {
-            insq = 1;
-            k++;
-        } else {
-            out[o++] = (char)c;
-            k++;
-        }
-    }
-    *i = k;
-    return (long)o;
-}
-
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    char *b = realloc(*buf, c);
-    if (!b) return -1;
-    *buf = b;
-    *cap = c;
-    return 0;
-}
-
-/* "GET /path HTTP/1.1" and friends: three or more words, the last a protocol
- * version. Redis would answer this line and close only at the Host: header after
- * it; respgate closes at once. */
-static int looks_like_http(const char *line, size_t n)
-{
-    size_t last = n;
-    while (last > 0 && line[last - 1] != ' ')
-        last--;
-    if (last == 0 || n - last < 5 || strncmp(line + last, "HTTP/", 5) != 0) return 0;
-    const char *first = memchr(line, ' ', n);
-    return first && first < line + last - 1;
-}
-
-/* Turns the inline line into a multibulk command in p->enc. */
-static int inline_done(struct resp_parser *p)
-{
-    size_t n = p->line_len;
-    if (n && p->line[n - 1] == '\r') n--;
-    if (looks_like_http(p->line, n)) return cross_protocol(p);
-
-    /* Worst case: every byte an argument ("a b c"): header 24 bytes + per arg 16. */
-    if (grow(&p->enc, &p->enc_cap, 32 + n * 20)) return proto_error(p, "out of memory");
-    char *args = malloc(n + 1);
-    if (!args) return proto_error(p, "out of memory");
-
-    /* Arguments are first written after a gap for the "*<argc>\r\n" header. */
-    size_t o = 24, i = 0;
-    long long argc = 0;
-    for (;;) {
-        while (i < n && blank((unsigned char)p->line[i]))
-            i++;
-        if (i == n) break;
-        long alen = inline_arg(p->line, n, &i, args);
-        if (alen < 0) {
-            free(args);
-            return proto_error(p, "unbalanced quotes in request");
-        }
-        if (argc == 0) {
-            p->name_len = (size_t)alen;
-            for (long k = 0; k < alen && k < RESP_NAME_MAX; k++)
-                p->name[k] = (char)tolower((unsigned char)args[k]);
-            p->name[alen < RESP_NAME_MAX ? alen : RESP_NAME_MAX] = '\0';
-        }
-        o += (size_t)sprintf(p->enc + o, "$%ld\r\n", alen);
-        if (argc == 1) {
-            p->arg1_len = (size_t)alen;
-            size_t take = (size_t)alen < RESP_ARG1_MAX ? (size_t)alen : RESP_ARG1_MAX;
-            memcpy(p->arg1, args, take);
-            p->arg1[take] = '\0';
-            p->key_off = o;
-        }
-        memcpy(p->enc + o, args, (size_t)alen);
-        o += (size_t)alen;
-        p->enc[o++] = '\r';
-        p->enc[o++] = '\n';
-        argc++;
-    }
-    free(args);
-
-    p->argc = argc;
-    if (argc == 0) return RESP_DONE; /* an empty line: Redis ignores it */
-    if (is_http_command(p)) return cross_protocol(p);
-    char hdr[24];
-    int h = snprintf(hdr, sizeof(hdr), "*%lld\r\n", argc);
-    size_t start = 24 - (size_t)h;
-    memcpy(p->enc + start, hdr, (size_t)h);
-    p->inl = p->enc + start;
-    p->inl_len = o - start;
-    p->key_off -= start;
-    return RESP_DONE;
-}
-
-static int inline_bytes(struct resp_parser *p, const char *b, size_t n, size_t *i)
-{
-    const char *s = b + *i;
-    size_t avail = n - *i;
-    const char *lf = memchr(s, '\n', avail);
-    size_t take = lf ? (size_t)(lf - s) : avail;
-    const char *nul = memchr(s, '\0', take);
-    if (nul) { /* strchr(line, '\n') stops here: the line never ends for Redis */
-        take = (size_t)(nul - s) + 1;
-        *i += take;
-        p->line_len += take;
-        p->state = S_RQ_NUL;
-        return p->line_len > RESP_INLINE_MAX ? too_big(p) : RESP_MORE;
-    }
-    /* At most 64 KiB before the LF: Redis refuses more once it has read more with
-     * no LF, which a longer line may always be. */
-    if (p->line_len + take > RESP_INLINE_MAX) return too_big(p);
-    if (grow(&p->line, &p->line_cap, p->line_len + take + 1))
-        return proto_error(p, "out of memory");
-    memcpy(p->line + p->line_len, s, take);
-    p->line_len += take;
-    *i += take;
-    if (!lf) return RESP_MORE;
-    (*i)++; /* the LF */
-    return inline_done(p);
 }
 
 /* --- requests: the machine ----------------------------------------------- */
@@ -666,7 +444,7 @@ static int step_request(struct resp_parser *p, const char *b, size_t n, size_t *
                 p->state = S_RQ_END;
                 return RESP_MORE;
             }
-            if (++p->line_len > RESP_INLINE_MAX) return too_big(p);
+            if (++p->line_len > RESP_INLINE_MAX) return resp_too_big(p);
             if (c == '\0') {
                 p->state = S_RQ_NUL;
                 return RESP_MORE;
@@ -684,7 +462,7 @@ static int step_request(struct resp_parser *p, const char *b, size_t n, size_t *
         if (avail >= room) {
             *i += room;
             p->line_len += room;
-            return too_big(p);
+            return resp_too_big(p);
         }
         *i += avail;
         p->line_len += avail;
@@ -711,9 +489,9 @@ static int step_request(struct resp_parser *p, const char *b, size_t n, size_t *
         }
         return command_done(p);
     case S_INLINE:
-        return inline_bytes(p, b, n, i);
+        return resp_inline_bytes(p, b, n, i);
     }
-    return proto_error(p, "internal parser state");
+    return resp_proto_error(p, "internal parser state");
 }
 
 int resp_feed(struct resp_parser *p, const char *buf, size_t n, size_t *used)

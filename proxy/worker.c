@@ -11,6 +11,7 @@
 #include "idmap.h"
 #include "clientlist.h"
 #include "roster.h"
+#include "listen.h"
 #include "log.h"
 #include "pass.h"
 #include "req.h"
@@ -28,9 +29,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#define LISTEN_BACKLOG 511
-#define ACCEPT_RETRY_MS 100
 
 struct worker_group {
     int n;
@@ -86,73 +84,6 @@ static int pass_end(void *arg)
     }
     if (w->draining && w->nclients == 0) event_base_loopexit(w->base, NULL);
     return did;
-}
-
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
-{
-    (void)l;
-    (void)sa;
-    (void)len;
-    client_accept(arg, fd, NULL);
-}
-
-/* The TLS listener's clients: the handshake starts inside their first reads, with the
- * certificate of the config running now (a reload's new one for new clients). */
-static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                          int len, void *arg)
-{
-    (void)l;
-    (void)sa;
-    (void)len;
-    struct worker *w = arg;
-    client_accept(w, fd, w->cfg->tls.ctx);
-}
-
-static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct worker *w = arg;
-    if (w->listener) evconnlistener_enable(w->listener);
-    if (w->tls_listener) evconnlistener_enable(w->tls_listener);
-}
-
-/* Out of descriptors, the clients waiting in the backlog would wait there, or be
- * reset, without a word: the spare descriptor lets each in just long enough to
- * hear the max_clients error, as Redis says it. Returns how many were refused. */
-static int refuse_backlog(struct worker *w, struct evconnlistener *l)
-{
-    int n = 0;
-    evutil_socket_t fd;
-    close(w->spare_fd);
-    while (n < 64 && (fd = accept(evconnlistener_get_fd(l), NULL, NULL)) >= 0) {
-        client_refuse(w, fd);
-        n++;
-    }
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (n && w->now_ns - w->refused_logged_ns > 1000000000LL) {
-        log_warn("out of file descriptors: clients refused with 'max number of clients "
-                 "reached' (raise the open-files limit, or lower limits.max_clients)");
-        w->refused_logged_ns = w->now_ns;
-    }
-    return n;
-}
-
-/* Out of file descriptors, typically: refuse the waiting clients, then pause
- * accepting instead of spinning. */
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    struct worker *w = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    w->now_ns = topo_now_ns();
-    if (w->spare_fd < 0) w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* taken back */
-    if ((err == EMFILE || err == ENFILE) && w->spare_fd >= 0 && refuse_backlog(w, l)) return;
-    log_warn("accept failed: %s; pausing accepts for %d ms", evutil_socket_error_to_string(err),
-             ACCEPT_RETRY_MS);
-    evconnlistener_disable(l);
-    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
-    event_base_once(w->base, -1, EV_TIMEOUT, accept_resume_cb, w, &tv);
 }
 
 /* How many clients the open-files limit leaves room for, as Redis lowers maxclients
@@ -244,14 +175,7 @@ static int set_config(struct worker *w, struct config *cfg)
 
 static void start_stopping(struct worker *w, int how)
 {
-    if (w->listener) {
-        evconnlistener_free(w->listener);
-        w->listener = NULL;
-    }
-    if (w->tls_listener) {
-        evconnlistener_free(w->tls_listener);
-        w->tls_listener = NULL;
-    }
+    listen_close(w);
     if (how == 2) {
         client_close_all(w); /* freed at the end of this pass */
         event_base_loopexit(w->base, NULL);
@@ -374,8 +298,7 @@ static void *worker_main(void *arg)
 
 static void worker_deinit(struct worker *w)
 {
-    if (w->listener) evconnlistener_free(w->listener);
-    if (w->tls_listener) evconnlistener_free(w->tls_listener);
+    listen_close(w);
     if (w->ctl_ev) event_free(w->ctl_ev);
     if (w->drain_timer) event_free(w->drain_timer);
     if (w->cron) event_free(w->cron);
@@ -393,7 +316,6 @@ static void worker_deinit(struct worker *w)
     req_cache_destroy(&w->reqs);
     for (int i = 0; i < 2; i++)
         if (w->ctl_fd[i] >= 0) close(w->ctl_fd[i]);
-    if (w->spare_fd >= 0) close(w->spare_fd);
     sock_loop_destroy(&w->io);
     if (w->base) event_base_free(w->base);
 }
@@ -403,7 +325,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
                        const struct addrinfo *tls_ai, char *err, size_t errlen)
 {
     w->id = id;
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->spare_fd = -1;
     w->cfg = config_acquire(cfg);
     fit_fd_cap(w);
     w->policy = route_policy_of(cfg);
@@ -451,26 +373,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
         snprintf(err, errlen, "worker %d: cannot watch its control pipe", id);
         return -1;
     }
-    w->listener = evconnlistener_new_bind(
-        w->base, accept_cb, w,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
-        LISTEN_BACKLOG, listen_ai->ai_addr, (int)listen_ai->ai_addrlen);
-    if (!w->listener) {
-        snprintf(err, errlen, "listen %s:%d: %s", cfg->listen.host, cfg->listen.port,
-                 strerror(errno));
-        return -1;
-    }
-    evconnlistener_set_error_cb(w->listener, accept_error_cb);
-    if (tls_ai && !(w->tls_listener = evconnlistener_new_bind(
-                        w->base, accept_tls_cb, w,
-                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                            LEV_OPT_REUSEABLE_PORT,
-                        LISTEN_BACKLOG, tls_ai->ai_addr, (int)tls_ai->ai_addrlen))) {
-        snprintf(err, errlen, "tls.listen %s:%d: %s", cfg->tls.listen.host, cfg->tls.listen.port,
-                 strerror(errno));
-        return -1;
-    }
-    if (w->tls_listener) evconnlistener_set_error_cb(w->tls_listener, accept_error_cb);
+    if (listen_open(w, listen_ai, tls_ai, err, errlen)) return -1;
     if (upstream_pool_init(w)) {
         snprintf(err, errlen, "worker %d: cannot create upstream connections", id);
         return -1;
