@@ -273,11 +273,27 @@ static int parse_slo(json_t *root, struct config *cfg, char *err, size_t errlen)
 
 static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",       "threads",  "log",    "shutdown_timeout_ms",
-                                       "regions",      "upstream", "limits", "probe_interval_ms",
-                                       "local_region", "routing",  "auth",   "deny_commands",
-                                       "failover",     "admin",    "notify", "slo",
-                                       "durability",   "tls",      "backup", NULL};
+    static const char *const keys[] = {"listen",
+                                       "threads",
+                                       "log",
+                                       "shutdown_timeout_ms",
+                                       "regions",
+                                       "upstream",
+                                       "limits",
+                                       "probe_interval_ms",
+                                       "local_region",
+                                       "routing",
+                                       "auth",
+                                       "deny_commands",
+                                       "failover",
+                                       "admin",
+                                       "notify",
+                                       "slo",
+                                       "durability",
+                                       "tls",
+                                       "backup",
+                                       "busy_poll_us",
+                                       NULL};
     static const char *const upstream_keys[] = {
         "connections_per_node", "connect_timeout_ms", "username", "password", "tls", NULL};
     static const char *const limits_keys[] = {"max_clients",
@@ -313,6 +329,9 @@ static int parse_root(json_t *root, struct config *cfg, char *err, size_t errlen
     v = cfg->shutdown_timeout_ms;
     if (config_json_int(root, "", "shutdown_timeout_ms", 0, 600000, &v, err, errlen)) return -1;
     cfg->shutdown_timeout_ms = (int)v;
+    v = cfg->busy_poll_us;
+    if (config_json_int(root, "", "busy_poll_us", 0, 10000, &v, err, errlen)) return -1;
+    cfg->busy_poll_us = (int)v;
 
     v = cfg->probe_interval_ms;
     if (config_json_int(root, "", "probe_interval_ms", 10, 60000, &v, err, errlen)) return -1;

@@ -82,6 +82,7 @@ struct config {
     int log_format;          /* enum config_log_format */
     int shutdown_timeout_ms; /* drain time on SIGTERM/SIGINT */
     int probe_interval_ms;   /* how often every node is asked INFO */
+    int busy_poll_us;        /* workers poll without sleeping this long after a write */
     size_t nregions;
     struct config_region *regions;
     int local_region; /* index of this respgate's region (local_region, RESPGATE_REGION); -1 */

@@ -203,6 +203,7 @@ static void add_region_keys(json_t *o, const struct config *cfg)
                   "timeout_ms", cfg->durability.timeout_ms, "on_timeout",
                   cfg->durability.on_timeout == CONFIG_DURABLE_REPLY ? "reply" : "error",
                   "min_replicas_in_other_regions", cfg->durability.min_replicas_in_other_regions));
+    json_object_set_new(o, "busy_poll_us", json_integer(cfg->busy_poll_us));
 }
 
 json_t *config_to_json(const struct config *cfg, int redact)

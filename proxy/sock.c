@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SOCK_READ_MAX (64 * 1024)
@@ -42,6 +43,7 @@ struct sock_loop {
     struct sock_tls_counts tls; /* handshakes, for the owner's counters */
     int (*pass_end)(void *arg);
     void *pass_arg;
+    long long busy_poll_ns; /* after a pass that wrote, poll without sleeping this long */
     char rbuf[SOCK_READ_MAX];
 };
 
@@ -64,6 +66,11 @@ void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg
 {
     l->pass_end = fn;
     l->pass_arg = arg;
+}
+
+void sock_loop_set_busy_poll(struct sock_loop *l, int us)
+{
+    l->busy_poll_ns = (long long)us * 1000;
 }
 
 void sock_loop_destroy(struct sock_loop **lp)
@@ -230,15 +237,31 @@ static int flush_dirty(struct sock_loop *l)
     return any;
 }
 
+static long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void sock_loop_run(struct sock_loop *l)
 {
+    long long wrote_at = 0; /* the last pass that wrote, while busy polling */
     while (!event_base_got_exit(l->base) && !event_base_got_break(l->base)) {
-        if (event_base_loop(l->base, EVLOOP_ONCE) < 0) break;
+        /* Busy polling: a write is usually answered within microseconds (Redis' reply
+         * to a forwarded request, a client's next request), and a thread that went to
+         * sleep in epoll_wait takes a wake-up to see it: on a virtual machine that is
+         * most of a hop's latency. */
+        int flags = EVLOOP_ONCE;
+        if (l->busy_poll_ns && mono_ns() - wrote_at < l->busy_poll_ns) flags = EVLOOP_NONBLOCK;
+        if (event_base_loop(l->base, flags) < 0) break;
         /* The end of the pass, then the writes; a write's handler may leave more for
          * the end of the pass (a client closed, a paused one to resume). */
         for (;;) {
             int more = l->pass_end ? l->pass_end(l->pass_arg) : 0;
-            if (!flush_dirty(l) && !more) break;
+            int wrote = flush_dirty(l);
+            if (wrote && l->busy_poll_ns) wrote_at = mono_ns();
+            if (!wrote && !more) break;
         }
     }
 }

@@ -30,6 +30,9 @@ struct event_base *sock_loop_base(const struct sock_loop *l);
 /* fn runs after each pass of the loop, before the writes, and again after them
  * until it returns 0 and nothing was written: the worker's end of the pass. */
 void sock_loop_set_pass_end(struct sock_loop *l, int (*fn)(void *arg), void *arg);
+/* After a pass that wrote, poll for up to us microseconds without sleeping (0: never):
+ * lower latency for a core's worth of CPU while traffic lasts. */
+void sock_loop_set_busy_poll(struct sock_loop *l, int us);
 /* Runs the loop until event_base_loopexit(): one pass, its end, then the writes it
  * queued. */
 void sock_loop_run(struct sock_loop *l);

@@ -170,6 +170,7 @@ static int set_config(struct worker *w, struct config *cfg)
     config_release(&w->cfg);
     w->cfg = cfg;
     w->policy = route_policy_of(cfg);
+    sock_loop_set_busy_poll(w->io, cfg->busy_poll_us);
     return 0;
 }
 
@@ -362,6 +363,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct shar
         return -1;
     }
     sock_loop_set_pass_end(w->io, pass_end, w);
+    sock_loop_set_busy_poll(w->io, cfg->busy_poll_us);
     struct timeval second = {1, 0};
     if (!(w->cron = event_new(w->base, -1, EV_PERSIST, cron_cb, w)) ||
         event_add(w->cron, &second) < 0) {

@@ -10,13 +10,16 @@
 #        previous commit's, run as target "base" for an A/B in the same run),
 #        THREADS (respgate workers, 2), ROUNDS (3),
 #        REQUESTS (pipelined, 400000), REQUESTS_P1 (100000), REQUESTS_C1 (20000),
+#        BUSY_POLL (200: a second respgate, "busypoll", with busy_poll_us 200; 0: none),
 #        MODE=replicas: the master gets two replicas; respgate reads from them and is
 #        compared with direct Redis (the peers here cannot split reads), and a second
 #        respgate ("durable") adds durability.min_replicas 1,
 #        PIN=1 (default when there are 3 cores or more): Redis on CPU 0, the proxy under
 #        test on CPU 1, redis-benchmark on CPU 2, so that they do not trade places
 # Workloads: -c 50 -P 16, -c 50 -P 1, -c 1, and -c 50 -P 16 in RESP3 (redis-benchmark
-# -3: HELLO 3 first; nutcracker has no HELLO and sits that one out).
+# -3: HELLO 3 first; nutcracker has no HELLO and sits that one out). The latency one
+# client sees is timed by tests/bench/pingpong.c to the microsecond (redis-benchmark's
+# histogram steps by 8 µs there).
 # Besides rps (median, and the spread: the lowest and highest round as a percentage of
 # the median), it reports each process's CPU time per request (from /proc/PID/stat),
 # the figure that does not depend on how busy the machine is.
@@ -28,6 +31,7 @@ ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-400000}
 REQUESTS_P1=${REQUESTS_P1:-100000}
 REQUESTS_C1=${REQUESTS_C1:-20000}
+BUSY_POLL=${BUSY_POLL:-200}
 MODE=${MODE:-single}
 PIN=${PIN:-$([ "$(nproc)" -ge 3 ] && echo 1 || echo 0)}
 pin() { # cpu command...: run pinned when PIN=1; exec, so that $! is the process itself
@@ -41,6 +45,7 @@ out=""
 
 . "$(dirname "$0")/lib.sh"
 bench_setup bench
+cc -O2 -o "$dir/pingpong" "$repo/tests/bench/pingpong.c"
 wait_ping() {
     for _ in $(seq 100); do
         [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ] && return 0
@@ -93,6 +98,11 @@ start_respgate() { # target binary: the config above, on a port of its own
 }
 start_respgate respgate "$RESPGATE"
 [ -n "${RESPGATE_BASE:-}" ] && start_respgate base "$RESPGATE_BASE"
+if [ "$BUSY_POLL" != 0 ] && [ "$MODE" != replicas ]; then # the latency it buys, and its cost
+    sed "s/\"admin\": {\"listen\": null}/\"admin\": {\"listen\": null}, \"busy_poll_us\": $BUSY_POLL/" \
+        "$dir/respgate.template.json" >"$dir/busypoll.template.json"
+    template="$dir/busypoll.template.json" start_respgate busypoll "$RESPGATE"
+fi
 if [ "$MODE" = replicas ]; then # the cost of durability.min_replicas 1 (a WAIT per pass)
     sed 's/"admin": {"listen": null}/"admin": {"listen": null}, "durability": {"min_replicas": 1}/' \
         "$dir/respgate.template.json" >"$dir/durable.template.json"
@@ -159,8 +169,10 @@ workloads=(
 [ "$MODE" = replicas ] && workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1")
 results="$dir/results.csv" # target,workload,test,rps,p50_ms,p99_ms
 cpu="$dir/cpu.csv"         # target,workload,cpu_us_per_request
+latency="$dir/latency.csv" # target,test,p50_us,p99_us (pingpong, one client)
 : > "$results"
 : > "$cpu"
+: > "$latency"
 
 # redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
 # "p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -185,6 +197,15 @@ for ((round = 0; round < ROUNDS; round++)); do
             run "$t" "$name" "$opts" "$reqs"
         done
     done
+    if [ "$MODE" != replicas ]; then
+        for ((k = 0; k < n; k++)); do
+            t=${targets[$(((k + round) % n))]}
+            for test in set get; do
+                pin 2 "$dir/pingpong" "${port[$t]}" "$test" "$REQUESTS_C1" 32 |
+                    awk -v t="$t" -v x="${test^^}" '{ print t "," x "," $1 "," $2 }' >> "$latency"
+            done
+        done
+    fi
     echo "round $((round + 1)) of $ROUNDS done" >&2
 done
 
@@ -192,9 +213,9 @@ report() {
     [ "$MODE" = replicas ] && echo "Mode: a master and two replicas; respgate reads from the replicas, direct is the master alone."
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians (spread: lowest and highest round against the median); pinned to CPUs: $PIN; $(date -u +%Y-%m-%d)"
     echo
-    python3 - "$results" "$cpu" "${targets[@]}" <<'PY'
+    python3 - "$results" "$cpu" "$latency" "${targets[@]}" <<'PY'
 import csv, statistics, sys
-path, cpu_path, targets = sys.argv[1], sys.argv[2], sys.argv[3:]
+path, cpu_path, lat_path, targets = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 data = {}
 for t, w, test, rps, p50, p99 in csv.reader(open(path)):
     data.setdefault((w, test, t), []).append((float(rps), float(p50), float(p99)))
@@ -223,20 +244,25 @@ for w in ("P16", "P1", "C1", "R3"):
             cells.append("n/a" if v is None else "%.0f (%.2f×)%s" % (v, v / d, spread(w, test, t)))
         print("| %s %s | %.0f%s | %s |" % (test, names[w], d, spread(w, test, "direct"),
                                             " | ".join(cells)))
-if not any(k[0] == "C1" for k in data):
-    sys.exit(0)
-print()
-print("| -c 1 latency | direct p50 ms | " + " | ".join("%s p50 ms (added µs)" % t for t in peers) + " |")
-print("|---|---|" + "---|" * len(peers))
-for test in ("SET", "GET"):
-    d = med("C1", test, "direct", 1)
-    if d is None:
-        continue
-    cells = []
-    for t in peers:
-        v, v99 = med("C1", test, t, 1), med("C1", test, t, 2)
-        cells.append("n/a" if v is None else "%.3f (+%.0f) / p99 %.3f" % (v, (v - d) * 1000, v99))
-    print("| %s | %.3f / p99 %.3f | %s |" % (test, d, med("C1", test, "direct", 2), " | ".join(cells)))
+lat = {}
+for t, test, p50, p99 in csv.reader(open(lat_path)):
+    lat.setdefault((test, t), []).append((float(p50), float(p99)))
+if lat:
+    print()
+    print("One client, one request at a time (pingpong), µs: p50 (added over direct) / p99, "
+          "medians over rounds.")
+    print()
+    print("| latency | direct | " + " | ".join(peers) + " |")
+    print("|---|---|" + "---|" * len(peers))
+    for test in ("SET", "GET"):
+        if (test, "direct") not in lat:
+            continue
+        m = {t: [statistics.median(x[i] for x in lat[(test, t)]) for i in (0, 1)]
+             for t in targets if (test, t) in lat}
+        d = m["direct"]
+        cells = ["n/a" if t not in m else "%.1f (+%.1f) / %.1f" % (m[t][0], m[t][0] - d[0], m[t][1])
+                 for t in peers]
+        print("| %s | %.1f / %.1f | %s |" % (test, d[0], d[1], " | ".join(cells)))
 cpu = {}
 for t, w, us in csv.reader(open(cpu_path)):
     cpu.setdefault((w, t), []).append(float(us))

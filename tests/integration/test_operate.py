@@ -232,6 +232,32 @@ class Operate(unittest.TestCase):
                          1 + len(self.watch_reloads("applied")))
         self.assertEqual(self.get("/config")["config"]["routing"]["reads"], "master")
 
+    def test_busy_polling_serves_load_and_sleeps_when_idle(self):
+        load = Load(self.gate.port)
+        try:
+            wait_until(lambda: load.ops > 200, what="load running")
+            self.write_config(busy_poll_us=500)
+            code, r = self.reload()
+            self.assertEqual((code, r["ok"]), (200, True), r)
+            wait_until(lambda: self.get("/config")["config"]["busy_poll_us"] == 500,
+                       what="busy_poll_us applied")
+            ops = load.ops
+            wait_until(lambda: load.ops > ops + 500, what="load going on with busy polling")
+        finally:
+            errors = load.finish()
+        self.assertEqual(errors, [])
+        # With nothing written for 500 µs the workers sleep again: an idle respgate
+        # that kept polling would burn a core (100 ticks a second per worker).
+        time.sleep(0.2)
+
+        def ticks():
+            with open("/proc/%d/stat" % self.gate.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
+        before = ticks()
+        time.sleep(1.0)
+        self.assertLess(ticks() - before, 30)
+
     def test_a_broken_file_keeps_the_running_config(self):
         c = self.client()
         cases = [("bad JSON", '{"threads": 2,', "line 1"),

@@ -27,7 +27,7 @@ Test(config, a_full_config_loads_every_key)
 {
     struct config *cfg =
         load("{\"listen\": \"0.0.0.0:7000\", \"threads\": 3,"
-             "\"log\": {\"level\": \"debug\"}, \"shutdown_timeout_ms\": 100,"
+             "\"log\": {\"level\": \"debug\"}, \"shutdown_timeout_ms\": 100, \"busy_poll_us\": 50,"
              "\"regions\": [{\"name\": \"eu\", \"priority\": 2, \"nodes\": "
              "[\"10.0.0.1:6379\", \"[::1]:6380\"]},"
              "{\"name\": \"us\", \"priority\": 1, \"nodes\": [\"h:1\"]}],"
@@ -40,6 +40,7 @@ Test(config, a_full_config_loads_every_key)
     cr_assert_eq(cfg->threads, 3);
     cr_assert_eq(cfg->log_level, LOG_DEBUG);
     cr_assert_eq(cfg->shutdown_timeout_ms, 100);
+    cr_assert_eq(cfg->busy_poll_us, 50);
     cr_assert_eq(cfg->nregions, 2);
     cr_assert_eq(cfg->regions[0].nnodes, 2);
     cr_assert_str_eq(cfg->regions[0].nodes[1].host, "::1");
@@ -63,6 +64,7 @@ Test(config, omitted_keys_take_their_documented_defaults)
     cr_assert_geq(cfg->threads, 1);
     cr_assert_eq(cfg->log_level, LOG_INFO);
     cr_assert_eq(cfg->shutdown_timeout_ms, 5000);
+    cr_assert_eq(cfg->busy_poll_us, 0);
     cr_assert_eq(cfg->regions[0].priority, 0);
     cr_assert_eq(cfg->upstream.connections_per_node, 2);
     cr_assert_eq(cfg->upstream.connect_timeout_ms, 1000);
@@ -78,6 +80,7 @@ Test(config, every_error_names_the_offending_key)
     assert_error_names("{" REGION ", \"upstream\": {\"bogus\": 1}}", "upstream.bogus");
     assert_error_names("{" REGION ", \"threads\": \"2\"}", "threads: expected an integer");
     assert_error_names("{" REGION ", \"threads\": 0}", "threads: must be from 1");
+    assert_error_names("{" REGION ", \"busy_poll_us\": 10001}", "busy_poll_us: must be from 0");
     assert_error_names("{" REGION ", \"upstream\": {\"connections_per_node\": 0}}",
                        "upstream.connections_per_node");
     assert_error_names("{" REGION ", \"limits\": {\"max_query_buffer_bytes\": 10}}",
