@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,7 +254,12 @@ void sock_loop_run(struct sock_loop *l)
          * sleep in epoll_wait takes a wake-up to see it: on a virtual machine that is
          * most of a hop's latency. */
         int flags = EVLOOP_ONCE;
-        if (l->busy_poll_ns && mono_ns() - wrote_at < l->busy_poll_ns) flags = EVLOOP_NONBLOCK;
+        if (l->busy_poll_ns && mono_ns() - wrote_at < l->busy_poll_ns) {
+            flags = EVLOOP_NONBLOCK;
+            /* On cores shared with Redis or the clients, the process whose answer is
+             * awaited may be waiting for this one's core: it goes first. */
+            sched_yield();
+        }
         if (event_base_loop(l->base, flags) < 0) break;
         /* The end of the pass, then the writes; a write's handler may leave more for
          * the end of the pass (a client closed, a paused one to resume). */

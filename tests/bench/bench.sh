@@ -168,7 +168,7 @@ workloads=(
 )
 [ "$MODE" = replicas ] && workloads=("P16|-c 50 -P 16|$REQUESTS" "P1|-c 50 -P 1|$REQUESTS_P1")
 results="$dir/results.csv" # target,workload,test,rps,p50_ms,p99_ms
-cpu="$dir/cpu.csv"         # target,workload,cpu_us_per_request
+cpu="$dir/cpu.csv"         # target,workload,own,redis,loadgen (CPU µs per request)
 latency="$dir/latency.csv" # target,test,p50_us,p99_us (pingpong, one client)
 : > "$results"
 : > "$cpu"
@@ -177,13 +177,17 @@ latency="$dir/latency.csv" # target,test,p50_us,p99_us (pingpong, one client)
 # redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
 # "p95_latency_ms","p99_latency_ms","max_latency_ms"
 run() { # target workload opts requests
-    local before after
+    local before after rbefore rafter gen TIMEFORMAT='%U %S'
     before=$(ticks "${pid[$1]}")
-    pin 2 redis-benchmark -p "${port[$1]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
-        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] "," f[7] }' >> "$results"
+    rbefore=$(ticks "${pid[direct]}")
+    # time: the load generator's CPU (user and system seconds), on stderr
+    gen=$({ time pin 2 redis-benchmark -p "${port[$1]}" $3 -n "$4" -r 100000 -d 32 -t set,get --csv 2>/dev/null |
+        awk -F'","' -v t="$1" -v w="$2" 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print t "," w "," f[1] "," f[2] "," f[5] "," f[7] }' >> "$results"; } 2>&1)
     after=$(ticks "${pid[$1]}")
-    # SET and GET ran: 2 × requests. For a proxy this is its own CPU, not Redis'.
-    echo "$1,$2,$(cpu_per_request "$before" "$after" $((2 * $4)))" >> "$cpu"
+    rafter=$(ticks "${pid[direct]}")
+    # SET and GET ran: 2 × requests. For a proxy, own is its CPU alone; Redis' and the
+    # load generator's are beside it, since on 2 cores all three share the machine.
+    echo "$1,$2,$(cpu_per_request "$before" "$after" $((2 * $4))),$(cpu_per_request "$rbefore" "$rafter" $((2 * $4))),$(awk -v g="$gen" -v n=$((2 * $4)) 'BEGIN { split(g, t, " "); printf "%.3f", (t[1] + t[2]) / n * 1e6 }')" >> "$cpu"
 }
 
 echo "targets: ${targets[*]}; $ROUNDS rounds; $(nproc) cores; pinned: $PIN" >&2
@@ -263,9 +267,11 @@ if lat:
         cells = ["n/a" if t not in m else "%.1f (+%.1f) / %.1f" % (m[t][0], m[t][0] - d[0], m[t][1])
                  for t in peers]
         print("| %s | %.1f / %.1f | %s |" % (test, d[0], d[1], " | ".join(cells)))
-cpu = {}
-for t, w, us in csv.reader(open(cpu_path)):
-    cpu.setdefault((w, t), []).append(float(us))
+cpu, total = {}, {}
+for t, w, own, redis, gen in csv.reader(open(cpu_path)):
+    cpu.setdefault((w, t), []).append(float(own))
+    # every process serving the request: Redis, the proxy (none for direct), the client
+    total.setdefault((w, t), []).append(float(redis) + float(gen) + (float(own) if t != "direct" else 0))
 print()
 print("CPU time per request (SET and GET), µs, median over rounds: the process's own "
       "(for direct, redis-server's; for a proxy, the proxy's alone).")
@@ -277,6 +283,21 @@ for w in ("P16", "P1", "C1", "R3"):
         continue
     print("| %s | %s |" % (names[w], " | ".join(
         "%.2f" % statistics.median(cpu[(w, t)]) if (w, t) in cpu else "n/a" for t in targets)))
+print()
+print("CPU time per request, µs, of every process serving it (Redis, the proxy, redis-benchmark), "
+      "and that total against direct's: when the machine's cores are the limit, throughput "
+      "can reach at most about direct's total over the target's.")
+print()
+print("| workload | " + " | ".join(targets) + " |")
+print("|---|" + "---|" * len(targets))
+for w in ("P16", "P1", "C1", "R3"):
+    if (w, "direct") not in total:
+        continue
+    d = statistics.median(total[(w, "direct")])
+    print("| %s | %s |" % (names[w], " | ".join(
+        ("%.2f" % d) if t == "direct" else
+        ("%.2f (%.2f×)" % (statistics.median(total[(w, t)]), d / statistics.median(total[(w, t)])))
+        if (w, t) in total else "n/a" for t in targets)))
 PY
 }
 report | tee ${out:+"$out"}
