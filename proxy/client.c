@@ -299,6 +299,8 @@ static void up_drained(struct upconn *u)
 
 const struct upstream_ops client_upstream_ops = {
     .reply = replyq_fill,
+    .reply_joins = replyq_joins,
+    .reply_run = replyq_fill_run,
     .lost = up_lost,
     .refused = hold_redirect,
     .tunnel = session_tunnel,

@@ -129,6 +129,11 @@ TAILQ_HEAD(upconn_list, upconn);
 struct upstream_ops {
     /* r's reply is the first len bytes of src: r goes to its client's queue. */
     void (*reply)(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+    /* The same in bulk (upstream_run.c): whether r may follow prev (NULL: r starts a
+     * run) in one move, and the move of count requests' replies from first on. */
+    int (*reply_joins)(const struct req *r, const struct req *prev);
+    void (*reply_run)(struct worker *w, struct req *first, size_t count, struct evbuffer *src,
+                      size_t len);
     /* r was in flight on a connection that failed: sent again, or answered with msg. */
     void (*lost)(struct worker *w, struct req *r, const char *msg);
     /* r was refused because of the node's role (-READONLY, -MASTERDOWN, -LOADING):

@@ -207,6 +207,31 @@ void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t l
     pass_wake(c);
 }
 
+int replyq_joins(const struct req *r, const struct req *prev)
+{
+    const struct client *c = r->client;
+    if (!c || r->redirect || r->scan) return 0;
+    return prev ? prev->client == c && TAILQ_NEXT(prev, cq) == r : TAILQ_FIRST(&c->pending) == r;
+}
+
+void replyq_fill_run(struct worker *w, struct req *first, size_t count, struct evbuffer *src,
+                     size_t len)
+{
+    struct client *c = first->client;
+    for (size_t i = 0; i < count; i++) {
+        struct req *r = TAILQ_FIRST(&c->pending); /* first, then the ones behind it */
+        if (r->timed) stats_observe(&w->stats->latency[r->node], w->now_ns - r->sent_ns);
+        answered(c, r, w->now_ns);
+        TAILQ_REMOVE(&c->pending, r, cq);
+        c->npending--;
+        req_put(w->reqs, r);
+    }
+    evbuffer_remove_buffer(src, sock_output(c->sock), len);
+    sock_flush(c->sock);
+    check_limit(c);
+    pass_wake(c);
+}
+
 void replyq_fail(struct worker *w, struct req *r, const char *msg)
 {
     struct client *c = r->client;

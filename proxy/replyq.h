@@ -18,6 +18,13 @@ void replyq_error(struct client *c, const char *fmt, const char *arg);
 void replyq_null(struct client *c);
 /* r's reply is the first len bytes of src (or r->instead); takes r. */
 void replyq_fill(struct worker *w, struct req *r, struct evbuffer *src, size_t len);
+/* Whether r's reply may go straight to its client's output right behind prev's (NULL:
+ * r's must be the next the client gets), with nothing made of it first. */
+int replyq_joins(const struct req *r, const struct req *prev);
+/* The replies of count requests that replyq_joins chained, from first on, are the
+ * first len bytes of src: one move to the output; takes them. */
+void replyq_fill_run(struct worker *w, struct req *first, size_t count, struct evbuffer *src,
+                     size_t len);
 /* r failed: its reply is msg; takes r. */
 void replyq_fail(struct worker *w, struct req *r, const char *msg);
 /* Writes out the replies at the head of the queue that are complete, and updates

@@ -41,7 +41,7 @@ static const char *node_name(const struct upconn *u)
 }
 
 /* r leaves u's in-flight queue. */
-static void unqueue(struct upconn *u, struct req *r)
+void up_unqueue(struct upconn *u, struct req *r)
 {
     TAILQ_REMOVE(&u->inflight, r, uq);
     u->w->outstanding[u->node]--;
@@ -78,7 +78,7 @@ void up_fail_inflight(struct upconn *u, const char *msg)
     struct req *r;
     up_durable_lost(u); /* answered before those in flight, as they were sent */
     while ((r = TAILQ_FIRST(&u->inflight))) {
-        unqueue(u, r); /* r->up still says where it was, for ops->lost */
+        up_unqueue(u, r); /* r->up still says where it was, for ops->lost */
         u->w->ops->lost(u->w, r, msg);
     }
 }
@@ -299,6 +299,10 @@ static void up_readcb(void *arg)
             }
             return;
         }
+        if (up_take_runs(u, in)) {
+            if (!evbuffer_get_length(in)) return; /* all taken: nothing to frame */
+            continue;
+        }
         int rc = frame_next(&u->rp, in, &u->scanned);
         if (rc == RESP_MORE) return;
         if (rc == RESP_EPROTO) {
@@ -332,7 +336,7 @@ static void up_readcb(void *arg)
             up_failed(u, "unexpected reply");
             return;
         }
-        unqueue(u, r);
+        up_unqueue(u, r);
         r->up = NULL;
         if (r->auth || r->hello) {
             if (setup_refused(u, r, in, len)) return;

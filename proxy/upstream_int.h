@@ -18,6 +18,11 @@
 int up_init(struct upconn *u, struct worker *w, int node, enum up_kind kind, struct client *owner,
             int proto);
 void up_deinit(struct upconn *u);
+/* r leaves u's in-flight queue (answered, or lost with u). */
+void up_unqueue(struct upconn *u, struct req *r);
+/* Consecutive plain replies at the start of in, to clients' next requests, each
+ * client's run moved in one call (upstream_run.c). 1 if any were taken. */
+int up_take_runs(struct upconn *u, struct evbuffer *in);
 void up_connect(struct upconn *u);
 /* upstream.tls (upstream_pool.c): makes a connecting u TLS, offering the session its
  * node last gave (-1 if TLS cannot start); after Redis first answers, keeps u's

@@ -7,7 +7,17 @@ import unittest
 
 import redis
 
-from harness import ProxyTestCase, encode, main
+from harness import ProxyTestCase, RespError, encode, main
+
+
+def run_clients(n, run, failures):
+    """run(i) for n clients at once, each on its own thread; returns failures."""
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
 
 
 class Forwarding(ProxyTestCase):
@@ -40,15 +50,53 @@ class Forwarding(ProxyTestCase):
             except Exception as e:  # noqa: BLE001 - reported below
                 failures.append((i, repr(e)))
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual(failures, [])
+        self.assertEqual(run_clients(clients, run, failures), [])
         direct = redis.Redis(port=self.redis.port)
         for i in range(clients):
             self.assertEqual(int(direct.get("counter:%d" % i)), rounds * depth // 2)
+
+    def test_replies_of_every_shape_pipelined_by_many_clients_stay_in_order(self):
+        """Back-to-back plain replies move to their client in runs (upstream_run.c);
+        errors, arrays, nulls, values larger than a read and other clients' replies
+        end a run. Every client must still get exactly its own replies, in order."""
+        clients, rounds = 40, 15
+        big = b"v" * 150000  # more than one read of the connection to Redis
+        failures = []
+
+        def run(i):
+            try:
+                c = self.gate.client(timeout=30)
+                key, n = "shape:%d" % i, 0
+                for r in range(rounds):
+                    batch, want = [], []
+
+                    def add(cmd, reply):
+                        batch.append(encode(*cmd))
+                        want.append(reply)
+                    for k in range(12):
+                        n += 1
+                        add(("SET", key, "x%d" % n), "OK")
+                        add(("GET", key), b"x%d" % n)
+                        add(("INCR", key + ":n"), r * 12 + k + 1)
+                        add(("GET", key + ":missing"), None)
+                        if k == 3:
+                            add(("INCR", key), RespError("ERR value is not an integer or out of range"))
+                        if k == 5:
+                            add(("MGET", key, key + ":missing"), [b"x%d" % n, None])
+                        if k == 7 and r % 5 == 0:
+                            add(("SET", key + ":big", big), "OK")
+                            add(("GET", key + ":big"), big)
+                    c.send(b"".join(batch))
+                    got = [c.read() for _ in want]
+                    if got != want:
+                        bad = next(j for j in range(len(want)) if got[j] != want[j])
+                        failures.append((i, r, bad, repr(got[bad])[:80], repr(want[bad])[:80]))
+                        return
+                c.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                failures.append((i, repr(e)))
+
+        self.assertEqual(run_clients(clients, run, failures), [])
 
     def test_binary_values_of_1_mb_and_64_mb_round_trip_byte_exact(self):
         r = redis.Redis(port=self.gate.port, socket_timeout=60)
