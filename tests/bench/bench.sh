@@ -216,7 +216,6 @@ done
 report() {
     [ "$MODE" = replicas ] && echo "Mode: a master and two replicas; respgate reads from the replicas, direct is the master alone."
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(redis-server --version | cut -d' ' -f3); respgate threads=$THREADS; $ROUNDS rounds, medians (spread: lowest and highest round against the median); pinned to CPUs: $PIN; $(date -u +%Y-%m-%d)"
-    echo
     python3 - "$results" "$cpu" "$latency" "${targets[@]}" <<'PY'
 import csv, os, statistics, sys
 cores = len(os.sched_getaffinity(0))
@@ -224,6 +223,14 @@ path, cpu_path, lat_path, targets = sys.argv[1], sys.argv[2], sys.argv[3], sys.a
 data = {}
 for t, w, test, rps, p50, p99 in csv.reader(open(path)):
     data.setdefault((w, test, t), []).append((float(rps), float(p50), float(p99)))
+def table(title, columns):
+    """A table's lead: its title (if any) and its header over columns."""
+    if title:
+        print()
+        print(title)
+    print()
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
 def spread(w, test, t):
     v = [x[0] for x in data.get((w, test, t), [])]
     if len(v) < 2:
@@ -234,8 +241,7 @@ def med(w, test, t, i):
     v = data.get((w, test, t))
     return statistics.median(x[i] for x in v) if v else None
 peers = [t for t in targets if t != "direct"]
-print("| workload | direct rps | " + " | ".join("%s rps (× direct)" % t for t in peers) + " |")
-print("|---|---|" + "---|" * len(peers))
+table(None, ["workload", "direct rps"] + ["%s rps (× direct)" % t for t in peers])
 names = {"P16": "-c 50 -P 16", "P1": "-c 50 -P 1", "C1": "-c 1",
          "R3": "-c 50 -P 16, RESP3 (-3)"}
 for w in ("P16", "P1", "C1", "R3"):
@@ -253,12 +259,8 @@ lat = {}
 for t, test, p50, p99 in csv.reader(open(lat_path)):
     lat.setdefault((test, t), []).append((float(p50), float(p99)))
 if lat:
-    print()
-    print("One client, one request at a time (pingpong), µs: p50 (added over direct) / p99, "
-          "medians over rounds.")
-    print()
-    print("| latency | direct | " + " | ".join(peers) + " |")
-    print("|---|---|" + "---|" * len(peers))
+    table("One client, one request at a time (pingpong), µs: p50 (added over direct) / p99, "
+          "medians over rounds.", ["latency", "direct"] + peers)
     for test in ("SET", "GET"):
         if (test, "direct") not in lat:
             continue
@@ -273,25 +275,17 @@ for t, w, own, redis, gen in csv.reader(open(cpu_path)):
     cpu.setdefault((w, t), []).append(float(own))
     # every process serving the request: Redis, the proxy (none for direct), the client
     total.setdefault((w, t), []).append(float(redis) + float(gen) + (float(own) if t != "direct" else 0))
-print()
-print("CPU time per request (SET and GET), µs, median over rounds: the process's own "
-      "(for direct, redis-server's; for a proxy, the proxy's alone).")
-print()
-print("| workload | " + " | ".join(targets) + " |")
-print("|---|" + "---|" * len(targets))
+table("CPU time per request (SET and GET), µs, median over rounds: the process's own "
+      "(for direct, redis-server's; for a proxy, the proxy's alone).", ["workload"] + targets)
 for w in ("P16", "P1", "C1", "R3"):
     if not any(k[0] == w for k in cpu):
         continue
     print("| %s | %s |" % (names[w], " | ".join(
         "%.2f" % statistics.median(cpu[(w, t)]) if (w, t) in cpu else "n/a" for t in targets)))
-print()
-print("CPU time per request, µs, of every process serving it (Redis, the proxy, redis-benchmark), "
-      "and the most throughput the machine's %d cores allow at that cost (cores / total), "
-      "against direct's measured throughput (SET and GET averaged): a ratio a target cannot "
-      "pass while the cores are the limit." % cores)
-print()
-print("| workload | " + " | ".join(targets) + " |")
-print("|---|" + "---|" * len(targets))
+table("CPU time per request, µs, of every process serving it (Redis, the proxy, "
+      "redis-benchmark), and the most throughput the machine's %d cores allow at that cost "
+      "(cores / total), against direct's measured throughput (SET and GET averaged): a ratio "
+      "a target cannot pass while the cores are the limit." % cores, ["workload"] + targets)
 for w in ("P16", "P1", "C1", "R3"):
     if (w, "direct") not in total:
         continue
